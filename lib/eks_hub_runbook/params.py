@@ -1,0 +1,293 @@
+"""Typed runbook parameters and the rules per deployment type.
+
+papermill injects values as Python literals and coerces what looks like a number
+(``-p account 007`` arrives as ``7``), so every value is converted and checked
+here. ``resolve`` raises one :class:`ParameterError` naming the parameter and the
+fix, before anything is created.
+
+Deployment types (from the blueprint):
+
+====  ==========  ======================================================
+type  auth        how the hub is reached
+====  ==========  ======================================================
+1     dummy       ``kubectl port-forward svc/proxy-public`` (sandbox: a URL)
+2     cognito     NLB with TLS from an ACM certificate, at ``domain``
+3     oauth       as type 2, login through a Keycloak-style OIDC provider
+====  ==========  ======================================================
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .errors import ParameterError
+
+TARGETS = ("sandbox", "aws")
+AUTH_METHODS = ("dummy", "cognito", "oauth")
+DEPLOYMENT_TYPES = {"dummy": 1, "cognito": 2, "oauth": 3}
+NAT_MODES = ("single", "per-az")
+KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33")
+# Commercial regions with EKS, g5 and the Cognito hosted UI.
+REGIONS = (
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1",
+    "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-north-1",
+    "ap-south-1", "ap-northeast-1", "ap-northeast-2", "ap-southeast-1", "ap-southeast-2",
+    "sa-east-1",
+)
+SECRET_PARAMETERS = ("oauth_client_secret",)
+# Environment variable each secret is read from (never a papermill parameter).
+SECRET_ENV = {"oauth_client_secret": "RUNBOOK_OAUTH_CLIENT_SECRET"}
+
+_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+_HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_USER = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,62}$")
+_CLIENT_ID = re.compile(r"^[\w.:-]{1,128}$")
+_CLAIM = re.compile(r"^[A-Za-z_][\w:.-]{0,63}$")
+_ACM_ARN = re.compile(r"^arn:aws[\w-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+
+
+@dataclass(frozen=True)
+class DeploymentParameters:
+    """Everything a deployment is made from, validated.
+
+    Field names match the notebooks' ``parameters`` cells.
+    """
+
+    target: str = "sandbox"
+    deployment: str = "jupyterhub-on-eks"
+    region: str = "us-west-2"
+    auth: str = "dummy"
+    domain: str = ""
+    certificate_domain: str = ""
+    certificate_arn: str = ""
+    oauth_domain: str = ""
+    oauth_realm: str = "jupyterhub"
+    oauth_client_id: str = ""
+    oauth_username_claim: str = "preferred_username"
+    allowed_users: tuple[str, ...] = ("user-1", "user-2")
+    allow_all: bool = False
+    admin_users: tuple[str, ...] = ()
+    kubernetes_version: str = "1.33"
+    public_access_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
+    nat_gateway_mode: str = "single"
+    enable_monitoring: bool = False
+    enable_kubecost: bool = False
+    profiles: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def deployment_type(self) -> int:
+        return DEPLOYMENT_TYPES[self.auth]
+
+    @property
+    def cluster_name(self) -> str:
+        return self.deployment
+
+    @property
+    def uses_domain(self) -> bool:
+        return self.deployment_type in (2, 3)
+
+    @property
+    def hub_callback_url(self) -> str:
+        return f"https://{self.domain}/hub/oauth_callback" if self.domain else ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (lists, not tuples), suitable for JSON and papermill."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def parameter_names() -> list[str]:
+    return [f.name for f in fields(DeploymentParameters)]
+
+
+def _text(name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        raise ParameterError(name, f"expected text, got {value!r}", f"pass a string, e.g. -p {name} '...'")
+    return str(value).strip()
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    text = _text(name, value).lower()
+    if text not in choices:
+        raise ParameterError(name, f"{value!r} is not one of {', '.join(choices)}", f"use one of: {', '.join(choices)}")
+    return text
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(name, value).lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off", ""):
+        return False
+    raise ParameterError(name, f"{value!r} is not a boolean", "use True or False")
+
+
+def _list(name: str, value: Any) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, (list, tuple)):
+        items = [_text(name, v) for v in value]
+    else:
+        items = _text(name, value).split(",")
+    return tuple(item.strip() for item in items if item.strip())
+
+
+def _hostname(name: str, value: str, wildcard: bool = False) -> str:
+    host = value.lower().rstrip(".")
+    labels = host.split(".")
+    if wildcard and labels and labels[0] == "*":
+        labels = labels[1:]
+    if len(labels) < 2 or len(host) > 253 or not all(_HOSTNAME_LABEL.match(label) for label in labels):
+        example = "*.example.com" if wildcard else "hub.example.com"
+        raise ParameterError(name, f"{value!r} is not a valid DNS name", f"give a fully qualified name such as {example}")
+    if labels[-1].isdigit():
+        raise ParameterError(name, f"{value!r} looks like an IP address", "give a DNS name, not an address")
+    return host
+
+
+def covers(certificate_domain: str, host: str) -> bool:
+    """True if a certificate name (possibly ``*.`` wildcard) covers ``host``."""
+    certificate_domain, host = certificate_domain.lower().rstrip("."), host.lower().rstrip(".")
+    if certificate_domain.startswith("*."):
+        parent = certificate_domain[2:]
+        return host.endswith("." + parent) and "." not in host[: -len(parent) - 1]
+    return certificate_domain == host
+
+
+def resolve(**raw: Any) -> DeploymentParameters:
+    """Convert and validate raw parameter values (from papermill, a form or the CLI).
+
+    Unknown names are rejected too, so a typo does not silently fall back to a default.
+    """
+    unknown = sorted(set(raw) - set(parameter_names()) - {"interactive", "confirm"})
+    if unknown:
+        raise ParameterError(unknown[0], "is not a deployment parameter", f"use one of: {', '.join(parameter_names())}")
+    defaults = DeploymentParameters()
+    get = lambda name: raw.get(name, getattr(defaults, name))  # noqa: E731
+
+    target = _choice("target", get("target"), TARGETS)
+    deployment = _text("deployment", get("deployment")).lower()
+    if not _NAME.match(deployment):
+        raise ParameterError(
+            "deployment", f"{deployment!r} is not a valid name",
+            "use 3-32 characters: lowercase letters, digits and '-', starting with a letter (e.g. jupyterhub-on-eks)",
+        )
+    region = _text("region", get("region")).lower()
+    if region not in REGIONS:
+        raise ParameterError("region", f"{region!r} is not a supported AWS region", f"use one of: {', '.join(REGIONS)}")
+    auth = _choice("auth", get("auth"), AUTH_METHODS)
+    kubernetes_version = _text("kubernetes_version", get("kubernetes_version"))
+    if kubernetes_version not in KUBERNETES_VERSIONS:
+        raise ParameterError(
+            "kubernetes_version", f"{kubernetes_version!r} is not supported",
+            f"use one of: {', '.join(KUBERNETES_VERSIONS)} (quote it: -p kubernetes_version '1.33')",
+        )
+    nat_gateway_mode = _choice("nat_gateway_mode", get("nat_gateway_mode"), NAT_MODES)
+
+    cidrs = _list("public_access_cidrs", get("public_access_cidrs"))
+    if not cidrs:
+        raise ParameterError("public_access_cidrs", "is empty", "give at least one CIDR, e.g. 203.0.113.0/24")
+    for cidr in cidrs:
+        try:
+            ipaddress.IPv4Network(cidr, strict=True)
+        except ValueError:
+            raise ParameterError("public_access_cidrs", f"{cidr!r} is not an IPv4 CIDR block", "use a network such as 203.0.113.0/24") from None
+
+    domain = _text("domain", get("domain"))
+    certificate_domain = _text("certificate_domain", get("certificate_domain"))
+    certificate_arn = _text("certificate_arn", get("certificate_arn"))
+    if auth == "dummy":
+        if domain:
+            raise ParameterError(
+                "domain", "dummy login is only allowed with deployment type 1 (port-forward, no domain)",
+                "drop -p domain, or use -p auth cognito / oauth for a public hub",
+            )
+    else:
+        if not domain:
+            raise ParameterError("domain", f"auth '{auth}' (deployment type {DEPLOYMENT_TYPES[auth]}) needs the hub's domain name",
+                                 "pass -p domain hub.example.com")
+        domain = _hostname("domain", domain)
+        if domain.startswith("*"):
+            raise ParameterError("domain", "the hub domain cannot be a wildcard", "pass a concrete name such as hub.example.com")
+        certificate_domain = _hostname("certificate_domain", certificate_domain or "*." + domain.split(".", 1)[1], wildcard=True)
+        if not covers(certificate_domain, domain) and not covers(certificate_domain.lstrip("*."), domain):
+            raise ParameterError(
+                "certificate_domain", f"{certificate_domain!r} does not cover the hub domain {domain!r}",
+                f"use *.{domain.split('.', 1)[1]} or {domain}",
+            )
+        if certificate_arn and not _ACM_ARN.match(certificate_arn):
+            raise ParameterError("certificate_arn", f"{certificate_arn!r} is not an ACM certificate ARN",
+                                 "use arn:aws:acm:<region>:<account>:certificate/<id>, or leave it empty to use the one from 01_certificate")
+
+    oauth_domain = _text("oauth_domain", get("oauth_domain"))
+    oauth_client_id = _text("oauth_client_id", get("oauth_client_id"))
+    oauth_realm = _text("oauth_realm", get("oauth_realm"))
+    oauth_username_claim = _text("oauth_username_claim", get("oauth_username_claim"))
+    if not _CLAIM.match(oauth_username_claim):
+        raise ParameterError("oauth_username_claim", f"{oauth_username_claim!r} is not a claim name", "use e.g. preferred_username or email")
+    if auth == "oauth":
+        if not oauth_domain:
+            raise ParameterError("oauth_domain", "auth 'oauth' needs the identity provider's host", "pass -p oauth_domain keycloak.example.com")
+        if not oauth_domain.startswith("127.0.0.1") and not oauth_domain.startswith("localhost"):
+            oauth_domain = _hostname("oauth_domain", oauth_domain)
+        if not oauth_client_id:
+            raise ParameterError("oauth_client_id", "auth 'oauth' needs the OAuth client id registered for the hub",
+                                 "pass -p oauth_client_id jupyterhub (the client secret goes in $RUNBOOK_OAUTH_CLIENT_SECRET)")
+        if not _CLIENT_ID.match(oauth_client_id):
+            raise ParameterError("oauth_client_id", f"{oauth_client_id!r} has characters a client id cannot have", "use letters, digits, '.', '_', ':' or '-'")
+        if not re.match(r"^[\w.-]{1,64}$", oauth_realm):
+            raise ParameterError("oauth_realm", f"{oauth_realm!r} is not a realm name", "use letters, digits, '.', '_' or '-'")
+
+    allow_all = _bool("allow_all", get("allow_all"))
+    allowed_users = _list("allowed_users", get("allowed_users"))
+    admin_users = _list("admin_users", get("admin_users"))
+    for name, users in (("allowed_users", allowed_users), ("admin_users", admin_users)):
+        for user in users:
+            if not _USER.match(user):
+                raise ParameterError(name, f"{user!r} is not a valid JupyterHub user name", "use lowercase letters, digits, '.', '_', '@' or '-'")
+    if auth != "dummy" and not allow_all and not allowed_users and not admin_users:
+        raise ParameterError(
+            "allowed_users", f"with auth '{auth}' nobody could log in (OAuthenticator 16+ allows no one by default)",
+            "pass -p allowed_users user-1,user-2 or -p allow_all True",
+        )
+
+    return DeploymentParameters(
+        target=target,
+        deployment=deployment,
+        region=region,
+        auth=auth,
+        domain=domain,
+        certificate_domain=certificate_domain,
+        certificate_arn=certificate_arn,
+        oauth_domain=oauth_domain,
+        oauth_realm=oauth_realm,
+        oauth_client_id=oauth_client_id,
+        oauth_username_claim=oauth_username_claim,
+        allowed_users=allowed_users,
+        allow_all=allow_all,
+        admin_users=admin_users,
+        kubernetes_version=kubernetes_version,
+        public_access_cidrs=cidrs,
+        nat_gateway_mode=nat_gateway_mode,
+        enable_monitoring=_bool("enable_monitoring", get("enable_monitoring")),
+        enable_kubecost=_bool("enable_kubecost", get("enable_kubecost")),
+        profiles=_list("profiles", get("profiles")),
+    )
+
+
+def secret(name: str, required: bool = True) -> str:
+    """Read a secret parameter from its environment variable (never from papermill)."""
+    import os
+
+    env_name = SECRET_ENV[name]
+    value = os.environ.get(env_name, "")
+    if required and not value:
+        raise ParameterError(name, f"is not set; secrets are read from the environment, not from notebook parameters",
+                             f"export {env_name}=... before running (or put it in the secrets file)")
+    return value
