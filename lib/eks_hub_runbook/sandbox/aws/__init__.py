@@ -1,0 +1,10 @@
+"""The sandbox's local AWS: moto's own server app behind a small EKS layer.
+
+- ``eks_catalog``: fixed data real EKS serves (add-on versions, access policies);
+- ``eks_state``: the EKS resources moto lacks, kept per (account, region, cluster);
+- ``eks_layer``: the WSGI middleware that routes those calls and fixes moto's
+  cluster and node-group responses;
+- ``server``: builds the app and runs the threaded werkzeug server.
+
+``python -m eks_hub_runbook.sandbox.aws_server`` is the runnable entry point.
+"""
