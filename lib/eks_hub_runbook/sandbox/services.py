@@ -129,11 +129,28 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def _read_pid(name: str) -> int | None:
+def _start_time(pid: int) -> str | None:
+    """Kernel start time of a process (clock ticks since boot): with the pid, its identity."""
     try:
-        return int(_pid_file(name).read_text().strip())
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _read_pid(name: str) -> int | None:
+    """The pid this state folder started for ``name``, if that very process still exists.
+
+    The pid file holds ``pid start-time``; a recycled pid (same number, other process)
+    does not match, so ``stop`` never signals a process it did not start.
+    """
+    try:
+        pid_text, _, started = _pid_file(name).read_text().strip().partition(" ")
+        pid = int(pid_text)
     except (OSError, ValueError):
         return None
+    if started and _start_time(pid) not in (None, started):
+        return None
+    return pid
 
 
 def status(name: str) -> ServiceStatus:
@@ -160,7 +177,7 @@ def start(spec: ServiceSpec) -> ServiceStatus:
         start_new_session=True,
         cwd=sandbox_dir(),
     )
-    _pid_file(spec.name).write_text(str(proc.pid))
+    _pid_file(spec.name).write_text(f"{proc.pid} {_start_time(proc.pid) or ''}".strip())
     _info_file(spec.name).write_text(json.dumps({"url": spec.url, "port": spec.port, "argv": spec.argv}))
     deadline = time.monotonic() + spec.ready_timeout
     while time.monotonic() < deadline:
