@@ -212,9 +212,9 @@ def resolve(**raw: Any) -> DeploymentParameters:
         if not domain:
             raise ParameterError("domain", f"auth '{auth}' (deployment type {DEPLOYMENT_TYPES[auth]}) needs the hub's domain name",
                                  "pass -p domain hub.example.com")
-        domain = _hostname("domain", domain)
         if domain.startswith("*"):
             raise ParameterError("domain", "the hub domain cannot be a wildcard", "pass a concrete name such as hub.example.com")
+        domain = _hostname("domain", domain)
         certificate_domain = _hostname("certificate_domain", certificate_domain or "*." + domain.split(".", 1)[1], wildcard=True)
         if not covers(certificate_domain, domain) and not covers(certificate_domain.lstrip("*."), domain):
             raise ParameterError(

@@ -1,0 +1,84 @@
+"""Parameter rules: conversion of papermill-coerced values and one clear error per bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from eks_hub_runbook import params
+from eks_hub_runbook.errors import ParameterError
+
+COGNITO = {"auth": "cognito", "domain": "hub.example.com"}
+OAUTH = {"auth": "oauth", "domain": "hub.example.com", "oauth_domain": "keycloak.example.com", "oauth_client_id": "jupyterhub"}
+
+
+def test_defaults_are_a_type_1_sandbox_deployment():
+    p = params.resolve()
+    assert (p.target, p.auth, p.deployment_type, p.domain) == ("sandbox", "dummy", 1, "")
+    assert p.allowed_users == ("user-1", "user-2")
+
+
+def test_cognito_derives_a_wildcard_certificate_domain_and_callback():
+    p = params.resolve(**COGNITO)
+    assert p.deployment_type == 2
+    assert p.certificate_domain == "*.example.com"
+    assert p.hub_callback_url == "https://hub.example.com/hub/oauth_callback"
+
+
+def test_papermill_coerced_values_are_converted():
+    p = params.resolve(allow_all="True", allowed_users="a,b ,", kubernetes_version="1.32", public_access_cidrs=["10.0.0.0/8"], auth="DUMMY")
+    assert p.allow_all is True and p.allowed_users == ("a", "b") and p.auth == "dummy"
+
+
+@pytest.mark.parametrize(
+    ("raw", "parameter", "hint"),
+    [
+        ({"auth": "ldap"}, "auth", "dummy, cognito, oauth"),
+        ({"target": "gcp"}, "target", "sandbox, aws"),
+        ({"region": "us-west-9"}, "region", "us-west-2"),
+        ({"deployment": "Bad_Name"}, "deployment", "lowercase"),
+        ({"deployment": 7}, "deployment", "lowercase"),
+        ({"auth": "cognito"}, "domain", "-p domain"),
+        ({"auth": "dummy", "domain": "hub.example.com"}, "domain", "type 1"),
+        ({**COGNITO, "domain": "hub_example"}, "domain", "fully qualified"),
+        ({**COGNITO, "domain": "*.example.com"}, "domain", "wildcard"),
+        ({**COGNITO, "certificate_domain": "*.other.org"}, "certificate_domain", "does not cover"),
+        ({**COGNITO, "certificate_arn": "arn:aws:iam::1:role/x"}, "certificate_arn", "ACM certificate ARN"),
+        ({**COGNITO, "allowed_users": ""}, "allowed_users", "nobody could log in"),
+        ({**OAUTH, "oauth_client_id": ""}, "oauth_client_id", "client id"),
+        ({**OAUTH, "oauth_domain": ""}, "oauth_domain", "identity provider"),
+        ({"kubernetes_version": 1.3}, "kubernetes_version", "quote it"),
+        ({"public_access_cidrs": "10.0.0.1/8"}, "public_access_cidrs", "CIDR"),
+        ({"nat_gateway_mode": "none"}, "nat_gateway_mode", "single, per-az"),
+        ({"allow_all": "maybe"}, "allow_all", "True or False"),
+        ({"admin_users": "Root User"}, "admin_users", "user name"),
+        ({"regoin": "us-west-2"}, "regoin", "not a deployment parameter"),
+    ],
+)
+def test_bad_input_names_the_parameter_and_the_fix(raw, parameter, hint):
+    with pytest.raises(ParameterError) as error:
+        params.resolve(**raw)
+    assert error.value.parameter == parameter
+    assert hint in str(error.value)
+    assert str(error.value).startswith(f"parameter '{parameter}'") and "Fix:" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("certificate", "host", "expected"),
+    [("*.example.com", "hub.example.com", True), ("*.example.com", "a.b.example.com", False),
+     ("hub.example.com", "hub.example.com", True), ("*.example.com", "example.com", False)],
+)
+def test_certificate_coverage(certificate, host, expected):
+    assert params.covers(certificate, host) is expected
+
+
+def test_a_float_version_that_round_trips_is_accepted():
+    assert params.resolve(kubernetes_version=1.33).kubernetes_version == "1.33"
+
+
+def test_secrets_come_from_the_environment_only(monkeypatch):
+    monkeypatch.delenv("RUNBOOK_OAUTH_CLIENT_SECRET", raising=False)
+    with pytest.raises(ParameterError, match="RUNBOOK_OAUTH_CLIENT_SECRET"):
+        params.secret("oauth_client_secret")
+    monkeypatch.setenv("RUNBOOK_OAUTH_CLIENT_SECRET", "s3cr3t-value")
+    assert params.secret("oauth_client_secret") == "s3cr3t-value"
+    assert "oauth_client_secret" not in params.parameter_names()
