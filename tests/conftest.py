@@ -45,3 +45,57 @@ def full_sandbox(state_dir):
     sandbox.up()
     yield sandbox
     sandbox.down()
+
+
+# --- platform layer (issue 4) ---------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def terraform_outputs() -> dict:
+    """Terraform outputs as the platform reads them, with the shapes the AWS module produces."""
+    return {
+        "cluster_name": "jupyterhub-on-eks",
+        "region": "us-west-2",
+        "efs_file_system_id": "fs-0123456789abcdef0",
+        "efs_home_access_point_id": "fsap-0aaaaaaaaaaaaaaaa",
+        "efs_shared_access_point_id": "fsap-0bbbbbbbbbbbbbbbb",
+        "karpenter_node_role_name": "jupyterhub-on-eks-karpenter-node",
+        "karpenter_queue_name": "jupyterhub-on-eks-karpenter",
+        "singleuser_service_account": "jupyterhub-singleuser",
+        "singleuser_namespace": "jupyterhub",
+        "cognito_authorize_url": "https://jhub-1a2b3c.auth.us-west-2.amazoncognito.com/oauth2/authorize",
+        "cognito_token_url": "https://jhub-1a2b3c.auth.us-west-2.amazoncognito.com/oauth2/token",
+        "cognito_userinfo_url": "https://jhub-1a2b3c.auth.us-west-2.amazoncognito.com/oauth2/userInfo",
+        "cognito_client_id": "4abcdefghijklmnopqrstuvwx1",
+        "cognito_client_secret": {"value": "cognito-client-secret-for-tests-0123456789", "sensitive": True},
+    }
+
+
+@pytest.fixture(scope="session")
+def deployment_params():
+    """Valid parameters per login method (dummy = type 1, cognito = type 2, oauth = type 3)."""
+    from eks_hub_runbook import params
+
+    arn = "arn:aws:acm:us-west-2:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+    return {
+        "dummy": params.resolve(auth="dummy"),
+        "cognito": params.resolve(auth="cognito", domain="hub.example.com", certificate_arn=arn),
+        "oauth": params.resolve(auth="oauth", domain="hub.example.com", certificate_arn=arn,
+                                oauth_domain="keycloak.example.com", oauth_client_id="jupyterhub"),
+    }
+
+
+@pytest.fixture
+def oauth_secret_env(monkeypatch):
+    """The oauth client secret as the runbook reads it (environment, never a parameter)."""
+    value = "oauth-client-secret-for-tests-9876543210"
+    monkeypatch.setenv("RUNBOOK_OAUTH_CLIENT_SECRET", value)
+    return value
+
+
+@pytest.fixture
+def offline_kubespawner(monkeypatch):
+    """KubeSpawner without a cluster: its client config loading is skipped, nothing connects."""
+    import kubespawner.spawner
+
+    monkeypatch.setattr(kubespawner.spawner, "load_config", lambda **kwargs: None)
+    return kubespawner.spawner.KubeSpawner
