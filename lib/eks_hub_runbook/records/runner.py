@@ -1,0 +1,497 @@
+"""Run notebooks in order with papermill and archive every step (``runbook run``).
+
+For each notebook: inject the parameters it declares, execute it in a private staging
+folder with live output in the terminal, then let the scrub copy it into the run
+folder and record timings, status, failing cell and scraps in ``run.json``. The run
+stops at the first notebook that does not succeed; ``resume`` continues it from there,
+keeping the earlier notebooks' records.
+
+Secrets never become papermill parameters: they are exported to the kernel's
+environment for the duration of the run (from the environment or a secrets file)
+and registered for redaction.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import papermill as pm
+from nbclient.exceptions import DeadKernelError
+from papermill.exceptions import PapermillExecutionError
+
+from .. import params as deployment_params
+from ..errors import ParameterError, RunbookError, SecretLeakError
+from ..paths import RUNBOOKS_DIR, deployment_dir
+from . import archive, engine, scrub, versions
+from .archive import Run, iso, now
+from .console import Console, papermill_output
+from .inputs import check_not_secret, secret_environment, secret_sources
+from .redact import find_secrets, redact
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The runner was asked to stop (Ctrl-C or SIGTERM); the record says where."""
+
+
+class RunFailed(RunbookError):
+    """A notebook of the run did not succeed. ``run`` holds the record."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        failure = run.data.get("failure") or {}
+        where = failure.get("notebook", "?")
+        if failure.get("cell_index") is not None:
+            count = failure.get("execution_count")
+            where += f", cell {failure['cell_index']}" + (f" (In [{count}])" if count else "")
+        what = failure.get("reason") or f"{failure.get('ename', 'Error')}: {failure.get('evalue', '')}".strip()
+        super().__init__(
+            f"run {run.deployment}/{run.run_id} {run.status} at {where}: {what}\n"
+            f"record: {run.dir}\n"
+            f"fix the cause, then continue with: runbook run --resume --run {run.run_id}"
+        )
+
+
+# -- choosing notebooks and parameters -------------------------------------------
+
+
+def discover(names: list[str] | None = None, all_notebooks: bool = False, notebook_dir: Path = RUNBOOKS_DIR) -> list[tuple[str, Path]]:
+    """``(name, path)`` of the notebooks to run, in order.
+
+    A name may be a path, a file name, a stem (``02_deploy``), a number prefix (``02``)
+    or the part after it (``deploy``).
+    """
+    available = sorted(p for p in Path(notebook_dir).glob("*.ipynb") if not p.name.startswith("."))
+    if all_notebooks:
+        if names:
+            raise RunbookError("give notebook names or --all, not both")
+        if not available:
+            raise RunbookError(f"no notebooks in {notebook_dir}")
+        return [(p.stem, p) for p in available]
+    if not names:
+        raise RunbookError("name the notebooks to run (e.g. `runbook run 00 01 02`) or pass --all")
+    chosen = []
+    for name in names:
+        path = Path(name)
+        if path.suffix == ".ipynb" and path.is_file():
+            chosen.append((path.stem, path.resolve()))
+            continue
+        stem = path.name.removesuffix(".ipynb")
+        matches = [p for p in available if p.stem == stem] or [
+            p for p in available if p.stem.split("_", 1)[0] == stem or p.stem.split("_", 1)[-1] == stem
+        ]
+        if len(matches) != 1:
+            known = ", ".join(p.stem for p in available) or "none"
+            problem = "matches several notebooks" if matches else "is not a notebook"
+            raise RunbookError(f"{name!r} {problem}; notebooks in {notebook_dir}: {known}")
+        chosen.append((matches[0].stem, matches[0]))
+    return chosen
+
+
+def declared_parameters(path: Path) -> dict[str, Any]:
+    """The notebook's parameters (name -> default value where it is a literal)."""
+    declared = {}
+    for name, info in pm.inspect_notebook(str(path)).items():
+        try:
+            declared[name] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError, TypeError):
+            declared[name] = info["default"]
+    return declared
+
+
+def plan_parameters(notebooks: list[tuple[str, Path]], parameters: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Which of ``parameters`` goes into which notebook; unknown names are an error."""
+    per_notebook = {}
+    known: set[str] = set()
+    for name, path in notebooks:
+        declared = declared_parameters(path)
+        known.update(declared)
+        per_notebook[name] = {k: v for k, v in parameters.items() if k in declared}
+    for name in parameters:
+        check_not_secret(name)
+        if name not in known:
+            raise ParameterError(
+                name, "is not a parameter of any selected notebook",
+                f"use one of: {', '.join(sorted(known)) or '(none declared)'} (see papermill --help-notebook)",
+            )
+    return per_notebook
+
+
+def _default(notebooks: list[tuple[str, Path]], name: str, fallback: Any) -> Any:
+    for _, path in notebooks:
+        value = declared_parameters(path).get(name)
+        if value not in (None, ""):
+            return value
+    return fallback
+
+
+def _validate(parameters: dict[str, Any]) -> None:
+    """Fail fast on deployment parameters the library would reject anyway."""
+    subset = {k: v for k, v in parameters.items() if k in deployment_params.parameter_names()}
+    if subset:
+        deployment_params.resolve(**subset)
+    if find_secrets(parameters):
+        raise ParameterError(
+            "parameters", "a parameter value equals a known secret",
+            "pass secrets only through the environment or --secrets-file, never as -p values",
+        )
+
+
+# -- process plumbing -------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _exported(env: dict[str, str]) -> Iterator[None]:
+    """Export variables to child processes (the kernel) for the duration, then restore."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops the run like Ctrl-C, so the record is written (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise RunInterrupted("terminated (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _deployment_lock(deployment: str) -> Iterator[None]:
+    """One run per deployment at a time (they share Terraform state and scraps)."""
+    path = deployment_dir(deployment) / ".run.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RunbookError(f"deployment {deployment!r} is being run by {holder}; wait for it or stop it first") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _mark_stopped(staged: Path, ename: str, evalue: str) -> None:
+    """Record in the notebook itself which cell was running when execution stopped.
+
+    papermill marks a cell ``completed`` when the kernel dies under it, and every
+    cell after it too; put the truth back: the stopped cell failed, later ones are pending.
+    """
+    nb = json.loads(staged.read_text())
+    code = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+    started = [c for c in code if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+    if started:
+        cell = started[-1]
+        pmeta = cell["metadata"]["papermill"]
+        pmeta.update(status="failed", exception=True)
+        cell.setdefault("outputs", []).append(
+            {"output_type": "error", "ename": ename, "evalue": evalue, "traceback": [f"{ename}: {evalue}"]}
+        )
+    for cell in code:
+        pmeta = cell.get("metadata", {}).get("papermill", {})
+        if not pmeta.get("start_time"):
+            pmeta["status"] = "pending"
+    nb.setdefault("metadata", {}).setdefault("papermill", {})["exception"] = True
+    staged.write_text(json.dumps(nb, indent=1))
+
+
+# -- the run ----------------------------------------------------------------------
+
+
+class Runner:
+    """Executes the notebooks of one run and keeps its record up to date."""
+
+    def __init__(self, run: Run, console: Console, kernel_name: str | None = None, execution_timeout: float | None = None):
+        self.run = run
+        self.console = console
+        self.kernel_name = kernel_name
+        self.execution_timeout = execution_timeout
+        self.staged_log = run.staging_dir / archive.LOG_FILE
+
+    def _sync_log(self) -> None:
+        if self.staged_log.exists():
+            try:
+                scrub.archive_text(self.staged_log, self.run.log_path)
+            except SecretLeakError as exc:
+                self.console.write(f"WARNING: {exc}")
+
+    def execute(self, start: int, paths: dict[str, Path], per_notebook: dict[str, dict[str, Any]]) -> Run:
+        """Run notebooks ``start..`` of the record; returns the finished record."""
+        run = self.run
+        if not self.staged_log.exists() and run.log_path.exists():
+            shutil.copyfile(run.log_path, self.staged_log)  # resume: keep one continuous log
+        self.console.open_log(self.staged_log)
+        attempt = {"attempt": len(run.data["attempts"]) + 1, "started_at": iso(), "ended_at": None,
+                   "status": "running", "resumed_from": run.notebooks[start]["name"] if run.data["attempts"] else None}
+        run.data["attempts"].append(attempt)
+        run.data.update(status="running", ended_at=None, failure=None)
+        run.data["runner"]["pid"] = os.getpid()
+        run.save()
+        self.console.write(f"run {run.deployment}/{run.run_id} -> {run.dir}")
+        try:
+            for entry in run.notebooks[start:]:
+                outcome = self._execute_one(entry, paths[entry["name"]], per_notebook.get(entry["name"], {}))
+                if outcome != "succeeded":
+                    run.data["status"] = outcome
+                    run.data["failure"] = {"notebook": entry["name"], **(entry.get("failure") or {})}
+                    break
+            else:
+                run.data["status"] = "succeeded"
+        except KeyboardInterrupt:
+            run.data["status"] = "interrupted"
+            failed = next((n for n in run.notebooks if n["status"] == "interrupted"), None)
+            run.data["failure"] = {"notebook": failed["name"], **(failed.get("failure") or {})} if failed else {"reason": "interrupted"}
+            raise
+        finally:
+            ended = now()
+            run.data["ended_at"] = iso(ended)
+            started = archive.parse_time(run.data["started_at"])
+            run.data["duration_s"] = round((ended - started).total_seconds(), 3)
+            attempt.update(ended_at=iso(ended), status=run.data["status"])
+            self.console.write(f"run {run.deployment}/{run.run_id}: {run.data['status']} "
+                               f"in {archive.format_duration(run.data['duration_s'])}")
+            self.console.close()
+            self._sync_log()
+            run.save()
+            if run.data["status"] == "succeeded":
+                shutil.rmtree(run.staging_dir, ignore_errors=True)
+        return run
+
+    def _execute_one(self, entry: dict[str, Any], path: Path, parameters: dict[str, Any]) -> str:
+        run, name = self.run, entry["name"]
+        staged = run.staging_dir / f"{name}.ipynb"
+        staged.unlink(missing_ok=True)
+        entry.update(status="running", attempt=entry.get("attempt", 0) + 1, started_at=iso(), ended_at=None,
+                     duration_s=None, parameters=parameters, cells=[], failure=None, scraps={})
+        run.save()
+        self.console.notebook = name
+        self.console.rule(f"{name} ({archive.relative(path)})")
+        outcome, reason, interrupted = "succeeded", None, None
+        try:
+            with papermill_output(self.console):
+                pm.execute_notebook(
+                    str(path), str(staged), parameters=parameters, log_output=True, progress_bar=False,
+                    cwd=str(path.parent), kernel_name=self.kernel_name, execution_timeout=self.execution_timeout,
+                    engine_name=engine.ENGINE_NAME,
+                )
+        except PapermillExecutionError as exc:
+            outcome = "failed"
+            self.console.write(_ANSI.sub("", "\n".join(exc.traceback or [f"{exc.ename}: {exc.evalue}"])))
+        except DeadKernelError:
+            outcome = "killed"
+            reason = "the kernel died while this cell was running (killed, or out of memory)"
+            if staged.exists():
+                _mark_stopped(staged, "DeadKernelError", reason)
+        except KeyboardInterrupt as exc:
+            outcome, interrupted = "interrupted", exc
+            reason = f"the run was interrupted ({exc or 'Ctrl-C'}) while this cell was running"
+            if staged.exists():
+                _mark_stopped(staged, "KeyboardInterrupt", reason)
+        except Exception as exc:  # kernel did not start, notebook unreadable, ...
+            outcome = "failed"
+            reason = redact(f"{exc.__class__.__name__}: {exc}")[:2000]
+
+        self._archive(entry, staged, outcome, reason)
+        self.console.write(f"{name}: {entry['status']} in {archive.format_duration(entry['duration_s'])}"
+                           + (f" - {self._describe(entry['failure'])}" if entry.get("failure") else ""))
+        self._sync_log()
+        if interrupted is not None:
+            raise interrupted
+        return entry["status"]
+
+    @staticmethod
+    def _describe(failure: dict) -> str:
+        where = f"cell {failure['cell_index']}" if failure.get("cell_index") is not None else "before any cell"
+        what = failure.get("reason") or f"{failure.get('ename')}: {failure.get('evalue')}"
+        return f"{where}: {what}"
+
+    def _archive(self, entry: dict[str, Any], staged: Path, outcome: str, reason: str | None) -> None:
+        """Scrub the staged notebook into the record and fill in its entry."""
+        run = self.run
+        summary: dict[str, Any] = {}
+        if staged.exists():
+            summary = archive.summarize_notebook(staged)
+            try:
+                scrub.archive_notebook(staged, run.dir / entry["output"])
+            except SecretLeakError as exc:
+                outcome, reason = "refused", str(exc)
+                (run.dir / entry["output"]).unlink(missing_ok=True)
+            finally:
+                staged.unlink(missing_ok=True)
+        ended = iso()
+        failure = summary.get("failure")
+        if outcome == "succeeded" and failure:
+            outcome = "failed"
+        if outcome != "succeeded":
+            failure = dict(failure or {})
+            if reason:
+                failure["reason"] = reason
+        entry.update(
+            status=outcome,
+            started_at=summary.get("started_at") or entry["started_at"],
+            ended_at=summary.get("ended_at") or ended,
+            cells=summary.get("cells", []),
+            failure=failure if outcome != "succeeded" else None,
+        )
+        start, end = archive.parse_time(entry["started_at"]), archive.parse_time(entry["ended_at"])
+        entry["duration_s"] = summary.get("duration_s") or (round((end - start).total_seconds(), 3) if start and end else None)
+        if outcome != "refused" and (run.dir / entry["output"]).exists():
+            entry["scraps"] = archive.read_scraps(run.dir / entry["output"])
+        else:
+            entry["output"] = entry["output"] if (run.dir / entry["output"]).exists() else None
+        run.save()
+
+
+def _prepare_resume(run: Run) -> int:
+    """Move the records of the notebooks to re-run aside; return the index to start from."""
+    start = next((i for i, n in enumerate(run.notebooks) if n["status"] != "succeeded"), None)
+    if start is None:
+        raise RunbookError(f"run {run.run_id} has nothing left to run: every notebook succeeded")
+    for entry in run.notebooks[start:]:
+        if entry["status"] == "running":  # the runner itself died
+            entry["status"] = "killed"
+            entry["failure"] = {"reason": "the runner stopped while this notebook was running"}
+            staged = run.staging_dir / f"{entry['name']}.ipynb"
+            if staged.exists():
+                summary = archive.summarize_notebook(staged)
+                entry["cells"] = summary["cells"]
+                stopped = [c for c in summary["cells"] if c["status"] in ("running", "completed", "failed")]
+                if stopped:
+                    entry["failure"].update(cell_index=stopped[-1]["index"], execution_count=stopped[-1]["execution_count"],
+                                            first_line=stopped[-1]["first_line"])
+                try:
+                    scrub.archive_notebook(staged, run.dir / entry["output"])
+                except SecretLeakError:
+                    pass
+                staged.unlink(missing_ok=True)
+        if entry["status"] == "pending" or entry.get("attempt", 0) == 0:
+            continue
+        previous = {k: entry.get(k) for k in ("attempt", "status", "started_at", "ended_at", "duration_s", "failure")}
+        current = run.dir / entry["output"] if entry.get("output") else None
+        if current and current.exists():
+            target = run.dir / "attempts" / str(entry["attempt"]) / current.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            current.replace(target)
+            previous["output"] = str(target.relative_to(run.dir))
+        entry["previous_attempts"].append(previous)
+        entry.update(status="pending", output=f"{entry['name']}.ipynb", failure=None, cells=[], scraps={})
+    run.save()
+    return start
+
+
+def run(
+    notebooks: list[tuple[str, Path]] | None,
+    parameters: dict[str, Any] | None = None,
+    *,
+    secrets_file: str | Path | None = None,
+    resume: bool = False,
+    run_ref: str | None = None,
+    console: Console | None = None,
+    root: Path | None = None,
+    command: str = "",
+    kernel_name: str | None = None,
+    execution_timeout: float | None = None,
+) -> Run:
+    """Execute ``notebooks`` (``(name, path)`` pairs, see ``discover``) and archive the run.
+
+    With ``resume``, continue the latest unfinished run (or ``run_ref``) from its first
+    notebook that did not succeed, with its recorded parameters. Raises
+    :class:`RunFailed` (carrying the record) when a notebook does not succeed.
+    """
+    parameters = dict(parameters or {})
+    console = console or Console()
+    exported = secret_environment(secrets_file)
+    sources = secret_sources(secrets_file)
+
+    if resume:
+        record = _find_resumable(notebooks, parameters, run_ref, root)
+        notebooks = [(n["name"], archive.input_path(n)) for n in record.notebooks]
+        parameters = dict(record.data["parameters"])
+        record.data["secrets"].update(sources)
+    else:
+        if not notebooks:
+            raise RunbookError("no notebooks to run")
+        record = None
+
+    per_notebook = plan_parameters(notebooks, parameters)
+    _validate(parameters)
+    deployment = str(parameters.get("deployment") or _default(notebooks, "deployment", deployment_params.DeploymentParameters().deployment))
+    target = str(parameters.get("target") or _default(notebooks, "target", "sandbox"))
+
+    with _deployment_lock(deployment), _exported(exported), _sigterm_interrupts():
+        if record is None:
+            record = Run.create(deployment, notebooks, parameters, target=target, secret_sources=sources,
+                                command=command, root=root)
+            start = 0
+        else:
+            start = _prepare_resume(record)
+        record.data["versions"] = versions.collect(deployment)
+        record.data["git"] = versions.git_info()
+        runner = Runner(record, console, kernel_name=kernel_name, execution_timeout=execution_timeout)
+        runner.execute(start, dict(notebooks), per_notebook)
+        record.data["versions"]["providers"] = versions.provider_versions(deployment)  # init may have run
+        record.save()
+
+    if record.data["status"] != "succeeded":
+        raise RunFailed(record)
+    return record
+
+
+def _find_resumable(notebooks, parameters, run_ref, root) -> Run:
+    if run_ref:
+        record = archive.find_run(run_ref, root)
+    else:
+        deployment = parameters.get("deployment")
+        record = archive.latest_resumable(str(deployment) if deployment else None, root)
+        if record is None:
+            scope = f"deployment {deployment!r}" if deployment else "any deployment"
+            raise RunbookError(f"nothing to resume: the latest run of {scope} did not fail (see `runbook records list`); "
+                               "start a new run without --resume")
+    if record.status not in archive.RESUMABLE:
+        raise RunbookError(f"run {record.run_id} is {record.status}; only failed, killed, interrupted or abandoned runs can be resumed")
+    recorded = record.data.get("parameters", {})
+    for name, value in parameters.items():
+        if name not in recorded or recorded[name] != value:
+            raise ParameterError(name, f"differs from the run being resumed ({recorded.get(name, '<not set>')!r})",
+                                 "resume with the run's own parameters, or start a new run without --resume")
+    if notebooks and [n for n, _ in notebooks] != [n["name"] for n in record.notebooks]:
+        raise RunbookError(f"run {record.run_id} ran {', '.join(n['name'] for n in record.notebooks)}; "
+                           "resume it without naming notebooks")
+    return record
+
+
+__all__ = ["run", "discover", "declared_parameters", "plan_parameters", "RunFailed", "RunInterrupted", "Runner"]
