@@ -98,8 +98,8 @@ def test_node_classes_use_terraform_role_and_discovery_tags(rendered, terraform_
     for obj in all_objects(rendered):
         if obj["kind"] == "EC2NodeClass":
             assert obj["spec"]["role"] == terraform_outputs["karpenter_node_role_name"]
-            for terms in ("subnetSelectorTerms", "securityGroupSelectorTerms"):
-                assert obj["spec"][terms] == [{"tags": {"karpenter.sh/discovery": "jupyterhub-on-eks"}}]
+            assert obj["spec"]["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": "jupyterhub-on-eks"}}]
+            assert obj["spec"]["securityGroupSelectorTerms"] == [{"tags": {"aws:eks:cluster-name": "jupyterhub-on-eks"}}]
             assert obj["spec"]["metadataOptions"]["httpPutResponseHopLimit"] == 1
 
 

@@ -136,6 +136,7 @@ def variables(
         token_url=endpoints.token_url if endpoints else "",
         userdata_url=endpoints.userdata_url if endpoints else "",
     )
+    names.setdefault("karpenter_discovery_tag", names["cluster_name"])
     names.pop("cognito_client_secret", None)  # never a template variable
     return names
 
