@@ -1,0 +1,37 @@
+"""Helpers the runbooks call from their cells: parameter forms, tables, notes, progress.
+
+A runbook imports this module as ``nb``::
+
+    from eks_hub_runbook import notebook as nb
+    form = nb.parameter_form(globals())          # widgets only when interactive=True
+    params = nb.resolve_from(form)               # validated DeploymentParameters
+    nb.table(rows)                               # a DataFrame with a pass/fail column
+"""
+
+from .display import (
+    STATUS_MARKS,
+    ChecksFailed,
+    Progress,
+    checks,
+    failures,
+    note,
+    require_pass,
+    show,
+    table,
+    target_note,
+)
+from .forms import (
+    OPTIONS,
+    ParameterForm,
+    options_from,
+    parameter_form,
+    require_confirm,
+    resolve_from,
+    runbook_parameter_names,
+)
+
+__all__ = [
+    "OPTIONS", "STATUS_MARKS", "ChecksFailed", "ParameterForm", "Progress", "checks", "failures", "note",
+    "options_from", "parameter_form", "require_confirm", "require_pass", "resolve_from", "runbook_parameter_names",
+    "show", "table", "target_note",
+]

@@ -1,0 +1,230 @@
+"""Tables, notes and progress for the runbooks' output.
+
+Output is for people and for regression runs (nbval compares it), so:
+
+- tables are plain pandas DataFrames (no Styler: its HTML carries random ids), with
+  a ``status`` column rendered as ``✔ pass`` / ``✘ fail`` / ``! warn`` / ``i info``;
+- progress is one display that is updated in place: live detail while waiting, a
+  final state without times (times go to ``Progress.rows()`` for a separate cell).
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from ..errors import RunbookError
+from ..params import DeploymentParameters
+
+STATUS_MARKS = {"pass": "✔ pass", "fail": "✘ fail", "warn": "! warn", "info": "i info", "skip": "- skip"}
+
+pd.set_option("display.max_colwidth", None)
+pd.set_option("display.max_rows", 200)
+pd.set_option("display.width", 200)
+
+
+class ChecksFailed(RunbookError):
+    """A table of checks has failing rows; the table above the error shows which."""
+
+
+def _rows(data: Any) -> list[dict[str, Any]]:
+    if isinstance(data, pd.DataFrame):
+        return data.reset_index().to_dict("records") if data.index.name else data.to_dict("records")
+    return [dict(row) for row in data]
+
+
+def table(rows: Iterable[Mapping[str, Any]] | pd.DataFrame, columns: Sequence[str] | None = None,
+          status: str = "status", index: str | None = None) -> pd.DataFrame:
+    """A DataFrame for display: optional column order, status marks, a meaningful index.
+
+    ``index`` names the column to use as the index (default: a plain 1-based count).
+    Empty input gives an empty frame with the given columns.
+    """
+    data = _rows(rows)
+    frame = pd.DataFrame(data, columns=list(columns) if columns else None)
+    if status in frame.columns:
+        frame[status] = [STATUS_MARKS.get(str(v), v) for v in frame[status]]
+    if index and index in frame.columns:
+        frame = frame.set_index(index)
+    else:
+        frame.index = pd.RangeIndex(1, len(frame) + 1)
+    return frame
+
+
+def checks(*row_lists: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Several lists of check rows as one table."""
+    combined: list[dict[str, Any]] = []
+    for rows in row_lists:
+        combined.extend(_rows(rows))
+    return table(combined, columns=columns)
+
+
+def failures(rows: Iterable[Mapping[str, Any]] | pd.DataFrame, status: str = "status") -> list[dict[str, Any]]:
+    """Rows whose status is fail (raw or marked)."""
+    return [r for r in _rows(rows) if str(r.get(status, "")) in ("fail", STATUS_MARKS["fail"])]
+
+
+def require_pass(rows: Iterable[Mapping[str, Any]] | pd.DataFrame, what: str, name_column: str | None = None) -> None:
+    """Raise ``ChecksFailed`` if any row failed, naming the failed checks."""
+    failed = failures(rows)
+    if not failed:
+        return
+    key = name_column or next(iter(failed[0]))
+    names = ", ".join(str(r.get(key, "?")) for r in failed)
+    raise ChecksFailed(f"{what}: {len(failed)} check(s) failed: {names}. See the table above for details.")
+
+
+def show(obj: Any) -> None:
+    """Display anything (a DataFrame, a figure, Markdown) from inside a cell."""
+    from IPython.display import display
+
+    display(obj)
+
+
+def note(markdown: str) -> None:
+    """Display a Markdown note."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(markdown))
+
+
+SANDBOX_LIMITS = {
+    "general": [
+        "real AMIs, NVIDIA drivers and the device plugin's behaviour on real GPUs",
+        "IAM policy correctness beyond syntax (moto does not enforce permissions)",
+        "service quotas, prices and capacity in your region",
+        "AWS timings (node launch, load balancer provisioning, image pulls)",
+    ],
+    "gpu": [
+        "time-slicing at the CUDA level: the sandbox advertises 4 `nvidia.com/gpu` replicas per node, "
+        "but no GPU is shared and no kernel runs on one",
+        "Karpenter's real instance selection and its over-provisioning with time-slicing (karpenter issue 729)",
+    ],
+    "network": [
+        "DNS, TLS at a real NLB and reachability from the internet (the sandbox hub is served on 127.0.0.1)",
+    ],
+}
+
+
+def target_note(params: DeploymentParameters, *topics: str) -> None:
+    """What this run can and cannot show, for the target.
+
+    On the sandbox: the list of things it cannot prove (general + ``topics``:
+    ``gpu``, ``network``). On AWS: a reminder that resources are billable.
+    """
+    if params.target == "sandbox":
+        items = [*SANDBOX_LIMITS["general"], *(i for t in topics for i in SANDBOX_LIMITS.get(t, []))]
+        note("**Target: local sandbox.** What the sandbox cannot prove:\n\n" + "\n".join(f"- {i}" for i in items))
+    else:
+        note(f"**Target: AWS, region `{params.region}`.** The deployment `{params.deployment}` creates billable "
+             "resources; `05_cleanup` removes all of them.")
+
+
+# --------------------------------------------------------------------------- progress
+
+
+@dataclass
+class _Step:
+    name: str
+    state: str = "pending"  # pending | running | done | failed | skipped
+    detail: str = ""
+    started: float | None = None
+    ended: float | None = None
+
+
+_ICONS = {"pending": "·", "running": "▶", "done": "✔", "failed": "✘", "skipped": "-"}
+
+
+@dataclass
+class Progress:
+    """A progress display updated in place; also a callback ``progress(step, state, detail)``.
+
+    Library functions that wait take an optional ``progress`` callable and call it
+    with a step name, a state (``running``, ``done``, ``failed``, ``skipped``) and a
+    short detail (e.g. the resource being created). The final rendering has no
+    times; ``rows()`` gives durations for a separate table.
+    """
+
+    title: str
+    steps: list[str] = field(default_factory=list)
+    _steps: dict[str, _Step] = field(default_factory=dict, init=False)
+    _handle: Any = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        for name in self.steps:
+            self._steps[name] = _Step(name)
+        self._handle = None
+
+    def __enter__(self) -> "Progress":
+        self.show()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            for step in self._steps.values():
+                if step.state == "running":
+                    step.state, step.ended = "failed", time.monotonic()
+                    step.detail = str(exc).splitlines()[0][:200] if str(exc) else exc_type.__name__
+        else:
+            for step in self._steps.values():
+                if step.state == "running":
+                    step.state, step.ended = "done", time.monotonic()
+        for step in self._steps.values():
+            if step.state != "failed":
+                step.detail = ""
+        self._update()
+
+    def show(self) -> None:
+        from IPython.display import display
+
+        self._handle = display(self, display_id=True)
+
+    def __call__(self, step: str, state: str = "running", detail: str = "") -> None:
+        item = self._steps.setdefault(step, _Step(step))
+        now = time.monotonic()
+        if state == "running" and item.started is None:
+            item.started = now
+        if state in ("done", "failed", "skipped"):
+            item.ended = now
+            item.started = item.started or now
+        item.state = state
+        item.detail = detail
+        self._update()
+
+    def _update(self) -> None:
+        if self._handle is not None:
+            self._handle.update(self)
+
+    def _lines(self) -> list[str]:
+        done = sum(1 for s in self._steps.values() if s.state in ("done", "skipped"))
+        lines = [f"{self.title}: {done} of {len(self._steps)} steps done"]
+        for step in self._steps.values():
+            detail = f"  ({step.detail})" if step.detail else ""
+            lines.append(f"  {_ICONS.get(step.state, '?')} {step.name}{detail}")
+        return lines
+
+    def __repr__(self) -> str:
+        return "\n".join(self._lines())
+
+    def _repr_html_(self) -> str:
+        total = max(len(self._steps), 1)
+        done = sum(1 for s in self._steps.values() if s.state in ("done", "skipped"))
+        lines = "<br>".join(html.escape(line).replace("  ", "&nbsp;&nbsp;") for line in self._lines()[1:])
+        return (f"<div><b>{html.escape(self.title)}</b> <progress value='{done}' max='{total}'></progress> "
+                f"{done}/{len(self._steps)}<br><code>{lines}</code></div>")
+
+    @property
+    def failed(self) -> bool:
+        return any(s.state == "failed" for s in self._steps.values())
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Each step's state and duration in seconds (volatile: show in its own cell)."""
+        return [
+            {"step": s.name, "state": s.state,
+             "seconds": round(s.ended - s.started, 1) if s.started is not None and s.ended is not None else None}
+            for s in self._steps.values()
+        ]

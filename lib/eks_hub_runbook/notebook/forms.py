@@ -1,0 +1,292 @@
+"""Parameter forms for the runbooks: ipywidgets built from the parameters cell.
+
+A runbook's ``parameters`` cell holds the defaults (papermill overrides them).
+``parameter_form(globals())`` collects the runbook parameters found there; when
+``interactive`` is true it shows a form (dropdowns for choices, text with live
+validation for domains, a password field for secrets, checkboxes, numbers) and
+otherwise shows nothing. The next cell calls ``resolve_from(form)``, which reads the
+widgets (or the plain values) and validates everything through ``params.resolve``:
+one ``ParameterError`` naming the parameter and the fix, before anything is created.
+
+Nothing here ever calls ``input()``: headless runs never block.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, Mapping
+
+from .. import params as P
+from ..aws.quotas import PROFILE_NODES
+from ..errors import ParameterError
+from ..records.redact import register_secret
+
+
+@dataclass(frozen=True)
+class Option:
+    """A notebook parameter that is not a deployment parameter (e.g. ``confirm``)."""
+
+    kind: type
+    help: str
+    minimum: int | None = None
+    maximum: int | None = None
+
+
+# Notebook-specific parameters: name -> type and help. Deployment parameters are in params.py.
+OPTIONS: dict[str, Option] = {
+    "interactive": Option(bool, "show this form (True) or take the parameters cell as is (False)"),
+    "confirm": Option(bool, "must be True for steps that delete or replace resources"),
+    "certificate_file": Option(str, "existing certificate (PEM); empty: generate a self-signed one"),
+    "private_key_file": Option(str, "its private key (PEM, unencrypted)"),
+    "chain_file": Option(str, "intermediate certificates (PEM), optional"),
+    "wildcard": Option(bool, "add the wildcard certificate_domain as a SAN of a generated certificate"),
+    "validity_days": Option(int, "validity of a generated certificate, in days", 1, 825),
+    "route53_zone_id": Option(str, "Route 53 hosted zone to create the hub's CNAME in (empty: print it only)"),
+    "profile": Option(str, "profile slug to start for the GPU sharing demo"),
+    "keep_servers": Option(bool, "leave the users' servers running at the end"),
+    "keep_sandbox": Option(bool, "leave the sandbox services running after cleanup"),
+    "delete_certificate": Option(bool, "also delete the ACM certificate imported for this deployment"),
+    "timeout_minutes": Option(int, "give up waiting after this many minutes", 1, 240),
+}
+
+# Short help for the deployment parameters (widget tooltips).
+HELP: dict[str, str] = {
+    "target": "sandbox (local, free) or aws (real account, billable)",
+    "deployment": "name of the deployment; runs with the same name share state",
+    "region": "AWS region",
+    "auth": "login method: dummy (type 1) | cognito (type 2) | oauth (type 3)",
+    "domain": "the hub's DNS name (types 2 and 3)",
+    "certificate_domain": "name the certificate covers; empty: *.<parent of domain>",
+    "certificate_arn": "reuse this ACM certificate; empty: the one 01_certificate made",
+    "oauth_domain": "host of the OIDC provider (type 3)",
+    "oauth_realm": "Keycloak realm (type 3)",
+    "oauth_client_id": "OAuth client id registered for the hub (type 3)",
+    "oauth_username_claim": "claim that becomes the JupyterHub user name",
+    "allowed_users": "users allowed to log in, comma-separated",
+    "allow_all": "allow every user the login provider accepts",
+    "admin_users": "hub admins, comma-separated",
+    "kubernetes_version": "EKS Kubernetes version",
+    "public_access_cidrs": "CIDRs allowed to reach the EKS API, comma-separated",
+    "nat_gateway_mode": "single NAT gateway or one per AZ",
+    "enable_monitoring": "install kube-prometheus-stack",
+    "enable_kubecost": "install kubecost",
+    "profiles": "profile slugs the hub offers, comma-separated; empty: all",
+    **{name: option.help for name, option in OPTIONS.items()},
+}
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "target": P.TARGETS,
+    "auth": P.AUTH_METHODS,
+    "region": P.REGIONS,
+    "kubernetes_version": P.KUBERNETES_VERSIONS,
+    "nat_gateway_mode": P.NAT_MODES,
+    "profile": tuple(PROFILE_NODES),
+}
+HOSTNAMES = ("domain", "certificate_domain", "oauth_domain")
+
+
+def runbook_parameter_names() -> list[str]:
+    """Every name a runbook parameters cell may define."""
+    return [*P.parameter_names(), *OPTIONS]
+
+
+def _pick(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: namespace[name] for name in runbook_parameter_names() if name in namespace}
+
+
+class ParameterForm:
+    """The runbook parameters of a notebook, optionally as an ipywidgets form.
+
+    ``values`` are the parameters cell's values; when interactive, ``current()``
+    reads the widgets instead. ``secrets`` names secret parameters that get a
+    password field (their values go to the environment, never into a record).
+    """
+
+    def __init__(self, values: Mapping[str, Any], interactive: bool = False, secrets: tuple[str, ...] = ()):
+        self.values = dict(values)
+        self.interactive = interactive
+        self.secrets = tuple(secrets)
+        self.widgets: dict[str, Any] = {}
+        self.feedback: dict[str, Any] = {}
+        self.status = None
+        self.box = None
+        if interactive:
+            self._build()
+
+    # -- widgets
+
+    def _widget(self, name: str, value: Any):
+        import ipywidgets as w
+
+        style = {"description_width": "170px"}
+        layout = w.Layout(width="560px")
+        tooltip = HELP.get(name, "")
+        if name in CHOICES:
+            options = list(CHOICES[name])
+            if value not in options and value not in ("", None):
+                options.append(value)  # keep an out-of-list default visible; resolve will name the problem
+            return w.Dropdown(options=options, value=value if value in options else options[0], description=name,
+                              description_tooltip=tooltip, style=style, layout=layout)
+        if isinstance(value, bool):
+            return w.Checkbox(value=value, description=name, description_tooltip=tooltip, indent=False, style=style)
+        if isinstance(value, int):
+            return w.IntText(value=value, description=name, description_tooltip=tooltip, style=style, layout=layout)
+        if isinstance(value, (list, tuple)):
+            return w.Text(value=", ".join(map(str, value)), description=name, description_tooltip=tooltip,
+                          placeholder="comma-separated", style=style, layout=layout)
+        return w.Text(value="" if value is None else str(value), description=name, description_tooltip=tooltip,
+                      placeholder=tooltip, style=style, layout=layout)
+
+    def _build(self) -> None:
+        import ipywidgets as w
+
+        rows = []
+        for name, value in self.values.items():
+            if name == "interactive":
+                continue
+            widget = self._widget(name, value)
+            self.widgets[name] = widget
+            if name in HOSTNAMES:
+                self.feedback[name] = w.HTML()
+                rows.append(w.HBox([widget, self.feedback[name]]))
+            else:
+                rows.append(widget)
+        for name in self.secrets:
+            widget = w.Password(value="", description=name, placeholder="not shown, not recorded",
+                                description_tooltip=f"read from ${P.SECRET_ENV.get(name, '')} if left empty",
+                                style={"description_width": "170px"}, layout=w.Layout(width="560px"))
+            self.widgets[name] = widget
+            rows.append(widget)
+        self.status = w.HTML()
+        for widget in self.widgets.values():
+            widget.observe(lambda _change: self._validate(), names="value")
+        self._validate()
+        self.box = w.VBox([w.HTML("<b>Runbook parameters</b> (the next cell reads this form)"), *rows, self.status])
+
+    def _validate(self) -> None:
+        """Live feedback: hostname syntax next to each domain, the overall result below."""
+        current = self.current()
+        for name, label in self.feedback.items():
+            text = str(current.get(name) or "")
+            if not text:
+                label.value = ""
+                continue
+            try:
+                P._hostname(name, text, wildcard=(name == "certificate_domain"))
+                label.value = "<span style='color:green'>&#10004;</span>"
+            except ParameterError as exc:
+                label.value = f"<span style='color:#b00'>{_escape(exc.problem)}</span>"
+        if self.status is not None:
+            try:
+                _resolve(current)
+                self.status.value = "<span style='color:green'>&#10004; parameters are valid</span>"
+            except ParameterError as exc:
+                self.status.value = f"<span style='color:#b00'>&#10008; {_escape(str(exc))}</span>"
+
+    # -- values
+
+    def current(self) -> dict[str, Any]:
+        """The parameter values now: the widgets' when interactive, else the cell's."""
+        result = dict(self.values)
+        for name, widget in self.widgets.items():
+            if name in self.secrets:
+                continue
+            result[name] = widget.value
+        return result
+
+    def secret_values(self) -> dict[str, str]:
+        """Secrets typed into password fields (empty ones left out)."""
+        return {name: self.widgets[name].value for name in self.secrets if name in self.widgets and self.widgets[name].value}
+
+    def _ipython_display_(self) -> None:
+        if self.box is not None:
+            from IPython.display import display
+
+            display(self.box)
+
+    def __repr__(self) -> str:  # never shows secret values
+        return f"ParameterForm(interactive={self.interactive}, parameters={sorted(self.current())})"
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=False)
+
+
+def parameter_form(namespace: Mapping[str, Any], secrets: tuple[str, ...] | list[str] = ()) -> ParameterForm:
+    """Collect the runbook parameters from a notebook's ``globals()``; show a form if interactive.
+
+    ``interactive`` (default False) comes from the namespace too. Headless runs get
+    a form object with no widgets, so the same next cell works either way.
+    """
+    values = _pick(namespace)
+    interactive = _convert_option("interactive", values.get("interactive", False))
+    form = ParameterForm(values, interactive=interactive, secrets=tuple(secrets))
+    if interactive:
+        from IPython.display import display
+
+        display(form)
+    return form
+
+
+def _values(source: ParameterForm | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(source, ParameterForm):
+        return source.current()
+    return _pick(source)
+
+
+def resolve_from(source: ParameterForm | Mapping[str, Any]) -> P.DeploymentParameters:
+    """Validate the deployment parameters of a form or a ``globals()`` mapping.
+
+    Secrets typed into the form's password fields are put into their environment
+    variables for this kernel (and registered for redaction), never returned.
+    """
+    if isinstance(source, ParameterForm):
+        for name, value in source.secret_values().items():
+            register_secret(value)
+            os.environ[P.SECRET_ENV[name]] = value
+    return _resolve(_values(source))
+
+
+def _resolve(values: Mapping[str, Any]) -> P.DeploymentParameters:
+    return P.resolve(**{name: values[name] for name in P.parameter_names() if name in values})
+
+
+def _convert_option(name: str, value: Any) -> Any:
+    option = OPTIONS[name]
+    if option.kind is bool:
+        return P._bool(name, value)
+    if option.kind is int:
+        try:
+            number = int(str(value).strip()) if not isinstance(value, bool) else None
+        except ValueError:
+            number = None
+        if number is None:
+            raise ParameterError(name, f"{value!r} is not a whole number", "pass e.g. -p " + name + " 30")
+        if option.minimum is not None and number < option.minimum or option.maximum is not None and number > option.maximum:
+            raise ParameterError(name, f"{number} is out of range", f"use a value from {option.minimum} to {option.maximum}")
+        return number
+    text = P._text(name, value)
+    if name in CHOICES and text and text not in CHOICES[name]:
+        raise ParameterError(name, f"{text!r} is not one of {', '.join(CHOICES[name])}", f"use one of: {', '.join(CHOICES[name])}")
+    return text
+
+
+def options_from(source: ParameterForm | Mapping[str, Any]) -> SimpleNamespace:
+    """The notebook-specific parameters (``confirm``, ``keep_servers``...), converted and checked.
+
+    Returned as a namespace (``options.confirm``) holding only the options the
+    notebook defines.
+    """
+    values = _values(source)
+    return SimpleNamespace(**{name: _convert_option(name, values[name]) for name in OPTIONS if name in values})
+
+
+def require_confirm(options: SimpleNamespace, action: str) -> None:
+    """Stop unless ``confirm`` is True (destructive steps)."""
+    if not getattr(options, "confirm", False):
+        raise ParameterError("confirm", f"this notebook {action} and confirm is False",
+                             "re-run with -p confirm True once you are sure (or tick confirm in the form)")

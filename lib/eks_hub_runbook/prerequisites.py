@@ -1,0 +1,212 @@
+"""What must be in place before a deployment: tools, credentials or sandbox, parameters.
+
+Every check is a row ``{"check", "needed", "found", "status"}`` with status
+``pass``, ``fail``, ``warn`` or ``info`` so the notebook can show one table and stop
+on the first failure. For ``aws`` the tools are terraform, kubectl and helm plus
+working credentials; for ``sandbox`` terraform (it applies the same module against
+the local AWS) and the sandbox services, which are started here if they are not
+running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Callable
+
+from . import sandbox
+from .errors import RunbookError, SandboxError
+from .params import DEPLOYMENT_TYPES, SECRET_ENV, DeploymentParameters
+from .paths import node_bin
+
+
+class PrerequisiteError(RunbookError):
+    """One or more prerequisite checks failed; the table above says which and how to fix them."""
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A command-line tool the runbook runs, and the oldest version it works with."""
+
+    name: str
+    minimum: tuple[int, ...]
+    argv: tuple[str, ...]
+    parse: Callable[[str], str]
+    targets: tuple[str, ...]
+    install: str
+
+
+def _terraform_version(out: str) -> str:
+    return json.loads(out)["terraform_version"]
+
+
+def _kubectl_version(out: str) -> str:
+    return json.loads(out)["clientVersion"]["gitVersion"].lstrip("v")
+
+
+def _first_semver(out: str) -> str:
+    match = re.search(r"v?(\d+\.\d+(?:\.\d+)?)", out)
+    if not match:
+        raise ValueError(f"no version in {out[:80]!r}")
+    return match.group(1)
+
+
+TOOLS = (
+    Tool("terraform", (1, 5), ("terraform", "version", "-json"), _terraform_version, ("aws", "sandbox"),
+         "https://developer.hashicorp.com/terraform/install"),
+    Tool("kubectl", (1, 30), ("kubectl", "version", "--client", "-o", "json"), _kubectl_version, ("aws",),
+         "https://kubernetes.io/docs/tasks/tools/"),
+    Tool("helm", (3, 12), ("helm", "version", "--short"), _first_semver, ("aws",),
+         "https://helm.sh/docs/intro/install/"),
+)
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """``'1.32.4-dispatcher'`` -> ``(1, 32, 4)``."""
+    return tuple(int(part) for part in re.findall(r"\d+", text.split("-", 1)[0])[:3])
+
+
+def tool_version(tool: Tool, timeout: float = 30.0) -> str | None:
+    """The installed version of ``tool``, or None if it is not on PATH or does not answer."""
+    if shutil.which(tool.argv[0]) is None:
+        return None
+    try:
+        proc = subprocess.run(tool.argv, capture_output=True, text=True, timeout=timeout, check=False)
+        return tool.parse(proc.stdout or proc.stderr)
+    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, json.JSONDecodeError):
+        return None
+
+
+def _row(check: str, needed: str, found: str, status: str) -> dict[str, str]:
+    return {"check": check, "needed": needed, "found": found, "status": status}
+
+
+def tool_rows(params: DeploymentParameters) -> list[dict[str, str]]:
+    """Version checks of the tools the target needs (kubectl also against the cluster version)."""
+    rows = []
+    for tool in TOOLS:
+        if params.target not in tool.targets:
+            continue
+        minimum = tool.minimum
+        if tool.name == "kubectl":
+            # kubectl supports one minor version of skew either side of the API server.
+            major, minor = version_tuple(params.kubernetes_version)[:2]
+            minimum = max(minimum, (major, minor - 1))
+        needed = ">= " + ".".join(map(str, minimum))
+        found = tool_version(tool)
+        if found is None:
+            rows.append(_row(tool.name, needed, "not found", "fail"))
+        elif version_tuple(found)[: len(minimum)] < minimum:
+            rows.append(_row(tool.name, needed, f"{found} (too old; see {tool.install})", "fail"))
+        else:
+            rows.append(_row(tool.name, needed, found, "pass"))
+    return rows
+
+
+def sandbox_rows(params: DeploymentParameters, start: bool = True) -> list[dict[str, str]]:
+    """The sandbox's services: started when ``start`` and not running yet.
+
+    Only names and states are shown (ports change between machines); ``runbook
+    sandbox status`` shows where they listen.
+    """
+    if params.target != "sandbox":
+        return []
+    rows = []
+    labels = {"aws": "sandbox AWS (moto + EKS layer)", "kube": "sandbox cluster (API-server emulator)"}
+    for name in ("aws", "kube"):  # the cluster emulator talks to the local AWS: start that first
+        error = ""
+        if start:
+            try:
+                sandbox.up(only=(name,))
+            except SandboxError as exc:
+                error = str(exc).strip().splitlines()[0][:200]
+        if sandbox.is_up(name):
+            rows.append(_row(labels[name], "running", "running", "pass"))
+        else:
+            rows.append(_row(labels[name], "running", error or "stopped: run `runbook sandbox up`", "fail"))
+    proxy = node_bin("configurable-http-proxy")
+    rows.append(_row("configurable-http-proxy (for the sandbox hub)", "installed",
+                     "installed" if proxy.exists() else "missing: run npm ci", "pass" if proxy.exists() else "fail"))
+    return rows
+
+
+def secret_rows(params: DeploymentParameters) -> list[dict[str, str]]:
+    """Secrets the deployment type needs, read from the environment (values never shown)."""
+    if params.auth != "oauth":
+        return []
+    env_name = SECRET_ENV["oauth_client_secret"]
+    present = bool(os.environ.get(env_name))
+    if present:
+        return [_row("OAuth client secret", f"${env_name}", "set (not shown)", "pass")]
+    if params.target == "sandbox":
+        return [_row("OAuth client secret", f"${env_name}", "not set: the sandbox's provider issues its own", "info")]
+    return [_row("OAuth client secret", f"${env_name}", f"not set: export {env_name}=...", "fail")]
+
+
+def deployment_type_rows(params: DeploymentParameters) -> list[dict[str, str]]:
+    """The three deployment types, what each requires, and which one this deployment is."""
+    required = {
+        "dummy": "region",
+        "cognito": "region, domain, certificate (01_certificate or certificate_arn), allowed_users or allow_all",
+        "oauth": "as cognito + oauth_domain, oauth_client_id, $" + SECRET_ENV["oauth_client_secret"],
+    }
+    reached = {
+        "dummy": "kubectl port-forward (sandbox: a local URL)",
+        "cognito": "https://<domain> via NLB + TLS, Cognito hosted UI",
+        "oauth": "https://<domain> via NLB + TLS, Keycloak-style OIDC",
+    }
+    return [
+        {
+            "type": str(number),
+            "auth": auth,
+            "hub reached by": reached[auth],
+            "requires": required[auth],
+            "chosen": "<- this deployment" if auth == params.auth else "",
+        }
+        for auth, number in DEPLOYMENT_TYPES.items()
+    ]
+
+
+def parameter_rows(params: DeploymentParameters) -> list[dict[str, str]]:
+    """The chosen deployment type's required parameters, with their (validated) values."""
+    rows = [_row("parameters", f"deployment type {params.deployment_type} ({params.auth})", "valid", "pass")]
+    if params.uses_domain:
+        rows.append(_row("hub domain", "a DNS name", params.domain, "pass"))
+        rows.append(_row("certificate domain", f"covers {params.domain}", params.certificate_domain, "pass"))
+    if params.auth == "oauth":
+        rows.append(_row("OAuth provider", "host + client id", f"{params.oauth_domain}, client {params.oauth_client_id}", "pass"))
+    return rows
+
+
+def check(params: DeploymentParameters, start_sandbox: bool = True) -> list[dict[str, str]]:
+    """Every local prerequisite as rows: parameters, tools, sandbox services, secrets."""
+    return [*parameter_rows(params), *tool_rows(params), *sandbox_rows(params, start_sandbox), *secret_rows(params)]
+
+
+def require(rows: list[dict]) -> None:
+    """Raise ``PrerequisiteError`` naming every failed check (rows of any of the tables)."""
+    failed = [str(r.get("check") or r.get("family") or r) for r in rows if r.get("status") == "fail"]
+    if failed:
+        raise PrerequisiteError(f"{len(failed)} prerequisite check(s) failed: {', '.join(failed)}. "
+                                "Fix them (see the 'found' column) and run this notebook again.")
+
+
+def summary(local: list[dict], where: list[dict], quota_rows: list[dict]) -> list[dict[str, str]]:
+    """The notebook's closing table: every check of the three tables as ``area, check, status, detail``.
+
+    Quota rows that fail or warn carry the command that requests the increase.
+    """
+    from .aws.quotas import increase_hint
+
+    rows = [{"area": "local", "check": r["check"], "status": r["status"], "detail": r["found"]} for r in local]
+    rows += [{"area": "AWS", "check": r["check"], "status": r["status"], "detail": r["detail"]} for r in where]
+    for r in quota_rows:
+        detail = f"{r['limit (vCPU)']} of {r['needed (vCPU)']} vCPUs ({r['source']})"
+        if r["status"] in ("fail", "warn"):
+            detail += f"; raise it: {increase_hint(r)}"
+        rows.append({"area": "quota", "check": f"{r['family']} instances", "status": r["status"], "detail": detail})
+    return rows

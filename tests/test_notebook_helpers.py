@@ -1,0 +1,115 @@
+"""Notebook helpers: parameter forms (headless and widgets), tables, progress."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from eks_hub_runbook import notebook as nb
+from eks_hub_runbook.errors import ParameterError
+from eks_hub_runbook.params import DeploymentParameters
+
+
+def cell_globals(**overrides):
+    values = {"target": "sandbox", "deployment": "jupyterhub-on-eks", "region": "us-west-2", "auth": "dummy",
+              "domain": "", "interactive": False, "confirm": False, "keep_servers": False, "timeout_minutes": 30,
+              "allowed_users": ["user-1", "user-2"], "__name__": "__main__", "nb": nb, "In": []}
+    values.update(overrides)
+    return values
+
+
+def test_headless_form_has_no_widgets_and_resolves():
+    form = nb.parameter_form(cell_globals())
+    assert form.widgets == {} and not form.interactive
+    params = nb.resolve_from(form)
+    assert isinstance(params, DeploymentParameters) and params.auth == "dummy"
+    assert nb.resolve_from(cell_globals()) == params
+
+
+def test_resolve_from_ignores_other_globals_and_names_bad_parameter():
+    with pytest.raises(ParameterError, match="parameter 'auth'"):
+        nb.resolve_from(cell_globals(auth="github"))
+    with pytest.raises(ParameterError, match="parameter 'domain'"):
+        nb.resolve_from(cell_globals(auth="cognito"))
+
+
+def test_options_are_converted_and_checked():
+    options = nb.options_from(cell_globals(confirm="true", timeout_minutes="15"))
+    assert options.confirm is True and options.timeout_minutes == 15 and options.keep_servers is False
+    assert not hasattr(options, "certificate_file")
+    with pytest.raises(ParameterError, match="timeout_minutes.*out of range"):
+        nb.options_from(cell_globals(timeout_minutes=0))
+    with pytest.raises(ParameterError, match="parameter 'profile'"):
+        nb.options_from(cell_globals(profile="no-such-profile"))
+    with pytest.raises(ParameterError, match="parameter 'confirm'.*-p confirm True"):
+        nb.require_confirm(nb.options_from(cell_globals()), "deletes the deployment")
+
+
+def test_interactive_form_builds_widgets_with_the_defaults():
+    import ipywidgets as w
+
+    values = cell_globals(interactive=True, auth="cognito", domain="hub.example.com")
+    form = nb.parameter_form(values, secrets=["oauth_client_secret"])
+    assert isinstance(form.widgets["target"], w.Dropdown)
+    assert isinstance(form.widgets["auth"], w.Dropdown) and form.widgets["auth"].value == "cognito"
+    assert isinstance(form.widgets["region"], w.Dropdown)
+    assert isinstance(form.widgets["confirm"], w.Checkbox)
+    assert isinstance(form.widgets["timeout_minutes"], w.IntText)
+    assert isinstance(form.widgets["oauth_client_secret"], w.Password)
+    assert form.widgets["allowed_users"].value == "user-1, user-2"
+    # the form resolves to the same parameters as the cell it was built from
+    assert nb.resolve_from(form) == nb.resolve_from({**values, "interactive": False})
+    assert "valid" in form.status.value
+
+
+def test_interactive_feedback_and_secret_never_echoed(monkeypatch):
+    monkeypatch.delenv("RUNBOOK_OAUTH_CLIENT_SECRET", raising=False)
+    form = nb.parameter_form(cell_globals(interactive=True, auth="cognito", domain="hub.example.com"),
+                             secrets=["oauth_client_secret"])
+    form.widgets["domain"].value = "not a domain"
+    assert "not a valid DNS name" in form.feedback["domain"].value
+    assert "parameter 'domain'" in form.status.value
+    with pytest.raises(ParameterError, match="parameter 'domain'"):
+        nb.resolve_from(form)
+    form.widgets["domain"].value = "hub.example.org"
+    form.widgets["oauth_client_secret"].value = "typed-secret-123"
+    assert "typed-secret-123" not in repr(form)
+    nb.resolve_from(form)
+    import os
+
+    assert os.environ["RUNBOOK_OAUTH_CLIENT_SECRET"] == "typed-secret-123"
+    from eks_hub_runbook.records.redact import redact
+
+    assert "typed-secret-123" not in redact("the secret is typed-secret-123")
+
+
+def test_table_marks_status_and_indexes():
+    frame = nb.table([{"check": "a", "status": "pass"}, {"check": "b", "status": "fail"}], index="check")
+    assert list(frame["status"]) == ["✔ pass", "✘ fail"]
+    assert frame.index.name == "check"
+    plain = nb.table([{"x": 1}, {"x": 2}])
+    assert list(plain.index) == [1, 2]
+    empty = nb.table([], columns=["resource", "id"])
+    assert isinstance(empty, pd.DataFrame) and empty.empty and list(empty.columns) == ["resource", "id"]
+    assert nb.failures(frame) == [{"check": "b", "status": "✘ fail"}]
+    with pytest.raises(nb.ChecksFailed, match="verify: 1 check.*b"):
+        nb.require_pass(frame, "verify")
+
+
+def test_progress_final_rendering_has_no_times():
+    progress = nb.Progress("apply", ["network", "cluster"])
+    with progress:
+        progress("network", "running", "aws_vpc.this")
+        progress("network", "done")
+        progress("cluster", "running", "aws_eks_cluster.this")
+    text = repr(progress)
+    assert text.splitlines()[0] == "apply: 2 of 2 steps done"
+    assert "aws_eks_cluster" not in text and "s)" not in text
+    assert [r["state"] for r in progress.rows()] == ["done", "done"]
+    assert all(isinstance(r["seconds"], float) for r in progress.rows())
+    failing = nb.Progress("apply", ["network"])
+    with pytest.raises(RuntimeError):
+        with failing:
+            failing("network", "running")
+            raise RuntimeError("boom")
+    assert failing.failed and "✘ network  (boom)" in repr(failing)

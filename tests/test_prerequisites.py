@@ -1,0 +1,77 @@
+"""Prerequisite checks: tool versions, sandbox services, secrets, the closing summary."""
+
+from __future__ import annotations
+
+import pytest
+
+from eks_hub_runbook import prerequisites
+from eks_hub_runbook.notebook import ChecksFailed, require_pass
+from eks_hub_runbook.params import resolve
+
+
+def test_version_tuple():
+    assert prerequisites.version_tuple("1.32.4-dispatcher") == (1, 32, 4)
+    assert prerequisites.version_tuple("3.14.0+g1234") == (3, 14, 0)
+
+
+def test_tools_for_aws(monkeypatch):
+    versions = {"terraform": "1.11.4", "kubectl": "1.31.0", "helm": None}
+    monkeypatch.setattr(prerequisites, "tool_version", lambda tool: versions[tool.name])
+    rows = {r["check"]: r for r in prerequisites.tool_rows(resolve(target="aws", kubernetes_version="1.33"))}
+    assert rows["terraform"]["status"] == "pass"
+    assert rows["kubectl"]["status"] == "fail" and rows["kubectl"]["needed"] == ">= 1.32"  # skew of one minor
+    assert rows["helm"] == {"check": "helm", "needed": ">= 3.12", "found": "not found", "status": "fail"}
+
+
+def test_sandbox_needs_terraform_only(monkeypatch):
+    monkeypatch.setattr(prerequisites, "tool_version", lambda tool: "1.11.4")
+    rows = prerequisites.tool_rows(resolve(target="sandbox"))
+    assert [r["check"] for r in rows] == ["terraform"]
+
+
+def test_real_terraform_is_found():
+    tool = next(t for t in prerequisites.TOOLS if t.name == "terraform")
+    found = prerequisites.tool_version(tool)
+    assert found is not None and prerequisites.version_tuple(found) >= (1, 5)
+
+
+def test_oauth_secret_rows(monkeypatch):
+    monkeypatch.delenv("RUNBOOK_OAUTH_CLIENT_SECRET", raising=False)
+    oauth = dict(auth="oauth", domain="hub.example.com", oauth_domain="kc.example.com", oauth_client_id="jupyterhub")
+    assert prerequisites.secret_rows(resolve(target="aws", **oauth))[0]["status"] == "fail"
+    assert prerequisites.secret_rows(resolve(target="sandbox", **oauth))[0]["status"] == "info"
+    monkeypatch.setenv("RUNBOOK_OAUTH_CLIENT_SECRET", "s3cret-value-123")
+    row = prerequisites.secret_rows(resolve(target="aws", **oauth))[0]
+    assert row["status"] == "pass" and "s3cret" not in str(row)
+    assert prerequisites.secret_rows(resolve()) == []
+
+
+def test_deployment_type_rows_mark_the_choice():
+    rows = prerequisites.deployment_type_rows(resolve(auth="cognito", domain="hub.example.com"))
+    assert [r["chosen"] != "" for r in rows] == [False, True, False]
+
+
+def test_summary_and_require(monkeypatch):
+    local = [{"check": "terraform", "needed": ">= 1.5", "found": "1.11.4", "status": "pass"}]
+    where = [{"check": "AWS credentials", "status": "pass", "detail": "account 123456789012"}]
+    quota = [{"family": "g", "quota": "L-DB2E81BA Running On-Demand G and VT instances", "limit (vCPU)": 0,
+              "source": "applied", "needed (vCPU)": 8, "for": "gpu-time-slicing", "status": "fail"}]
+    rows = prerequisites.summary(local, where, quota)
+    assert rows[-1]["area"] == "quota" and "request-service-quota-increase" in rows[-1]["detail"]
+    with pytest.raises(ChecksFailed, match="1 check.*g instances"):
+        require_pass(rows, "prerequisites", name_column="check")
+    require_pass(rows[:2], "prerequisites")
+
+
+@pytest.mark.sandbox
+def test_sandbox_services_started_if_needed(state_dir):
+    from eks_hub_runbook import sandbox
+
+    rows = prerequisites.sandbox_rows(resolve(target="sandbox"))
+    try:
+        by_check = {r["check"]: r for r in rows}
+        assert by_check["sandbox AWS (moto + EKS layer)"]["status"] == "pass"
+        assert sandbox.is_up("aws")
+        assert prerequisites.sandbox_rows(resolve(target="aws")) == []
+    finally:
+        sandbox.down()
