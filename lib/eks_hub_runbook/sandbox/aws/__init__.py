@@ -4,6 +4,7 @@
 - ``eks_state``: the EKS resources moto lacks, kept per (account, region, cluster);
 - ``eks_layer``: the WSGI middleware that routes those calls and fixes moto's
   cluster and node-group responses;
+- ``moto_fixes``: targeted corrections where moto differs from AWS and Terraform drifts;
 - ``server``: builds the app and runs the threaded werkzeug server.
 
 ``python -m eks_hub_runbook.sandbox.aws_server`` is the runnable entry point.

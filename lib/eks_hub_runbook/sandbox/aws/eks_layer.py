@@ -7,7 +7,8 @@ and tags on those resources and on node groups. Everything else goes to moto, an
 cluster and node-group answers are corrected on the way back:
 
 - ``accessConfig`` is added (moto drops it; without it Terraform replaces the cluster);
-- the ``remoteAccess`` moto injects into node groups created without one is removed;
+- the ``remoteAccess`` moto injects into node groups created without one is removed, and
+  the node group's ``updateConfig`` (ignored by moto's CreateNodegroup) is kept;
 - ``endpoint`` and ``certificateAuthority.data`` point at the sandbox's Kubernetes API
   (read from the CA file at request time: the kube service writes it when it starts).
 """
@@ -224,12 +225,23 @@ class EksLayer:
         nodegroup = document.get("nodegroup")
         if isinstance(nodegroup, dict):
             cluster_name, name = nodegroup.get("clusterName", ""), nodegroup.get("nodegroupName", "")
+            changed = False
             if method == "POST" and path.endswith("/node-groups"):
                 self.state.record_nodegroup(scope, cluster_name, name, "remoteAccess" in request.body)
-            if self.state.hides_remote_access(scope, cluster_name, name):
-                nodegroup.pop("remoteAccess", None)
-                return True
+                # moto ignores CreateNodegroup's updateConfig; EKS keeps it (default maxUnavailable 1).
+                update_config = request.body.get("updateConfig") or {"maxUnavailable": 1}
+                self._moto_nodegroup(scope, cluster_name, name).update_config = update_config
+                nodegroup["updateConfig"] = update_config
+                changed = True
+            if self.state.hides_remote_access(scope, cluster_name, name) and "remoteAccess" in nodegroup:
+                nodegroup.pop("remoteAccess")
+                changed = True
+            return changed
         return False
+
+    def _moto_nodegroup(self, scope: Scope, cluster_name: str, name: str) -> Any:
+        cluster = self.cluster_lookup(scope, cluster_name)
+        return cluster.nodegroups[name]
 
     def _point_at_sandbox(self, cluster: dict[str, Any]) -> None:
         if self.kube_url:

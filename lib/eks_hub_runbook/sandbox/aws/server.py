@@ -8,6 +8,7 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from . import moto_fixes
 from .eks_layer import EksLayer
 from .eks_state import EksExtensionState, Scope
 
@@ -37,6 +38,7 @@ def build_app(kube_url: str | None = None, kube_ca_file: Path | None = None) -> 
     """moto's own server app (as ``ThreadedMotoServer`` runs it) wrapped in the EKS layer."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    moto_fixes.apply()
     moto_app = DomainDispatcherApplication(create_backend_app)
     state = EksExtensionState(cluster_exists=lambda scope, name: _moto_cluster(scope, name) is not None)
     return EksLayer(moto_app, state, _moto_cluster, _caller_arn, kube_url=kube_url, kube_ca_file=kube_ca_file)

@@ -1,0 +1,46 @@
+"""Targeted corrections of moto behaviour that differs from AWS and makes Terraform drift.
+
+Each fix is small, idempotent and documented with the AWS behaviour it restores.
+``apply()`` is called once when the server app is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_APPLIED = False
+
+# Resource types a launch template's own data may tag (LaunchTemplateData.TagSpecifications).
+_TEMPLATE_DATA_TAG_TYPES = {"instance", "volume", "network-interface", "spot-instances-request", "elastic-gpu"}
+
+
+def _keep_launch_template_tags_off_its_data() -> None:
+    """CreateLaunchTemplate's own ``TagSpecification`` (ResourceType=launch-template) tags the
+    template; moto also copies it into version 1's LaunchTemplateData, so the AWS provider
+    sees an extra ``tag_specifications`` block and plans a new version on every run."""
+    from moto.ec2.models.launch_templates import LaunchTemplateBackend
+
+    original = LaunchTemplateBackend.create_launch_template
+
+    def create_launch_template(self: Any, name: str, description: str, template_data: dict[str, Any],
+                               tag_spec: dict[str, Any]) -> Any:
+        specs = template_data.get("TagSpecifications")
+        if specs:
+            template_data["TagSpecifications"] = [
+                spec for spec in specs if spec.get("ResourceType") in _TEMPLATE_DATA_TAG_TYPES
+            ]
+            if not template_data["TagSpecifications"]:
+                del template_data["TagSpecifications"]
+        return original(self, name, description, template_data, tag_spec)
+
+    create_launch_template.__wrapped__ = original  # type: ignore[attr-defined]
+    LaunchTemplateBackend.create_launch_template = create_launch_template  # type: ignore[method-assign]
+
+
+def apply() -> None:
+    """Install every fix (once per process)."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    _keep_launch_template_tags_off_its_data()
+    _APPLIED = True

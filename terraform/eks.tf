@@ -1,0 +1,196 @@
+# The EKS cluster: API authentication with access entries, secrets encrypted with a KMS
+# key, control-plane logs, a public endpoint limited to var.public_access_cidrs, the core
+# managed node group, managed add-ons and pod-identity associations.
+
+locals {
+  # Add-ons that schedule pods wait for the core nodes.
+  addons = ["vpc-cni", "kube-proxy", "eks-pod-identity-agent", "coredns", "aws-ebs-csi-driver", "aws-efs-csi-driver"]
+
+  pod_identities = {
+    ebs-csi = {
+      namespace       = "kube-system"
+      service_account = "ebs-csi-controller-sa"
+      role_arn        = aws_iam_role.ebs_csi.arn
+    }
+    efs-csi = {
+      namespace       = "kube-system"
+      service_account = "efs-csi-controller-sa"
+      role_arn        = aws_iam_role.efs_csi.arn
+    }
+    karpenter = {
+      namespace       = var.karpenter_namespace
+      service_account = "karpenter"
+      role_arn        = aws_iam_role.karpenter_controller.arn
+    }
+    aws-load-balancer-controller = {
+      namespace       = "kube-system"
+      service_account = "aws-load-balancer-controller"
+      role_arn        = aws_iam_role.lbc.arn
+    }
+    singleuser = {
+      namespace       = var.jupyterhub_namespace
+      service_account = var.singleuser_service_account
+      role_arn        = aws_iam_role.singleuser.arn
+    }
+  }
+}
+
+resource "aws_kms_key" "eks" {
+  description             = "Secrets encryption of EKS cluster ${var.name}"
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+}
+
+resource "aws_kms_alias" "eks" {
+  name          = "alias/${var.name}-eks-secrets"
+  target_key_id = aws_kms_key.eks.key_id
+}
+
+# Created here (not by EKS) so it has a retention and is destroyed with the cluster.
+resource "aws_cloudwatch_log_group" "cluster" {
+  name              = "/aws/eks/${var.name}/cluster"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_eks_cluster" "this" {
+  name     = var.name
+  version  = var.kubernetes_version
+  role_arn = aws_iam_role.cluster.arn
+
+  enabled_cluster_log_types = var.cluster_log_types
+
+  access_config {
+    authentication_mode                         = "API"
+    bootstrap_cluster_creator_admin_permissions = true
+  }
+
+  encryption_config {
+    resources = ["secrets"]
+    provider {
+      key_arn = aws_kms_key.eks.arn
+    }
+  }
+
+  vpc_config {
+    subnet_ids              = aws_subnet.private[*].id
+    endpoint_private_access = true
+    endpoint_public_access  = true
+    public_access_cidrs     = var.public_access_cidrs
+  }
+
+  depends_on = [
+    aws_iam_role_policy_attachment.cluster,
+    aws_iam_role_policy.cluster_kms,
+    aws_cloudwatch_log_group.cluster,
+  ]
+}
+
+resource "aws_eks_access_entry" "admin" {
+  for_each = toset(var.cluster_admin_principal_arns)
+
+  cluster_name  = aws_eks_cluster.this.name
+  principal_arn = each.key
+  type          = "STANDARD"
+}
+
+resource "aws_eks_access_policy_association" "admin" {
+  for_each = aws_eks_access_entry.admin
+
+  cluster_name  = aws_eks_cluster.this.name
+  principal_arn = each.value.principal_arn
+  policy_arn    = "arn:${local.partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+  access_scope {
+    type = "cluster"
+  }
+}
+
+# ---- core managed node group ---------------------------------------------------------------
+
+resource "aws_launch_template" "core" {
+  name_prefix            = "${var.name}-core-"
+  description            = "Core nodes of ${var.name}: encrypted gp3 root volume, IMDSv2"
+  update_default_version = true
+
+  block_device_mappings {
+    device_name = "/dev/xvda"
+    ebs {
+      volume_size           = var.core_node_disk_size
+      volume_type           = "gp3"
+      encrypted             = true
+      delete_on_termination = true
+    }
+  }
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 2
+  }
+
+  tag_specifications {
+    resource_type = "instance"
+    tags          = { Name = "${var.name}-core" }
+  }
+}
+
+resource "aws_eks_node_group" "core" {
+  cluster_name    = aws_eks_cluster.this.name
+  node_group_name = "core"
+  node_role_arn   = aws_iam_role.core_node.arn
+  subnet_ids      = aws_subnet.private[*].id
+  instance_types  = var.core_node_instance_types
+  ami_type        = "AL2023_x86_64_STANDARD"
+  capacity_type   = "ON_DEMAND"
+
+  scaling_config {
+    min_size     = var.core_node_min_size
+    max_size     = var.core_node_max_size
+    desired_size = var.core_node_desired_size
+  }
+
+  update_config {
+    max_unavailable = 1
+  }
+
+  launch_template {
+    id      = aws_launch_template.core.id
+    version = aws_launch_template.core.latest_version
+  }
+
+  labels = {
+    NodeGroupType = "core"
+  }
+
+  lifecycle {
+    # The cluster autoscaler / operators may change the size; do not fight them.
+    ignore_changes = [scaling_config[0].desired_size]
+  }
+
+  depends_on = [aws_iam_role_policy_attachment.core_node]
+}
+
+# ---- managed add-ons and pod identities ---------------------------------------------------
+
+resource "aws_eks_pod_identity_association" "this" {
+  for_each = local.pod_identities
+
+  cluster_name    = aws_eks_cluster.this.name
+  namespace       = each.value.namespace
+  service_account = each.value.service_account
+  role_arn        = each.value.role_arn
+}
+
+resource "aws_eks_addon" "this" {
+  for_each = toset(local.addons)
+
+  cluster_name                = aws_eks_cluster.this.name
+  addon_name                  = each.key
+  addon_version               = lookup(var.addon_versions, each.key, null)
+  resolve_conflicts_on_create = "OVERWRITE"
+  resolve_conflicts_on_update = "OVERWRITE"
+
+  # Nodes first (coredns and the CSI controllers need somewhere to run), and the
+  # pod identities first so the CSI controllers start with their credentials.
+  depends_on = [aws_eks_node_group.core, aws_eks_pod_identity_association.this]
+}
