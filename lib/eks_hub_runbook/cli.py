@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 
 from . import sandbox
@@ -46,6 +49,175 @@ def sandbox_status() -> None:
 def sandbox_env() -> None:
     """Print export lines: eval "$(runbook sandbox env)" points aws, terraform, kubectl and boto3 at the sandbox."""
     typer.echo(sandbox.export_lines())
+
+
+# -- runs and their records (records/runner.py, records/archive.py, records/report.py) --
+
+records_app = typer.Typer(help="Archived runs under outputs/: list, show, HTML report.", no_args_is_help=True)
+app.add_typer(records_app, name="records")
+
+_PARAMETER_FLAGS = ("-p", "--parameter", "-r", "--parameter-raw")
+
+
+def _split_run_arguments(tokens: list[str]) -> tuple[list[str], list[str]]:
+    """Separate notebook names from ``-p NAME VALUE`` / ``-r NAME VALUE`` triples."""
+    notebooks, parameter_tokens, i = [], [], 0
+    while i < len(tokens):
+        if tokens[i] in _PARAMETER_FLAGS:
+            parameter_tokens += tokens[i : i + 3]
+            i += 3
+        else:
+            notebooks.append(tokens[i])
+            i += 1
+    return notebooks, parameter_tokens
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+@app.command("run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def run_command(
+    ctx: typer.Context,
+    notebooks: Annotated[Optional[list[str]], typer.Argument(
+        help="Notebooks to run, in order: names (02_deploy), numbers (02) or paths. "
+             "Parameters: -p NAME VALUE (papermill-style: True/False/None/numbers converted), -r NAME VALUE (raw text).",
+        show_default=False)] = None,
+    all_notebooks: Annotated[bool, typer.Option("--all", help="Run every notebook in runbooks/, in order.")] = False,
+    parameters_file: Annotated[Optional[Path], typer.Option("-f", "--parameters-file", help="YAML mapping of parameters (overridden by -p).")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", help="sandbox (default) or aws: sets the `target` parameter.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the latest failed run from the notebook that failed.")] = False,
+    run_ref: Annotated[Optional[str], typer.Option("--run", help="With --resume: the run to continue (id or deployment/id).")] = None,
+    secrets_file: Annotated[Optional[Path], typer.Option("--secrets-file", help="YAML file of secrets (mode 0600); exported to the kernel only.")] = None,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Write the HTML report when the run ends.")] = True,
+    kernel: Annotated[Optional[str], typer.Option("--kernel", help="Kernel name (default: the notebook's).")] = None,
+) -> None:
+    """Run notebooks with papermill, live, and archive them in outputs/<deployment>/<run-id>/.
+
+    Examples: runbook run --all -p auth cognito -p domain hub.example.com;
+    runbook run 02 03 -f params.yaml; runbook run --resume.
+    Secrets (e.g. RUNBOOK_OAUTH_CLIENT_SECRET) come from the environment or --secrets-file, never -p.
+    """
+    import shlex
+    import sys
+
+    from .errors import RunbookError
+    from .records import inputs, report as html_report, runner
+
+    names, parameter_tokens = _split_run_arguments(list(notebooks or []) + list(ctx.args))
+    try:
+        parameters = inputs.load_parameters_file(parameters_file) if parameters_file else {}
+        parameters.update(inputs.parse_cli_parameters(parameter_tokens))
+        if target:
+            parameters["target"] = target
+        selected = None if resume and not (names or all_notebooks) else runner.discover(names, all_notebooks)
+        record = runner.run(selected, parameters, secrets_file=secrets_file, resume=resume, run_ref=run_ref,
+                            command=shlex.join(["runbook", *sys.argv[1:]]), kernel_name=kernel)
+    except runner.RunFailed as exc:
+        if report:
+            html_report.write_report(exc.run)
+        _fail(str(exc), code=1)
+    except RunbookError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted: the record says where; continue with `runbook run --resume`", code=130)
+    else:
+        if report:
+            typer.echo(f"report: {html_report.write_report(record)}")
+        typer.echo(f"record: {record.dir}")
+
+
+@records_app.command("list")
+def records_list(
+    deployment: Annotated[Optional[str], typer.Option("--deployment", "-d", help="Only this deployment's runs.")] = None,
+) -> None:
+    """A table of runs: status, target, start, duration, notebooks done, parameters."""
+    from .records import archive
+
+    rows = [run.summary_row() for run in archive.iter_runs(deployment=deployment)]
+    if not rows:
+        typer.echo(f"no runs under {archive.outputs_root()}")
+        return
+    _print_table(rows)
+
+
+@records_app.command("show")
+def records_show(
+    run: Annotated[str, typer.Argument(help="Run id, deployment/run-id, a unique prefix, or 'latest'.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print run.json as is.")] = False,
+) -> None:
+    """One run in detail: notebooks, timings, failing cell, parameters, versions."""
+    import json
+
+    from .records import archive
+
+    try:
+        record = archive.find_run(run)
+    except archive.RunNotFoundError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(record.data, indent=2))
+        return
+    data = record.data
+    typer.echo(f"run        {record.deployment}/{record.run_id}  [{record.status}]")
+    typer.echo(f"folder     {record.dir}")
+    typer.echo(f"target     {data.get('target')}    started {data.get('started_at')}    "
+               f"duration {archive.format_duration(data.get('duration_s'))}")
+    typer.echo(f"git        {data.get('git', {}).get('commit')}{' (dirty)' if data.get('git', {}).get('dirty') else ''}")
+    typer.echo(f"parameters {', '.join(f'{k}={v!r}' for k, v in sorted(data.get('parameters', {}).items())) or '(defaults)'}")
+    if data.get("secrets"):
+        typer.echo(f"secrets    {', '.join(f'{k} from {v}' for k, v in sorted(data['secrets'].items()))}")
+    typer.echo("")
+    rows = []
+    for entry in record.notebooks:
+        failure = entry.get("failure") or {}
+        slowest = max(entry.get("cells") or [{}], key=lambda c: c.get("duration_s") or 0)
+        rows.append({
+            "notebook": entry["name"], "status": entry["status"], "attempt": entry.get("attempt", 0),
+            "duration": archive.format_duration(entry.get("duration_s")),
+            "slowest cell": f"{slowest['index']} ({archive.format_duration(slowest['duration_s'])})" if slowest.get("duration_s") else "",
+            "stopped at": f"cell {failure['cell_index']}" if failure.get("cell_index") is not None else failure.get("reason", "")[:40],
+        })
+    _print_table(rows)
+    failure = data.get("failure")
+    if failure:
+        typer.echo(f"\nfailed in {failure.get('notebook')}, cell {failure.get('cell_index', '?')}"
+                   f" (In [{failure.get('execution_count') or ' '}]): {failure.get('first_line', '')}")
+        typer.echo(f"  {failure.get('reason') or (str(failure.get('ename', '')) + ': ' + str(failure.get('evalue', '')))}")
+        typer.echo(f"  continue with: runbook run --resume --run {record.run_id}")
+
+
+@records_app.command("report")
+def records_report(
+    run: Annotated[str, typer.Argument(help="Run id, deployment/run-id, a unique prefix, or 'latest'.")],
+) -> None:
+    """Write the run's HTML report (nbconvert pages + an index) and the outputs/ index."""
+    from .records import archive, report as html_report
+
+    try:
+        record = archive.find_run(run)
+    except archive.RunNotFoundError as exc:
+        _fail(str(exc))
+    index = html_report.write_report(record)
+    html_report.write_index()
+    typer.echo(f"report: {index}")
+
+
+@app.command("golden")
+def golden_command(
+    variant: Annotated[Optional[list[str]], typer.Option("--variant", help="Only these variants (dummy, cognito).")] = None,
+) -> None:
+    """Regenerate the golden notebooks under tests/golden/ from a fresh sandbox run (make golden)."""
+    from .errors import RunbookError
+    from .records import golden
+
+    try:
+        written = golden.regenerate(variant or None)
+    except RunbookError as exc:
+        _fail(str(exc), code=1)
+    for path in written:
+        typer.echo(f"wrote {path}")
 
 
 if __name__ == "__main__":

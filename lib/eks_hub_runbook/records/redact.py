@@ -29,7 +29,7 @@ from ..params import SECRET_ENV
 REDACTED = "***REDACTED***"
 _MIN_LENGTH = 6  # shorter values would redact ordinary words
 _known: set[str] = set()
-_fingerprint_cache: tuple[float, int, tuple[dict, ...]] | None = None
+_fingerprint_cache: tuple[str, float, int, tuple[dict, ...]] | None = None
 
 
 def _prefix_length(length: int) -> int:
@@ -54,9 +54,9 @@ def _read_fingerprints() -> tuple[dict, ...]:
         stat = path.stat()
     except FileNotFoundError:
         return ()
-    key = (stat.st_mtime, stat.st_size)
-    if _fingerprint_cache and _fingerprint_cache[:2] == key:
-        return _fingerprint_cache[2]
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if _fingerprint_cache and _fingerprint_cache[:3] == key:
+        return _fingerprint_cache[3]
     try:
         entries = tuple(json.loads(path.read_text() or "[]"))
     except (OSError, ValueError):

@@ -64,11 +64,16 @@ def _write(path: Path, text: str) -> None:
 
 def notebook_html(notebook: Path) -> str:
     """One executed notebook as a standalone HTML page (nbconvert, lab template)."""
+    import warnings
+
     import nbformat
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab")
-    body, _ = exporter.from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    with warnings.catch_warnings():
+        # scrapbook scraps have no HTML representation; they are listed on the index page
+        warnings.filterwarnings("ignore", message=".*is not able to be represented", category=UserWarning)
+        body, _ = exporter.from_notebook_node(nbformat.read(str(notebook), as_version=4))
     return body
 
 

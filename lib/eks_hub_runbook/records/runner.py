@@ -307,6 +307,9 @@ class Runner:
                     str(path), str(staged), parameters=parameters, log_output=True, progress_bar=False,
                     cwd=str(path.parent), kernel_name=self.kernel_name, execution_timeout=self.execution_timeout,
                     engine_name=engine.ENGINE_NAME,
+                    # ipykernel 7 logs an unencrypted-loopback warning on every start and an error on every
+                    # shutdown interrupt: noise in the live view (cell errors still arrive as outputs)
+                    extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
                 )
         except PapermillExecutionError as exc:
             outcome = "failed"
