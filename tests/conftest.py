@@ -99,3 +99,23 @@ def offline_kubespawner(monkeypatch):
 
     monkeypatch.setattr(kubespawner.spawner, "load_config", lambda **kwargs: None)
     return kubespawner.spawner.KubeSpawner
+
+
+@pytest.fixture(scope="session")
+def sandbox_outputs(full_sandbox, terraform_outputs) -> dict:
+    """Terraform-shaped outputs whose EFS file system and access points exist in the local AWS
+    (so the sandbox's EFS CSI driver can map them), for platform tests that skip Terraform."""
+    from eks_hub_runbook.aws import session
+
+    efs = session.client("efs")
+    fs_id = efs.create_file_system(CreationToken="platform-tests", Encrypted=True)["FileSystemId"]
+    points = {}
+    for name, path in (("home", "/home"), ("shared", "/shared")):
+        points[name] = efs.create_access_point(
+            FileSystemId=fs_id,
+            PosixUser={"Uid": 1000, "Gid": 100},
+            RootDirectory={"Path": path, "CreationInfo": {"OwnerUid": 1000, "OwnerGid": 100, "Permissions": "0755"}},
+            Tags=[{"Key": "Name", "Value": f"platform-tests-{name}"}],
+        )["AccessPointId"]
+    return {**terraform_outputs, "efs_file_system_id": fs_id,
+            "efs_home_access_point_id": points["home"], "efs_shared_access_point_id": points["shared"]}

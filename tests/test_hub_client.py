@@ -1,0 +1,94 @@
+"""The JupyterHub client and the sandbox's hub / OIDC services, without a cluster: a real
+JupyterHub (configured from the values files by the chart translation) behind
+configurable-http-proxy, logins through the dummy form and the OAuth code flow."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from eks_hub_runbook import params as runbook_params
+from eks_hub_runbook import sandbox
+from eks_hub_runbook.errors import HubError
+from eks_hub_runbook.hub import HubClient
+from eks_hub_runbook.platform import oidc, sandbox_hub, values
+
+pytestmark = pytest.mark.slow
+ARN = "arn:aws:acm:us-west-2:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+UNREACHABLE_CLUSTER = """apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "http://127.0.0.1:9"}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+users: [{name: none, user: {token: unused}}]
+"""
+
+
+@pytest.fixture(scope="module")
+def own_state(tmp_path_factory):
+    """A state folder of its own (no cluster): these services never meet the session sandbox."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RUNBOOK_STATE_DIR", str(tmp_path_factory.mktemp("hub-client-state")))
+        sandbox.kubeconfig_path().write_text(UNREACHABLE_CLUSTER)
+        yield
+        sandbox.down()
+
+
+@pytest.fixture(scope="module")
+def dummy_hub(own_state, terraform_outputs):
+    sandbox_hub.start(values.jupyterhub_values(runbook_params.resolve(), terraform_outputs, hub_url=sandbox_hub.url()))
+    yield sandbox_hub.url()
+    sandbox_hub.stop()
+
+
+@pytest.fixture(scope="module")
+def cognito_hub(own_state, terraform_outputs):
+    """The hub with Cognito login pointed at the local provider. The client secret is passed
+    in the environment here (no cluster Secret to read it from)."""
+    p = runbook_params.resolve(auth="cognito", domain="hub.example.com", certificate_arn=ARN,
+                               allowed_users="user-1@example.com")
+    client_id, secret = terraform_outputs["cognito_client_id"], terraform_outputs["cognito_client_secret"]["value"]
+    oidc.start(client_id, secret, f"{sandbox_hub.url()}/hub/oauth_callback")
+    hub_values = values.jupyterhub_values(p, terraform_outputs, hub_url=sandbox_hub.url(), endpoints=oidc.endpoints())
+    del hub_values["hub"]["extraEnv"]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OAUTH_CLIENT_SECRET", secret)
+        sandbox_hub.start(hub_values)
+    yield sandbox_hub.url()
+    sandbox_hub.stop()
+    oidc.stop()
+
+
+def test_dummy_login_token_and_refusal(dummy_hub):
+    hub = HubClient(dummy_hub)
+    assert hub.health()["version"] == "5.5.0"
+    assert hub.login("user-1", "any password") == "user-1"
+    hub.token()
+    model = hub.user_model()
+    assert model["name"] == "user-1" and model["servers"] == {}
+    assert hub._token and hub._token not in repr(hub)  # the token never shows
+    with pytest.raises(HubError, match="refused"):
+        HubClient(dummy_hub).login("mallory", "x")
+
+
+def test_api_needs_a_login(dummy_hub):
+    with pytest.raises(HubError, match="not logged in"):
+        HubClient(dummy_hub).spawn("gpu-time-slicing")
+
+
+def test_oauth_code_flow_through_the_local_provider(cognito_hub):
+    hub = HubClient(cognito_hub)
+    assert hub.login("user-1@example.com", "pw") == "user-1@example.com"
+    with pytest.raises(HubError, match="refused"):
+        HubClient(cognito_hub).login("outsider@example.com", "pw")
+
+
+def test_provider_checks_the_registered_client(cognito_hub):
+    authorize = oidc.endpoints().authorize_url
+    wrong_redirect = requests.get(authorize, params={"client_id": "4abcdefghijklmnopqrstuvwx1", "response_type": "code",
+                                                     "redirect_uri": "http://127.0.0.1:1/elsewhere", "scope": "openid"})
+    unknown_client = requests.get(authorize, params={"client_id": "someone-else", "response_type": "code",
+                                                     "redirect_uri": f"{cognito_hub}/hub/oauth_callback", "scope": "openid"})
+    assert wrong_redirect.status_code == 400 and unknown_client.status_code == 400
+    assert oidc.claims_for("user-1") == {"email": "user-1@example.com", "email_verified": True,
+                                         "preferred_username": "user-1", "username": "user-1"}

@@ -1,0 +1,100 @@
+"""End to end in the sandbox (dummy login, deployment type 1): the walkthrough's GPU-sharing
+and storage checks against a real JupyterHub + KubeSpawner on the cluster emulator."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from eks_hub_runbook import params as runbook_params
+from eks_hub_runbook.hub import HOME_DIR, SHARED_DIR, HubClient
+from eks_hub_runbook.platform import install, sandbox_hub
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+PROFILE = "gpu-time-slicing"
+
+
+@pytest.fixture(scope="module")
+def installed(full_sandbox, sandbox_outputs):
+    rows = install.install(runbook_params.resolve(), sandbox_outputs)
+    yield rows
+    sandbox_hub.stop()
+
+
+@pytest.fixture(scope="module")
+def core_api(full_sandbox):
+    from kubernetes import client
+
+    return client.CoreV1Api(install.api_client(full_sandbox.kubeconfig_path()))
+
+
+@pytest.fixture(scope="module")
+def users(installed):
+    clients = {}
+    for name in ("user-1", "user-2"):
+        hub = HubClient(sandbox_hub.url())
+        assert hub.login(name, "any password") == name
+        clients[name] = hub
+    yield clients
+    for hub in clients.values():
+        if hub.server() is not None:
+            hub.stop()
+
+
+def user_processes(username: str) -> list[int]:
+    """Local processes serving ``username`` (the sandbox kubelet's pod processes)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if f"JUPYTERHUB_USER={username}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_platform_installed_and_hub_answers(installed):
+    assert not [row for row in installed if row["status"] == "failed"]
+    assert installed[-1]["name"] == "jupyterhub" and installed[-1]["status"] == "started"
+    assert HubClient(sandbox_hub.url()).health()["version"] == "5.5.0"
+
+
+def test_second_install_changes_no_manifest(installed, sandbox_outputs):
+    again = install.install(runbook_params.resolve(), sandbox_outputs)
+    assert {row["status"] for row in again if row["kind"] == "manifests"} == {"unchanged"}
+
+
+def test_two_users_share_one_time_sliced_g5_node(users, core_api):
+    for hub in users.values():
+        hub.spawn(PROFILE)
+    for hub in users.values():
+        assert hub.wait_ready(timeout=300)["ready"]
+    pods = core_api.list_namespaced_pod("jupyterhub", label_selector="component=singleuser-server").items
+    nodes = {p.metadata.labels["hub.jupyter.org/username"]: p.spec.node_name for p in pods}
+    assert set(nodes) == {"user-1", "user-2"} and len(set(nodes.values())) == 1, nodes
+    node = core_api.read_node(next(iter(nodes.values())))
+    assert node.metadata.labels["node.kubernetes.io/instance-type"].startswith("g5.")
+    assert node.metadata.labels["node-pool"] == "gpu-ts"
+    assert node.status.allocatable["nvidia.com/gpu"] == "4"
+
+
+def test_home_is_private_and_shared_is_common(users):
+    one, two = users["user-1"], users["user-2"]
+    one.write_file(f"{HOME_DIR}/private.txt", "user-1's notes")
+    assert one.read_file(f"{HOME_DIR}/private.txt") == "user-1's notes"
+    assert two.read_file(f"{HOME_DIR}/private.txt") is None
+    one.write_file(f"{SHARED_DIR}/hello.txt", "shared by user-1")
+    assert two.read_file(f"{SHARED_DIR}/hello.txt") == "shared by user-1"
+    assert "user-1" not in two.list_dir(SHARED_DIR), "the shared folder must not expose homes (defect 5)"
+
+
+def test_stopping_servers_leaves_no_processes(users, core_api):
+    for name, hub in users.items():
+        hub.stop()
+        assert hub.server() is None
+    assert core_api.list_namespaced_pod("jupyterhub", label_selector="component=singleuser-server").items == []
+    for name in users:
+        assert user_processes(name) == [], f"processes of {name} are still running"
