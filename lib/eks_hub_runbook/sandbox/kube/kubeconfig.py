@@ -1,0 +1,33 @@
+"""Admin kubeconfig of the sandbox cluster (self-contained: CA data and token embedded)."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import yaml
+
+CONTEXT = "sandbox"
+
+
+def admin_kubeconfig(server: str, ca_pem: bytes, token: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": CONTEXT, "cluster": {"server": server,
+                                                  "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+        "users": [{"name": f"{CONTEXT}-admin", "user": {"token": token}}],
+        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": f"{CONTEXT}-admin"}}],
+        "current-context": CONTEXT,
+        "preferences": {},
+    }
+
+
+def write_private_yaml(path: Path, document: dict) -> None:
+    """Write YAML readable by the owner only (it holds a credential)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        yaml.safe_dump(document, handle, sort_keys=False)
+    os.chmod(path, 0o600)

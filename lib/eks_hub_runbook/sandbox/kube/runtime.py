@@ -1,0 +1,24 @@
+"""What the controllers share: the cluster, the settings, the local-AWS gateway, and each other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .cluster import Cluster
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .aws import AwsGateway
+    from .controllers.base import Controller
+
+
+@dataclass
+class Runtime:
+    cluster: Cluster
+    settings: Settings
+    aws: "AwsGateway | None" = None
+    controllers: dict[str, "Controller"] = field(default_factory=dict)
+
+    def controller(self, name: str):
+        return self.controllers.get(name)
