@@ -11,10 +11,8 @@ import pytest
 from eks_hub_runbook.errors import PlatformError
 from eks_hub_runbook.platform import charts, install, values
 
-
-@pytest.fixture(autouse=True)
-def _private_state(state_dir):
-    """Values files are written under the test session's state folder."""
+# Rendering registers secrets and writes values files: keep both in the session's state folder.
+pytestmark = pytest.mark.usefixtures("state_dir")
 
 
 class FakeHelm:

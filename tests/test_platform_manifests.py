@@ -20,10 +20,8 @@ CRD_FILES = {
     ("karpenter.k8s.aws/v1", "EC2NodeClass"): "karpenter.k8s.aws_ec2nodeclasses.yaml",
 }
 
-
-@pytest.fixture(autouse=True)
-def _private_state(state_dir):
-    """Rendering registers secrets: keep that in the test session's state folder."""
+# Rendering registers secrets and writes values files: keep both in the session's state folder.
+pytestmark = pytest.mark.usefixtures("state_dir")
 
 
 @pytest.fixture(scope="module")

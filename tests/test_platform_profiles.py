@@ -27,10 +27,8 @@ INTENDED_POOL = {
     "gpu-p4d": "gpu-p4d",
 }
 
-
-@pytest.fixture(autouse=True)
-def _private_state(state_dir):
-    """Rendering registers secrets: keep that in the test session's state folder."""
+# Rendering registers secrets and writes values files: keep both in the session's state folder.
+pytestmark = pytest.mark.usefixtures("state_dir")
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,8 @@ from eks_hub_runbook.platform import hubconfig, templating, values
 AUTHS = ("dummy", "cognito", "oauth")
 EXPOSURES = ("port-forward", "nlb")
 
-
-@pytest.fixture(autouse=True)
-def _private_state(state_dir):
-    """Secrets get registered while rendering: keep that in the test session's state folder."""
+# Rendering registers secrets and writes values files: keep both in the session's state folder.
+pytestmark = pytest.mark.usefixtures("state_dir")
 
 
 @pytest.fixture(scope="module")
