@@ -13,7 +13,7 @@ from eks_hub_runbook.params import resolve
 def test_needs_core_plus_one_node_per_family():
     params = resolve(profiles="gpu-time-slicing,data-engineering,elyra")
     needs = quotas.needs(params)
-    assert needs["standard"] == (12, ["core node group", "data-engineering", "elyra"])
+    assert needs["standard"] == (12, ["core node group", "gpu-time-slicing"][:1] + ["data-engineering", "elyra"])
     assert needs["g"] == (8, ["gpu-time-slicing"])
     assert "p" not in needs and "trn" not in needs
 
@@ -78,3 +78,25 @@ def test_sandbox_has_no_quota_data_and_never_fails(aws_sandbox):
     assert rows["g"]["limit (vCPU)"] == 0 and rows["g"]["status"] == "info"
     assert rows["standard"]["limit (vCPU)"] == 5
     assert "sandbox has no quota data" in rows["standard"]["source"]
+
+
+def test_profile_nodes_match_the_platforms_profiles_and_pools(terraform_outputs, state_dir, offline_kubespawner):
+    """The quota table's node per profile is the smallest instance type the profile's pod fits on
+    in the rendered NodePools (so quotas and platform cannot drift apart)."""
+    from test_platform_profiles import build_pod
+
+    from eks_hub_runbook.platform import hubconfig, manifests, scheduling, values
+
+    p = resolve()
+    hub_values = hubconfig.effective_values(values.jupyterhub_values(p, terraform_outputs))
+    rendered = manifests.render(p, terraform_outputs)
+    pools = [o for o in rendered["karpenter"] if o["kind"] == "NodePool"]
+    config_map = next(o for o in rendered["base"] if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "nvidia-device-plugin-config")
+    default = values.release_values("helm-values/nvidia-device-plugin.yaml", p, terraform_outputs)["config"]["default"]
+    slugs = [profile["slug"] for profile in hub_values["singleuser"]["profileList"]]
+    assert sorted(slugs) == sorted(quotas.PROFILE_NODES)
+    for slug in slugs:
+        pod = build_pod(offline_kubespawner, hub_values, {"profile": slug})
+        placement = scheduling.placement(pod, pools, config_map["data"], default)
+        (pool,) = placement.pools
+        assert placement.fits[pool][0] == quotas.PROFILE_NODES[slug].instance_type, slug

@@ -66,8 +66,8 @@ CORE_NODES = 2
 # Profile slug -> the node Karpenter launches for its first user. Slugs match the
 # profiles in terraform/helm-values (z2jh singleuser.profileList).
 PROFILE_NODES: dict[str, NodeNeed] = {
-    "elyra": NodeNeed("m5.xlarge", 4, "standard"),
     "data-engineering": NodeNeed("m5.xlarge", 4, "standard"),
+    "elyra": NodeNeed("m5.xlarge", 4, "standard"),
     "trainium": NodeNeed("trn1.2xlarge", 8, "trn"),
     "inferentia": NodeNeed("inf2.8xlarge", 32, "inf"),
     "gpu-time-slicing": NodeNeed("g5.2xlarge", 8, "g"),

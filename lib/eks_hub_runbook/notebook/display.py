@@ -79,9 +79,16 @@ def require_pass(rows: Iterable[Mapping[str, Any]] | pd.DataFrame, what: str, na
 
 
 def show(obj: Any) -> None:
-    """Display anything (a DataFrame, a figure, Markdown) from inside a cell."""
-    from IPython.display import display
+    """Display anything (a DataFrame, a matplotlib Figure as PNG, Markdown) from inside a cell."""
+    from IPython.display import Image, display
 
+    if hasattr(obj, "savefig"):
+        import io
+
+        buffer = io.BytesIO()
+        obj.savefig(buffer, format="png", metadata={"Software": None})
+        display(Image(data=buffer.getvalue(), format="png"))
+        return
     display(obj)
 
 
