@@ -13,7 +13,7 @@ from eks_hub_runbook.params import resolve
 def test_needs_core_plus_one_node_per_family():
     params = resolve(profiles="gpu-time-slicing,data-engineering,elyra")
     needs = quotas.needs(params)
-    assert needs["standard"] == (12, ["core node group", "gpu-time-slicing"][:1] + ["data-engineering", "elyra"])
+    assert needs["standard"] == (12, ["core node group", "data-engineering", "elyra"])
     assert needs["g"] == (8, ["gpu-time-slicing"])
     assert "p" not in needs and "trn" not in needs
 
