@@ -24,6 +24,13 @@ def test_cognito_derives_a_wildcard_certificate_domain_and_callback():
     assert p.hub_callback_url == "https://hub.example.com/hub/oauth_callback"
 
 
+def test_cognito_users_are_email_addresses_at_the_hub_domain():
+    p = params.resolve(**COGNITO, allowed_users="user-1,ops@corp.example")
+    assert p.allowed_users == ("user-1@example.com", "ops@corp.example")
+    assert p.login_name("user-2") == "user-2@example.com"
+    assert params.resolve().login_name("user-2") == "user-2"
+
+
 def test_papermill_coerced_values_are_converted():
     p = params.resolve(allow_all="True", allowed_users="a,b ,", kubernetes_version="1.32", public_access_cidrs=["10.0.0.0/8"], auth="DUMMY")
     assert p.allow_all is True and p.allowed_users == ("a", "b") and p.auth == "dummy"

@@ -93,6 +93,21 @@ class DeploymentParameters:
     def hub_callback_url(self) -> str:
         return f"https://{self.domain}/hub/oauth_callback" if self.domain else ""
 
+    @property
+    def email_domain(self) -> str:
+        """Domain of the demo users' email addresses (cognito signs users in by email)."""
+        return self.domain.split(".", 1)[1] if self.domain else ""
+
+    def login_name(self, user: str) -> str:
+        """The JupyterHub name a demo user (``user-1``) gets with this login method.
+
+        The Cognito user pool uses the email address as the user name, so for
+        ``cognito`` a bare name becomes ``name@<parent of the hub domain>``.
+        """
+        if self.auth == "cognito" and "@" not in user:
+            return f"{user}@{self.email_domain}"
+        return user
+
     def as_dict(self) -> dict[str, Any]:
         """Plain values (lists, not tuples), suitable for JSON and papermill."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -251,6 +266,10 @@ def resolve(**raw: Any) -> DeploymentParameters:
         for user in users:
             if not _USER.match(user):
                 raise ParameterError(name, f"{user!r} is not a valid JupyterHub user name", "use lowercase letters, digits, '.', '_', '@' or '-'")
+    if auth == "cognito":
+        email_domain = domain.split(".", 1)[1]
+        allowed_users = tuple(u if "@" in u else f"{u}@{email_domain}" for u in allowed_users)
+        admin_users = tuple(u if "@" in u else f"{u}@{email_domain}" for u in admin_users)
     if auth != "dummy" and not allow_all and not allowed_users and not admin_users:
         raise ParameterError(
             "allowed_users", f"with auth '{auth}' nobody could log in (OAuthenticator 16+ allows no one by default)",
