@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Callable
 
+from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
+from papermill.log import logger
+from papermill.utils import merge_kwargs, remove_args
 
 ENGINE_NAME = "runbook"
 CellListener = Callable[[int, int, str], None]
@@ -26,8 +29,37 @@ def remove_listener(listener: CellListener) -> None:
         _listeners.remove(listener)
 
 
+class RunbookClient(PapermillNotebookClient):
+    """papermill's client; the live view shows markdown displays as markdown, not their repr."""
+
+    def log_output_message(self, output):
+        data = output.get("data", {})
+        if self.log_output and output.output_type in ("display_data", "execute_result") and "text/markdown" in data:
+            self.log.info("".join(data["text/markdown"]))
+            return
+        super().log_output_message(output)
+
+
 class RunbookEngine(NBClientEngine):
     """papermill's nbclient engine plus cell-start announcements."""
+
+    @classmethod
+    def _execute_with_client(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
+                             start_timeout=60, execution_timeout=None, **kwargs):
+        # NBClientEngine.execute_managed_notebook, with RunbookClient
+        kwargs = remove_args(["input_path"], **kwargs)
+        safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+        final_kwargs = merge_kwargs(
+            safe_kwargs,
+            timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+            startup_timeout=start_timeout,
+            kernel_name=kernel_name,
+            log=logger,
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
+        )
+        return RunbookClient(nb_man, **final_kwargs).execute()
 
     @classmethod
     def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
@@ -44,7 +76,7 @@ class RunbookEngine(NBClientEngine):
 
         nb_man.cell_start = cell_start
         try:
-            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+            return cls._execute_with_client(nb_man, kernel_name, **kwargs)
         finally:
             nb_man.cell_start = original
 

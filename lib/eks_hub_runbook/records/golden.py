@@ -1,10 +1,150 @@
-"""Golden notebooks for nbval (placeholder; filled in once the runbooks land)."""
+"""Golden notebooks: the executed runbooks of a sandbox run, kept under ``tests/golden/``
+and compared with ``pytest --nbval`` on every test run.
+
+``regenerate`` (``runbook golden`` / ``make golden``) runs every runbook on a fresh,
+private sandbox for each variant (dummy and cognito login), exactly as ``runbook run``
+does, and stores the executed notebooks as ``tests/golden/<variant>/<notebook>.ipynb``.
+
+How nbval uses them: it *re-executes* each golden notebook cell by cell in a new
+kernel and compares the fresh outputs with the stored ones. A papermill output
+notebook carries its ``injected-parameters`` cell, so the re-execution runs with the
+same parameters as the golden run; notebooks of one variant share a deployment name
+and run in order (00 to 05), so later notebooks find what earlier ones recorded.
+Outputs that legitimately change between runs (ARNs, ids, dates, durations, ports,
+temporary paths) are rewritten by ``tests/golden/nbval_sanitize.cfg`` on both sides;
+cells whose output cannot be stable carry ``nbval-ignore-output`` (scrapbook glue
+cells) or ``nbval-skip`` (widgets) - in the runbooks themselves, and added here as a
+safety net for any cell that outputs a scrap or a widget without the tag.
+
+The stored notebooks are normalised so they diff well in review: no timing metadata.
+"""
+
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any, Iterator
 
 from ..errors import RunbookError
+from ..paths import REPO_ROOT, RUNBOOKS_DIR
+from .console import Console
+
+GOLDEN_DIR = REPO_ROOT / "tests" / "golden"
+SANITIZE_FILE = GOLDEN_DIR / "nbval_sanitize.cfg"
+# One sandbox run per login method; deployment names are fixed so re-execution matches.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "dummy": {"deployment": "golden-dummy", "auth": "dummy"},
+    "cognito": {"deployment": "golden-cognito", "auth": "cognito", "domain": "hub.example.com"},
+}
+# Parameters given to every variant when a notebook declares them.
+COMMON: dict[str, Any] = {"confirm": True, "keep_sandbox": False}
+
+IGNORE_OUTPUT, SKIP = "nbval-ignore-output", "nbval-skip"
+NBVAL_TAGS = (IGNORE_OUTPUT, SKIP, "nbval-check-output", "nbval-raises-exception", "raises-exception")
+_SCRAP_MIME = "application/scrapbook.scrap."
+_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
-def regenerate(variants: list[str] | None = None) -> list[Path]:
-    raise RunbookError("golden notebooks need the runbooks in runbooks/")
+def variant_parameters(variant: str, notebooks: list[tuple[str, Path]]) -> dict[str, Any]:
+    """The parameters of a golden run: the variant's, plus the common ones some notebook declares."""
+    from .runner import declared_parameters
+
+    if variant not in VARIANTS:
+        raise RunbookError(f"unknown golden variant {variant!r}: use {', '.join(VARIANTS)}")
+    declared: set[str] = set()
+    for _, path in notebooks:
+        declared.update(declared_parameters(path))
+    return {**{k: v for k, v in COMMON.items() if k in declared}, **VARIANTS[variant]}
+
+
+def normalise(nb: dict[str, Any]) -> list[str]:
+    """Strip run-specific metadata and make sure unstable cells are tagged for nbval.
+
+    Returns a note per cell that had to be tagged here (the runbook should carry the tag).
+    """
+    notes = []
+    papermill = nb.get("metadata", {}).get("papermill", {})
+    nb["metadata"]["papermill"] = {k: papermill[k] for k in ("parameters", "version") if k in papermill}
+    if "input_path" in papermill:
+        nb["metadata"]["papermill"]["input_path"] = os.path.relpath(papermill["input_path"], REPO_ROOT) \
+            if os.path.isabs(papermill["input_path"]) else papermill["input_path"]
+    for index, cell in enumerate(nb.get("cells", [])):
+        meta = cell.setdefault("metadata", {})
+        meta.pop("papermill", None)
+        meta.pop("execution", None)
+        if cell.get("cell_type") != "code":
+            continue
+        tags = meta.setdefault("tags", [])
+        mimes = {m for o in cell.get("outputs", []) for m in o.get("data", {})}
+        if any(m == _WIDGET_MIME for m in mimes) and SKIP not in tags:
+            tags.append(SKIP)
+            notes.append(f"cell {index}: widget output, tagged {SKIP}")
+        elif any(m.startswith(_SCRAP_MIME) for m in mimes) and not set(tags) & {IGNORE_OUTPUT, SKIP}:
+            tags.append(IGNORE_OUTPUT)
+            notes.append(f"cell {index}: scrapbook scrap, tagged {IGNORE_OUTPUT}")
+        if not tags:
+            meta.pop("tags")
+    return notes
+
+
+@contextlib.contextmanager
+def isolated_environment(root: Path) -> Iterator[dict[str, str]]:
+    """A private state folder (its own sandbox) and outputs folder under ``root``, for the duration.
+
+    Any sandbox service started inside is stopped on the way out.
+    """
+    env = {"RUNBOOK_STATE_DIR": str(root / "state"), "RUNBOOK_OUTPUTS_DIR": str(root / "outputs")}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        try:
+            from .. import sandbox
+
+            sandbox.down()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def regenerate(
+    variants: list[str] | None = None,
+    notebook_dir: Path = RUNBOOKS_DIR,
+    golden_dir: Path = GOLDEN_DIR,
+    console: Console | None = None,
+) -> list[Path]:
+    """Run every runbook on a fresh sandbox per variant and store the executed notebooks."""
+    from . import runner
+
+    notebooks = runner.discover(None, all_notebooks=True, notebook_dir=notebook_dir)
+    console = console or Console()
+    written: list[Path] = []
+    for variant in variants or list(VARIANTS):
+        parameters = variant_parameters(variant, notebooks)
+        with tempfile.TemporaryDirectory(prefix=f"golden-{variant}-") as tmp, isolated_environment(Path(tmp)):
+            console.rule(f"golden {variant}: {', '.join(f'{k}={v}' for k, v in parameters.items())}")
+            try:
+                run = runner.run(notebooks, parameters, console=console, command=f"runbook golden --variant {variant}")
+            except runner.RunFailed as exc:
+                raise RunbookError(f"golden run '{variant}' failed, nothing was replaced:\n{exc}") from None
+            target = golden_dir / variant
+            staged = Path(tmp) / "golden"
+            staged.mkdir()
+            for entry in run.notebooks:
+                nb = json.loads((run.dir / entry["output"]).read_text())
+                for note in normalise(nb):
+                    console.write(f"{entry['name']} {note} (add the tag to runbooks/{entry['name']}.ipynb)")
+                (staged / entry["output"]).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(staged, target)
+            written.extend(sorted(target.glob("*.ipynb")))
+    return written
