@@ -112,3 +112,18 @@ def set_condition(status: dict, type_: str, value: str, reason: str = "", messag
         new["message"] = message
     conditions.append(new)
     return True
+
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(value: str | None) -> float | None:
+    """Go duration (``30s``, ``1h30m``, ``720h``) in seconds; None for ``Never`` or empty."""
+    if value is None or value == "" or value == "Never":
+        return None
+    import re
+    total, matched = 0.0, False
+    for number, unit in re.findall(r"([0-9.]+)(ns|us|µs|ms|s|m|h)", str(value)):
+        total += float(number) * _DURATION_UNITS[unit]
+        matched = True
+    return total if matched else None

@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .cluster import Cluster
+from .nodes import NodeAddressPool
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .aws import AwsGateway
     from .controllers.base import Controller
+    from .storage import VolumeStore
 
 
 @dataclass
@@ -19,6 +21,9 @@ class Runtime:
     settings: Settings
     aws: "AwsGateway | None" = None
     controllers: dict[str, "Controller"] = field(default_factory=dict)
+    node_addresses: NodeAddressPool = field(default_factory=NodeAddressPool)
+    cluster_name: str = "sandbox"
+    volumes: "VolumeStore | None" = None
 
     def controller(self, name: str):
         return self.controllers.get(name)

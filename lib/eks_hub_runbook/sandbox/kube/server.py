@@ -16,10 +16,12 @@ from aiohttp import web
 from . import bootstrap, kubeconfig, tls
 from .api import ApiServer
 from .auth import Authenticator, load_or_create_admin_token
+from .aws import AwsGateway
 from .cluster import Cluster
 from .controllers import build_controllers
 from .runtime import Runtime
 from .settings import Settings
+from .storage import VolumeStore
 
 log = logging.getLogger("eks_hub_runbook.sandbox.kube")
 
@@ -41,6 +43,8 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None, stop: as
     cluster.ca_pem = ca_pem
     bootstrap.install(cluster)
     runtime = Runtime(cluster, settings)
+    runtime.aws = AwsGateway(settings.aws_endpoint, settings.region)
+    runtime.volumes = VolumeStore(settings.state_dir, runtime.aws)
     controllers = build_controllers(runtime)
     api = ApiServer(cluster, Authenticator(token), f"{settings.host}:{settings.port}",
                     logs=runtime.controller("kubelet"))

@@ -1,8 +1,27 @@
-"""In-process controllers of the sandbox cluster, one small module each."""
+"""In-process controllers of the sandbox cluster, one small module each:
+
+- ``namespaces``: deletes the contents of terminating namespaces;
+- ``garbage_collector``: ownerReferences cascade;
+- ``device_plugins``: NVIDIA (time-slicing, MIG) and Neuron extended resources on nodes;
+- ``volume_binder`` (+ ``ebs_csi``, ``efs_csi`` provisioners): claims, volumes, reclaim;
+- ``scheduler``: binds pods to nodes;
+- ``karpenter``: NodePools -> NodeClaims -> Nodes, consolidation of empty nodes;
+- ``kubelet``: runs pods as local processes.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from .device_plugins import DevicePlugins
+from .ebs_csi import EbsProvisioner
+from .efs_csi import EfsProvisioner
+from .garbage_collector import GarbageCollector
+from .karpenter import Karpenter
+from .kubelet import Kubelet
+from .namespaces import NamespaceController
+from .scheduler import Scheduler
+from .volume_binder import VolumeBinder
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -11,7 +30,18 @@ if TYPE_CHECKING:
 
 def build_controllers(runtime: "Runtime") -> list["Controller"]:
     """Create every controller (registered in ``runtime.controllers``), in start order."""
-    controllers: list = []
+    binder = VolumeBinder(runtime)
+    binder.register(EbsProvisioner(runtime))
+    binder.register(EfsProvisioner(runtime))
+    controllers: list = [
+        NamespaceController(runtime),
+        GarbageCollector(runtime),
+        DevicePlugins(runtime),
+        binder,
+        Scheduler(runtime),
+        Karpenter(runtime),
+        Kubelet(runtime),
+    ]
     for controller in controllers:
         runtime.controllers[controller.name] = controller
     return controllers

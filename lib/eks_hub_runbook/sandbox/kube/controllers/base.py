@@ -36,7 +36,8 @@ class Controller:
         self._stopping = False
 
     def start(self) -> None:
-        self.cluster.store.subscribe(list(self.watches), self._on_change)
+        if self.watches:
+            self.cluster.store.subscribe(list(self.watches), self._on_change)
         self._task = asyncio.get_running_loop().create_task(self._loop(), name=self.name)
         self.kick()
 

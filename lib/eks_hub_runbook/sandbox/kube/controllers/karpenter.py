@@ -1,0 +1,531 @@
+"""Karpenter v1: NodePools, EC2NodeClasses and NodeClaims.
+
+- Provisioning: a pod the scheduler marked Unschedulable that fits a NodePool
+  (requirements, template labels, taints, limits) is nominated to an in-flight
+  NodeClaim that still has room, or gets a new NodeClaim of the cheapest instance
+  type that fits; after ``RUNBOOK_SANDBOX_NODE_DELAY`` seconds the Node registers.
+  A claim counts as in flight until its node is Initialized (the device plugins
+  registered the expected devices), so a pod waiting for its GPU node does not
+  trigger a second node.
+- Like the real Karpenter it counts physical GPUs only (it does not know about
+  time-slicing replicas: REFERENCE defect 10). Deliberate sandbox allowance:
+  ``nvidia.com/mig-*`` requests are treated as satisfiable by MIG-capable (A100) GPUs.
+- Disruption: nodes that stay empty (no non-DaemonSet pods) for the NodePool's
+  ``consolidateAfter`` are removed (policy WhenEmpty or WhenEmptyOrUnderutilized);
+  under-utilised consolidation, drift and expiry are not emulated.
+- Status: EC2NodeClasses become Ready; NodePools report nodes and resources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from fractions import Fraction
+
+from .. import instance_types, quantity, scheduling
+from ..instance_types import InstanceType
+from ..nodes import NodeAddressPool, build_node, is_ready
+from ..objects import clone, owner_reference, parse_duration, random_hex, random_suffix, set_condition
+from .base import Controller
+from .scheduler import is_pending
+
+log = logging.getLogger(__name__)
+
+PODS, NODES = ("", "pods"), ("", "nodes")
+NODEPOOLS, NODECLAIMS = ("karpenter.sh", "nodepools"), ("karpenter.sh", "nodeclaims")
+NODECLASSES = ("karpenter.k8s.aws", "ec2nodeclasses")
+DAEMONSETS = ("apps", "daemonsets")
+TERMINATION_FINALIZER = "karpenter.sh/termination"
+SPOT_DISCOUNT = 0.35
+MIG_SLICES = {"1g.5gb": 7, "2g.10gb": 3, "3g.20gb": 2, "4g.20gb": 1, "7g.40gb": 1}
+COMPONENT = "karpenter"
+
+
+def _unschedulable(pod: dict) -> bool:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "PodScheduled":
+            return cond.get("status") == "False" and cond.get("reason") == "Unschedulable"
+    return False
+
+
+def _claim_ready(claim: dict, condition: str) -> bool:
+    for cond in (claim.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == condition:
+            return cond.get("status") == "True"
+    return False
+
+
+class Karpenter(Controller):
+    name = "karpenter"
+    watches = (PODS, NODES, NODEPOOLS, NODECLAIMS, NODECLASSES, DAEMONSETS)
+    debounce = 0.2
+
+    def __init__(self, runtime):
+        super().__init__(runtime)
+        self.addresses: NodeAddressPool = runtime.node_addresses
+        self._nominations: dict[str, dict[str, dict[str, Fraction]]] = {}  # claim -> pod uid -> requests
+        self._launches: dict[str, asyncio.Task] = {}
+        self._empty_since: dict[str, float] = {}
+        self._reported: dict[str, str] = {}
+
+    def interested(self, key, change) -> bool:
+        if key == PODS:
+            pod, old = change.obj, change.old
+            if change.type == "DELETED" or old is None:
+                return True
+            return _unschedulable(pod) != _unschedulable(old) or \
+                (pod.get("spec") or {}).get("nodeName") != (old.get("spec") or {}).get("nodeName") or \
+                (pod.get("status") or {}).get("phase") != (old.get("status") or {}).get("phase")
+        return True
+
+    def _installed(self) -> bool:
+        return self.cluster.registry.by_key(*NODEPOOLS) is not None and \
+            self.cluster.registry.by_key(*NODECLAIMS) is not None
+
+    async def reconcile(self) -> None:
+        if not self._installed():
+            return
+        self._reconcile_nodeclasses()
+        self._terminate_claims()
+        self._initialize_claims()
+        self._provision()
+        self._consolidate()
+        self._nodepool_status()
+
+    async def stop(self) -> None:
+        for task in self._launches.values():
+            task.cancel()
+        await super().stop()
+
+    # -- node classes ---------------------------------------------------------------------------------
+    def _reconcile_nodeclasses(self) -> None:
+        if self.cluster.registry.by_key(*NODECLASSES) is None:
+            return
+        region = self.settings.region
+        for nodeclass in self.cluster.store.list(NODECLASSES):
+            if _claim_ready(nodeclass, "Ready"):
+                continue
+
+            def ready(obj: dict):
+                status = obj.setdefault("status", {})
+                status.setdefault("amis", [{"id": f"ami-0{random_hex(16)}", "name": "amazon-eks-node-al2023-x86_64-standard-1.32-v20250818",
+                                            "requirements": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}])
+                status.setdefault("subnets", [{"id": f"subnet-0{random_hex(16)}", "zone": z, "zoneID": f"usw2-az{i + 1}"}
+                                              for i, z in enumerate(self.addresses.zones(region))])
+                status.setdefault("securityGroups", [{"id": f"sg-0{random_hex(16)}", "name": "karpenter-node"}])
+                status.setdefault("instanceProfile", f"{obj['metadata']['name']}_{random_hex(8)}")
+                for kind in ("AMIsReady", "SubnetsReady", "SecurityGroupsReady", "InstanceProfileReady",
+                             "ValidationSucceeded", "Ready"):
+                    set_condition(status, kind, "True", kind)
+            self.cluster.mutate(NODECLASSES, "", nodeclass["metadata"]["name"], ready)
+
+    # -- provisioning -------------------------------------------------------------------------------------
+    def _pools(self) -> list[dict]:
+        pools = [p for p in self.cluster.store.list(NODEPOOLS) if not p["metadata"].get("deletionTimestamp")]
+        return sorted(pools, key=lambda p: (-((p.get("spec") or {}).get("weight") or 0), p["metadata"]["name"]))
+
+    def _nodeclass_ready(self, pool: dict) -> bool:
+        ref = (((pool.get("spec") or {}).get("template") or {}).get("spec") or {}).get("nodeClassRef") or {}
+        nodeclass = self.cluster.store.get(NODECLASSES, "", ref.get("name", ""))
+        return nodeclass is not None and _claim_ready(nodeclass, "Ready")
+
+    def _provision(self) -> None:
+        store = self.cluster.store
+        pending = [p for p in store.list(PODS, predicate=is_pending)
+                   if _unschedulable(p) and not scheduling.is_daemonset_pod(p)]
+        live_uids = {p["metadata"]["uid"] for p in pending}
+        for claim_name, pods in list(self._nominations.items()):
+            for uid in list(pods):
+                if uid not in live_uids:
+                    del pods[uid]
+        if not pending:
+            return
+        claims = {c["metadata"]["name"]: c for c in store.list(NODECLAIMS)}
+        nominated = {uid for pods in self._nominations.values() for uid in pods}
+        pools = self._pools()
+        pending.sort(key=lambda p: -float(scheduling.pod_requests(p).get("cpu", 0)))
+        for pod in pending:
+            uid = pod["metadata"]["uid"]
+            if uid in nominated:
+                continue
+            requests = scheduling.pod_requests(pod)
+            claim = self._fit_in_flight(pod, requests, claims)
+            if claim is None:
+                claim = self._new_claim(pod, requests, pools)
+                if claim is None:
+                    continue
+                claims[claim["metadata"]["name"]] = claim
+            self._nominations.setdefault(claim["metadata"]["name"], {})[uid] = requests
+            nominated.add(uid)
+            self.cluster.record_event(pod, "Nominated", f"Pod should schedule on: nodeclaim/{claim['metadata']['name']}",
+                                      component=COMPONENT)
+
+    def _fit_in_flight(self, pod: dict, requests: dict, claims: dict) -> dict | None:
+        for name, claim in claims.items():
+            if claim["metadata"].get("deletionTimestamp") or _claim_ready(claim, "Initialized"):
+                continue
+            labels = claim["metadata"].get("labels") or {}
+            if scheduling.untolerated_taints(pod, (claim.get("spec") or {}).get("taints")):
+                continue
+            if not scheduling.node_matches(pod, labels, ""):
+                continue
+            capacity = self._claim_allocatable(claim)
+            used: dict[str, Fraction] = {}
+            for other in self._nominations.get(name, {}).values():
+                scheduling.add(used, other)
+            if not self._missing(requests, capacity, used, labels):
+                return claim
+        return None
+
+    @staticmethod
+    def _claim_allocatable(claim: dict) -> dict[str, Fraction]:
+        return scheduling.resource_map((claim.get("status") or {}).get("allocatable"))
+
+    def _missing(self, requests: dict, capacity: dict, used: dict, labels: dict) -> list[str]:
+        for name in requests:
+            if name.startswith("nvidia.com/mig-") and labels.get("karpenter.k8s.aws/instance-gpu-name") == "a100":
+                profile = name.split("mig-", 1)[1]
+                gpus = int(labels.get("karpenter.k8s.aws/instance-gpu-count", "0"))
+                capacity = {**capacity, name: Fraction(MIG_SLICES.get(profile, 1) * gpus)}
+        return scheduling.insufficient(requests, capacity, used)
+
+    def _requirements(self, pool: dict) -> list[dict]:
+        return (((pool.get("spec") or {}).get("template") or {}).get("spec") or {}).get("requirements") or []
+
+    def _allowed(self, requirements: list[dict], key: str, candidates: list[str]) -> list[str]:
+        return [c for c in candidates if all(scheduling.match_expression(r, {key: c}) for r in requirements
+                                             if r.get("key") == key)]
+
+    def _daemonset_overhead(self, labels: dict, taints: list[dict]) -> dict[str, Fraction]:
+        overhead: dict[str, Fraction] = {}
+        for ds in self.cluster.store.list(DAEMONSETS):
+            template = {"spec": ((ds.get("spec") or {}).get("template") or {}).get("spec") or {}, "metadata": {}}
+            if scheduling.untolerated_taints(template, taints) or not scheduling.node_matches(template, labels, ""):
+                continue
+            scheduling.add(overhead, scheduling.pod_requests(template))
+        return overhead
+
+    def _pool_usage(self, pool_name: str) -> dict[str, Fraction]:
+        usage: dict[str, Fraction] = {}
+        for claim in self.cluster.store.list(NODECLAIMS):
+            if (claim["metadata"].get("labels") or {}).get("karpenter.sh/nodepool") == pool_name:
+                scheduling.add(usage, scheduling.resource_map((claim.get("status") or {}).get("capacity")))
+        return usage
+
+    def _new_claim(self, pod: dict, requests: dict, pools: list[dict]) -> dict | None:
+        region = self.settings.region
+        reasons = []
+        for pool in pools:
+            pool_name = pool["metadata"]["name"]
+            if not self._nodeclass_ready(pool):
+                reasons.append(f'nodepool "{pool_name}" has no ready nodeclass')
+                continue
+            template = ((pool.get("spec") or {}).get("template") or {})
+            template_spec = template.get("spec") or {}
+            taints = template_spec.get("taints") or []
+            if scheduling.untolerated_taints(pod, taints):
+                reasons.append(f'incompatible with nodepool "{pool_name}", did not tolerate '
+                               f'{scheduling.describe_taint(scheduling.untolerated_taints(pod, taints)[0])}')
+                continue
+            requirements = self._requirements(pool)
+            zones = self._allowed(requirements, "topology.kubernetes.io/zone", self.addresses.zones(region))
+            capacity_types = self._allowed(requirements, "karpenter.sh/capacity-type", ["on-demand", "spot"]) \
+                if any(r.get("key") == "karpenter.sh/capacity-type" for r in requirements) else ["on-demand"]
+            limits = scheduling.resource_map((pool.get("spec") or {}).get("limits"))
+            usage = self._pool_usage(pool_name) if limits else {}
+            best: tuple[float, InstanceType, str, str, dict] | None = None
+            for instance in instance_types.CATALOG.values():
+                for zone in zones:
+                    for capacity_type in capacity_types:
+                        labels = self._claim_labels(pool, instance, zone, capacity_type)
+                        if not all(scheduling.match_expression(r, labels) for r in requirements
+                                   if r.get("key") in labels):
+                            continue
+                        if not scheduling.node_matches(pod, labels, ""):
+                            continue
+                        allocatable = {**instance.allocatable(), **instance_types.expected_extended_resources(instance)}
+                        overhead = self._daemonset_overhead(labels, taints)
+                        if self._missing(requests, allocatable, overhead, labels):
+                            continue
+                        capacity = {**instance.capacity(), **instance_types.expected_extended_resources(instance)}
+                        if any(usage.get(r, 0) + capacity.get(r, 0) > limit for r, limit in limits.items()):
+                            continue
+                        price = instance.price * (SPOT_DISCOUNT if capacity_type == "spot" else 1.0)
+                        if best is None or price < best[0]:
+                            best = (price, instance, zone, capacity_type, labels)
+            if best is None:
+                reasons.append(f'incompatible with nodepool "{pool_name}", no instance type satisfied resources '
+                               f'{{{", ".join(f"{k}: {quantity.format_for(k, v)}" for k, v in sorted(requests.items()))}}} and requirements')
+                continue
+            _, instance, zone, capacity_type, labels = best
+            return self._create_claim(pool, instance, zone, capacity_type, labels, requests)
+        message = "Failed to schedule pod, " + ("; ".join(reasons) if reasons else "no nodepools found")
+        if self._reported.get(pod["metadata"]["uid"]) != message:
+            self._reported[pod["metadata"]["uid"]] = message
+            self.cluster.record_event(pod, "FailedScheduling", message, "Warning", component=COMPONENT)
+        return None
+
+    def _claim_labels(self, pool: dict, instance: InstanceType, zone: str, capacity_type: str) -> dict[str, str]:
+        template = (pool.get("spec") or {}).get("template") or {}
+        ref = ((template.get("spec") or {}).get("nodeClassRef") or {})
+        labels = {**instance.labels(), "topology.kubernetes.io/zone": zone,
+                  "topology.kubernetes.io/region": self.settings.region,
+                  "karpenter.sh/capacity-type": capacity_type, "karpenter.sh/nodepool": pool["metadata"]["name"],
+                  "karpenter.k8s.aws/ec2nodeclass": ref.get("name", "")}
+        for requirement in self._requirements(pool):
+            key = requirement.get("key")
+            if key not in labels and requirement.get("operator") == "In" and requirement.get("values"):
+                labels[key] = requirement["values"][0]
+        labels.update((template.get("metadata") or {}).get("labels") or {})
+        return labels
+
+    def _create_claim(self, pool: dict, instance: InstanceType, zone: str, capacity_type: str,
+                      labels: dict, requests: dict) -> dict:
+        template = (pool.get("spec") or {}).get("template") or {}
+        spec = template.get("spec") or {}
+        name = f"{pool['metadata']['name']}-{random_suffix(5)}"
+        capacity = {**instance.capacity(), **instance_types.expected_extended_resources(instance)}
+        allocatable = {**instance.allocatable(), **instance_types.expected_extended_resources(instance)}
+        claim = {
+            "apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+            "metadata": {
+                "name": name, "labels": labels, "finalizers": [TERMINATION_FINALIZER],
+                "annotations": {"karpenter.sh/nodepool-hash": random_hex(16), "karpenter.sh/nodepool-hash-version": "v3",
+                                "karpenter.k8s.aws/ec2nodeclass-hash": random_hex(16),
+                                **((template.get("metadata") or {}).get("annotations") or {})},
+                "ownerReferences": [owner_reference(pool, controller=False, block=True)],
+            },
+            "spec": {
+                "nodeClassRef": spec.get("nodeClassRef"),
+                "requirements": [*[r for r in self._requirements(pool) if r.get("key") != "node.kubernetes.io/instance-type"],
+                                 {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": [instance.name]}],
+                "resources": {"requests": {k: quantity.format_for(k, v) for k, v in requests.items()}},
+                **({"taints": spec["taints"]} if spec.get("taints") else {}),
+                **({"startupTaints": spec["startupTaints"]} if spec.get("startupTaints") else {}),
+                "expireAfter": spec.get("expireAfter", "720h"),
+            },
+            "status": {
+                "capacity": {k: quantity.format_for(k, v) for k, v in capacity.items()},
+                "allocatable": {k: quantity.format_for(k, v) for k, v in allocatable.items()},
+                "conditions": [],
+            },
+        }
+        set_condition(claim["status"], "Launched", "Unknown", "AwaitingReconciliation", "object is awaiting reconciliation")
+        created = self.cluster.create_internal(NODECLAIMS, claim)
+        self._launches[name] = asyncio.get_running_loop().create_task(
+            self._launch(name, instance, zone, labels, spec), name=f"launch-{name}")
+        log.info("karpenter: nodeclaim %s (%s, %s) for pool %s", name, instance.name, zone, pool["metadata"]["name"])
+        return created
+
+    async def _launch(self, name: str, instance: InstanceType, zone: str, labels: dict, spec: dict) -> None:
+        try:
+            await asyncio.sleep(self.settings.node_delay / 2)
+            instance_id = f"i-0{random_hex(16)}"
+            claim = self.cluster.store.get(NODECLAIMS, "", name)
+            if claim is None or claim["metadata"].get("deletionTimestamp"):
+                return
+
+            def launched(obj: dict):
+                obj["status"]["providerID"] = f"aws:///{zone}/{instance_id}"
+                obj["status"]["imageID"] = f"ami-0{random_hex(16)}"
+                set_condition(obj["status"], "Launched", "True", "Launched")
+            claim = self.cluster.mutate(NODECLAIMS, "", name, launched)
+            if claim is not None:
+                self.cluster.record_event(claim, "Launched", f"Status condition transitioned, Type: Launched, Status: "
+                                          f"Unknown -> True, Reason: Launched", component=COMPONENT)
+            await asyncio.sleep(self.settings.node_delay / 2)
+            claim = self.cluster.store.get(NODECLAIMS, "", name)
+            if claim is None or claim["metadata"].get("deletionTimestamp"):
+                return
+            ip = self.addresses.allocate(zone)
+            taints = (spec.get("taints") or []) + (spec.get("startupTaints") or [])
+            node = build_node(instance, ip, zone, self.settings.region,
+                              {**labels, "karpenter.sh/registered": "true"}, taints, instance_id=instance_id,
+                              annotations={"karpenter.sh/nodepool-hash": claim["metadata"]["annotations"].get(
+                                  "karpenter.sh/nodepool-hash", "")})
+            node["metadata"]["ownerReferences"] = [owner_reference(claim, controller=False, block=True)]
+            node["metadata"]["finalizers"] = [TERMINATION_FINALIZER]
+            node["spec"]["providerID"] = claim["status"]["providerID"]
+            node = self.cluster.create_internal(NODES, node)
+
+            def registered(obj: dict):
+                obj["status"]["nodeName"] = node["metadata"]["name"]
+                set_condition(obj["status"], "Registered", "True", "Registered")
+            claim = self.cluster.mutate(NODECLAIMS, "", name, registered)
+            if claim is not None:
+                self.cluster.record_event(claim, "Registered", f"Status condition transitioned, Type: Registered, "
+                                          f"Status: Unknown -> True, Reason: Registered", component=COMPONENT)
+            self.kick()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("karpenter: launching %s failed", name)
+        finally:
+            self._launches.pop(name, None)
+
+    def _initialize_claims(self) -> None:
+        """A claim is Initialized once its node is Ready with the expected devices registered."""
+        for claim in self.cluster.store.list(NODECLAIMS):
+            node_name = (claim.get("status") or {}).get("nodeName")
+            if not node_name or _claim_ready(claim, "Initialized") or claim["metadata"].get("deletionTimestamp"):
+                continue
+            node = self.cluster.store.get(NODES, "", node_name)
+            if node is None or not is_ready(node):
+                continue
+            allocatable = scheduling.allocatable(node)
+            instance = instance_types.get((claim["metadata"].get("labels") or {}).get("node.kubernetes.io/instance-type", ""))
+            expected = instance_types.expected_extended_resources(instance) if instance else {}
+            if any(allocatable.get(r, 0) <= 0 and not (r == "nvidia.com/gpu" and any(k.startswith("nvidia.com/mig-") for k in allocatable))
+                   for r in expected):
+                continue
+            startup = {(t.get("key"), t.get("effect")) for t in (claim.get("spec") or {}).get("startupTaints") or []}
+
+            def initialize_node(obj: dict):
+                obj["metadata"].setdefault("labels", {})["karpenter.sh/initialized"] = "true"
+                if startup:
+                    obj["spec"]["taints"] = [t for t in obj["spec"].get("taints") or []
+                                             if (t.get("key"), t.get("effect")) not in startup]
+            self.cluster.mutate(NODES, "", node_name, initialize_node)
+
+            def initialized(obj: dict):
+                set_condition(obj["status"], "Initialized", "True", "Initialized")
+                set_condition(obj["status"], "Ready", "True", "Ready")
+            claim = self.cluster.mutate(NODECLAIMS, "", claim["metadata"]["name"], initialized)
+            if claim is not None:
+                self.cluster.record_event(claim, "Initialized", "Status condition transitioned, Type: Initialized, "
+                                          "Status: Unknown -> True, Reason: Initialized", component=COMPONENT)
+                self._nominations.pop(claim["metadata"]["name"], None)
+
+    # -- disruption -------------------------------------------------------------------------------------------
+    def _consolidate(self) -> None:
+        loop = asyncio.get_running_loop()
+        store = self.cluster.store
+        busy: set[str] = set()
+        for pod in store.list(PODS, predicate=lambda p: bool((p.get("spec") or {}).get("nodeName"))):
+            if not scheduling.is_terminal(pod) and not scheduling.is_daemonset_pod(pod):
+                busy.add(pod["spec"]["nodeName"])
+        pools = {p["metadata"]["name"]: p for p in store.list(NODEPOOLS)}
+        seen = set()
+        for claim in store.list(NODECLAIMS):
+            name = claim["metadata"]["name"]
+            node_name = (claim.get("status") or {}).get("nodeName")
+            if not node_name or claim["metadata"].get("deletionTimestamp") or not _claim_ready(claim, "Initialized"):
+                continue
+            seen.add(node_name)
+            if node_name in busy or self._nominations.get(name):
+                self._empty_since.pop(node_name, None)
+                continue
+            pool = pools.get((claim["metadata"].get("labels") or {}).get("karpenter.sh/nodepool", ""))
+            disruption = ((pool or {}).get("spec") or {}).get("disruption") or {}
+            if pool is not None and disruption.get("consolidationPolicy", "WhenEmptyOrUnderutilized") not in (
+                    "WhenEmpty", "WhenEmptyOrUnderutilized"):
+                continue
+            after = parse_duration(disruption.get("consolidateAfter", "0s")) if pool is not None else 0.0
+            if after is None:
+                continue
+            since = self._empty_since.setdefault(node_name, loop.time())
+            remaining = since + after - loop.time()
+            if remaining > 0:
+                self.wake_at(remaining + 0.05)
+                continue
+            self._empty_since.pop(node_name, None)
+            self.cluster.record_event(claim, "DisruptionTerminating", "Disrupting NodeClaim: Empty", component=COMPONENT)
+            node = store.get(NODES, "", node_name)
+            if node is not None:
+                self.cluster.record_event(node, "DisruptionTerminating", "Disrupting Node: Empty", component=COMPONENT)
+            self.cluster.delete(self.cluster.resource(*NODECLAIMS), "", name)
+        for node_name in list(self._empty_since):
+            if node_name not in seen:
+                del self._empty_since[node_name]
+
+    def _terminate_claims(self) -> None:
+        """Claims being deleted (consolidation, kubectl delete, pool removal): drain, delete node, finish."""
+        store = self.cluster.store
+        pools = {p["metadata"]["name"] for p in store.list(NODEPOOLS) if not p["metadata"].get("deletionTimestamp")}
+        for claim in store.list(NODECLAIMS):
+            name = claim["metadata"]["name"]
+            if not claim["metadata"].get("deletionTimestamp"):
+                if (claim["metadata"].get("labels") or {}).get("karpenter.sh/nodepool") not in pools:
+                    self.cluster.delete(self.cluster.resource(*NODECLAIMS), "", name)
+                else:
+                    node_name = (claim.get("status") or {}).get("nodeName")
+                    if node_name and _claim_ready(claim, "Registered") and store.get(NODES, "", node_name) is None:
+                        self.cluster.delete(self.cluster.resource(*NODECLAIMS), "", name)
+                continue
+            task = self._launches.pop(name, None)
+            if task:
+                task.cancel()
+            self._nominations.pop(name, None)
+            node_name = (claim.get("status") or {}).get("nodeName")
+            node = store.get(NODES, "", node_name) if node_name else None
+            if node is not None:
+                self._drain_and_delete(node)
+                if store.get(NODES, "", node_name) is not None:
+                    self.wake_at(0.5)
+                    continue
+            self.cluster.mutate(NODECLAIMS, "", name, lambda obj: obj["metadata"].__setitem__(
+                "finalizers", [f for f in obj["metadata"].get("finalizers") or [] if f != TERMINATION_FINALIZER]))
+        for node in store.list(NODES):
+            if node["metadata"].get("deletionTimestamp") and TERMINATION_FINALIZER in (node["metadata"].get("finalizers") or []):
+                self._drain_and_delete(node)
+
+    def _drain_and_delete(self, node: dict) -> None:
+        node_name = node["metadata"]["name"]
+        store = self.cluster.store
+
+        def taint(obj: dict):
+            taints = obj["spec"].setdefault("taints", [])
+            if not any(t.get("key") == "karpenter.sh/disrupted" for t in taints):
+                taints.append({"key": "karpenter.sh/disrupted", "effect": "NoSchedule"})
+            obj["spec"]["unschedulable"] = True
+        self.cluster.mutate(NODES, "", node_name, taint)
+        remaining = 0
+        for pod in store.list(PODS, predicate=lambda p: (p.get("spec") or {}).get("nodeName") == node_name):
+            remaining += 1
+            if not pod["metadata"].get("deletionTimestamp"):
+                self.cluster.delete(self.cluster.resource(*PODS), pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if remaining:
+            return
+        ip = next((a["address"] for a in (node.get("status") or {}).get("addresses") or [] if a.get("type") == "InternalIP"), None)
+        if ip:
+            self.addresses.release(ip)
+        self.cluster.remove(NODES, "", node_name)
+
+    # -- status ----------------------------------------------------------------------------------------------
+    def _nodepool_status(self) -> None:
+        claims = self.cluster.store.list(NODECLAIMS)
+        for pool in self.cluster.store.list(NODEPOOLS):
+            pool_name = pool["metadata"]["name"]
+            resources: dict[str, Fraction] = {}
+            nodes = 0
+            for claim in claims:
+                if (claim["metadata"].get("labels") or {}).get("karpenter.sh/nodepool") != pool_name:
+                    continue
+                if (claim.get("status") or {}).get("nodeName"):
+                    nodes += 1
+                    scheduling.add(resources, scheduling.resource_map((claim.get("status") or {}).get("capacity")))
+            ready = self._nodeclass_ready(pool)
+
+            def update(obj: dict):
+                status = obj.setdefault("status", {})
+                status["nodes"] = nodes
+                status["resources"] = {k: quantity.format_for(k, v) for k, v in sorted(resources.items())
+                                       if not k.startswith("hugepages")} | {"nodes": str(nodes)}
+                set_condition(status, "ValidationSucceeded", "True", "ValidationSucceeded")
+                set_condition(status, "NodeClassReady", "True" if ready else "False",
+                              "NodeClassReady" if ready else "NodeClassNotReady",
+                              "" if ready else "NodeClass not found or not ready")
+                set_condition(status, "Ready", "True" if ready else "False", "Ready" if ready else "UnhealthyDependents",
+                              "" if ready else "NodeClassReady=False")
+            before = clone(pool.get("status") or {})
+            updated = clone(pool)
+            update(updated)
+            if _strip_times(updated.get("status")) != _strip_times(before):
+                self.cluster.mutate(NODEPOOLS, "", pool_name, update)
+
+
+def _strip_times(status: dict | None) -> dict:
+    status = clone(status or {})
+    for cond in status.get("conditions") or []:
+        cond.pop("lastTransitionTime", None)
+    return status

@@ -1,0 +1,83 @@
+"""Container processes: started in their own session and process group (so the whole
+tree can be signalled), killed with the parent if the emulator dies (PR_SET_PDEATHSIG),
+and marked with environment variables so a restarted emulator can find and stop
+leftovers of a previous run that was killed hard. No orphan processes, ever."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+import signal
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CLUSTER_MARKER = "RUNBOOK_SANDBOX_CLUSTER"
+POD_MARKER = "RUNBOOK_SANDBOX_POD_UID"
+_PR_SET_PDEATHSIG = 1
+
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+    _PRCTL = _LIBC.prctl
+except (OSError, AttributeError):  # not Linux
+    _PRCTL = None
+
+
+def _child_setup() -> None:
+    """Runs in the child between fork and exec: die with the emulator."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+async def spawn(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> asyncio.subprocess.Process:
+    """Start a container process writing stdout and stderr to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as output:
+        return await asyncio.create_subprocess_exec(
+            *argv, env=env, cwd=str(cwd), stdin=asyncio.subprocess.DEVNULL, stdout=output,
+            stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=_child_setup)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+async def terminate(process: asyncio.subprocess.Process, grace: float) -> int | None:
+    """SIGTERM the process group, SIGKILL it after ``grace`` seconds, and reap it."""
+    if process.returncode is None:
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), timeout=max(grace, 0.1))
+        except asyncio.TimeoutError:
+            _signal_group(process.pid, signal.SIGKILL)
+            await process.wait()
+    _signal_group(process.pid, signal.SIGKILL)  # anything the process left behind in its group
+    return process.returncode
+
+
+def kill_leftovers(cluster_marker: str) -> int:
+    """SIGKILL process groups a previous run of this emulator left behind. Returns how many."""
+    killed = 0
+    needle = f"{CLUSTER_MARKER}={cluster_marker}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            pid = int(entry.name)
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+    if killed:
+        log.warning("kubelet: killed %d leftover process group(s) of a previous run", killed)
+    return killed

@@ -1,0 +1,165 @@
+"""Pod folders: each container gets a root folder in which every ``mountPath`` is a
+symlink to the local folder of its volume (plus ``subPath``), so a process started
+with ``HOME=<root>/home/jovyan`` reads and writes the EFS access point's folder.
+
+Volume sources: persistentVolumeClaim (through its bound PersistentVolume, see
+``storage``), emptyDir, configMap, secret, projected, downwardAPI, hostPath
+(under the node's folder, never the real host path) and others as empty folders.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from .commands import _field_value, expand
+
+if TYPE_CHECKING:
+    from ...runtime import Runtime
+
+PVCS, PVS = ("", "persistentvolumeclaims"), ("", "persistentvolumes")
+
+
+class VolumeNotReady(Exception):
+    """A volume cannot be set up yet (claim missing or not bound): FailedMount."""
+
+
+def _write_files(folder: Path, files: dict[str, bytes], mode: int = 0o644) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for relative, content in files.items():
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        os.chmod(target, mode)
+
+
+def _items(data: dict[str, bytes], items: list[dict] | None) -> dict[str, bytes]:
+    if not items:
+        return data
+    return {item.get("path", item["key"]): data[item["key"]] for item in items if item.get("key") in data}
+
+
+def _configmap_files(store, namespace: str, source: dict) -> dict[str, bytes]:
+    cm = store.get(("", "configmaps"), namespace, source.get("name", ""))
+    if cm is None:
+        if source.get("optional"):
+            return {}
+        raise VolumeNotReady(f'configmap "{source.get("name")}" not found')
+    data = {k: v.encode() for k, v in (cm.get("data") or {}).items()}
+    data.update({k: base64.b64decode(v) for k, v in (cm.get("binaryData") or {}).items()})
+    return _items(data, source.get("items"))
+
+
+def _secret_files(store, namespace: str, source: dict) -> dict[str, bytes]:
+    name = source.get("secretName") or source.get("name", "")
+    secret = store.get(("", "secrets"), namespace, name)
+    if secret is None:
+        if source.get("optional"):
+            return {}
+        raise VolumeNotReady(f'secret "{name}" not found')
+    data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+    return _items(data, source.get("items"))
+
+
+def _downward_files(pod: dict, source: dict) -> dict[str, bytes]:
+    return {item["path"]: _field_value(pod, (item.get("fieldRef") or {}).get("fieldPath", "")).encode()
+            for item in source.get("items") or [] if item.get("path")}
+
+
+async def prepare_volumes(runtime: "Runtime", pod: dict, node: str, pod_dir: Path) -> dict[str, Path]:
+    """Local folders of all the pod's volumes, by volume name."""
+    store = runtime.cluster.store
+    namespace = pod["metadata"]["namespace"]
+    paths: dict[str, Path] = {}
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        name = volume["name"]
+        own = pod_dir / "volumes" / name
+        if "persistentVolumeClaim" in volume:
+            claim = volume["persistentVolumeClaim"].get("claimName", "")
+            pvc = store.get(PVCS, namespace, claim)
+            if pvc is None:
+                raise VolumeNotReady(f'persistentvolumeclaim "{claim}" not found')
+            pv_name = (pvc.get("spec") or {}).get("volumeName")
+            pv = store.get(PVS, "", pv_name) if pv_name else None
+            if pv is None or (pvc.get("status") or {}).get("phase") != "Bound":
+                raise VolumeNotReady(f'persistentvolumeclaim "{claim}" is not bound')
+            paths[name] = await runtime.volumes.pv_path(pv, node)
+        elif "hostPath" in volume:
+            paths[name] = runtime.volumes.host_path(node, volume["hostPath"].get("path", ""))
+        elif "configMap" in volume:
+            _write_files(own, _configmap_files(store, namespace, volume["configMap"]))
+            paths[name] = own
+        elif "secret" in volume:
+            _write_files(own, _secret_files(store, namespace, volume["secret"]), 0o600)
+            paths[name] = own
+        elif "downwardAPI" in volume:
+            _write_files(own, _downward_files(pod, volume["downwardAPI"]))
+            paths[name] = own
+        elif "projected" in volume:
+            files: dict[str, bytes] = {}
+            for source in volume["projected"].get("sources") or []:
+                if "configMap" in source:
+                    files.update(_configmap_files(store, namespace, source["configMap"]))
+                elif "secret" in source:
+                    files.update(_secret_files(store, namespace, source["secret"]))
+                elif "downwardAPI" in source:
+                    files.update(_downward_files(pod, source["downwardAPI"]))
+                elif "serviceAccountToken" in source:
+                    files[source["serviceAccountToken"].get("path", "token")] = \
+                        b"sandbox-service-account-token-not-valid-for-the-api"
+            _write_files(own, files)
+            paths[name] = own
+        else:  # emptyDir, ephemeral and inline CSI volumes, anything else: a folder of the pod
+            own.mkdir(parents=True, exist_ok=True)
+            paths[name] = own
+    return paths
+
+
+@dataclass
+class Rootfs:
+    """A container's view of the file system: mount paths -> local folders."""
+
+    root: Path
+    mounts: dict[str, Path] = field(default_factory=dict)
+
+    def host_path(self, container_path: str) -> Path:
+        """The local path behind an absolute path inside the container."""
+        path = PurePosixPath("/") / container_path
+        best = None
+        for mount in self.mounts:
+            mount_path = PurePosixPath(mount)
+            if path == mount_path or mount_path in path.parents:
+                if best is None or len(mount) > len(best):
+                    best = mount
+        if best is not None:
+            return self.root / best.strip("/") / path.relative_to(PurePosixPath(best))
+        return self.root / str(path).lstrip("/")
+
+
+def build_rootfs(pod_dir: Path, container: dict, volume_paths: dict[str, Path], env: dict[str, str]) -> Rootfs:
+    """Create the container's root folder with one symlink per volume mount."""
+    root = pod_dir / "containers" / container["name"] / "rootfs"
+    root.mkdir(parents=True, exist_ok=True)
+    rootfs = Rootfs(root)
+    for mount in sorted(container.get("volumeMounts") or [], key=lambda m: len(m.get("mountPath", ""))):
+        target = volume_paths.get(mount.get("name"))
+        if target is None:
+            continue
+        sub_path = mount.get("subPath") or (expand(mount["subPathExpr"], env) if mount.get("subPathExpr") else "")
+        if sub_path:
+            target = target / sub_path
+            target.mkdir(parents=True, exist_ok=True)
+        link = rootfs.host_path(mount["mountPath"])
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            if link.is_symlink() or link.is_file():
+                link.unlink()
+            else:
+                shutil.rmtree(link)
+        link.symlink_to(target, target_is_directory=True)
+        rootfs.mounts[mount["mountPath"]] = target
+    return rootfs

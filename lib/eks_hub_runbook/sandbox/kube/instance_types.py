@@ -1,0 +1,169 @@
+"""EC2 instance types the sandbox can launch: vCPUs, memory, GPUs, Neuron devices, price,
+and the well-known labels Karpenter puts on nodes (``karpenter.k8s.aws/instance-*``).
+
+Covers the families the blueprint's NodePools and node groups use: m5, g5, g6, p4d,
+trn1, inf2. Prices are us-west-2 on-demand list prices (USD/hour), used only to
+pick the cheapest fitting type, as Karpenter does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+MiB = 2**20
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    name: str
+    vcpu: int
+    memory_gib: int
+    max_pods: int
+    price: float
+    gpus: int = 0
+    gpu_name: str = ""
+    gpu_memory_mib: int = 0
+    neuron_devices: int = 0
+    neuron_cores_per_device: int = 0
+    accelerator_name: str = ""
+    cpu_manufacturer: str = "intel"
+    network_gbps: int = 10
+
+    @property
+    def family(self) -> str:
+        return self.name.split(".")[0]
+
+    @property
+    def size(self) -> str:
+        return self.name.split(".")[1]
+
+    @property
+    def category(self) -> str:
+        return "".join(ch for ch in self.family if ch.isalpha())
+
+    @property
+    def generation(self) -> str:
+        return "".join(ch for ch in self.family if ch.isdigit()) or "1"
+
+    @property
+    def memory_mib(self) -> int:
+        return self.memory_gib * 1024
+
+    def labels(self) -> dict[str, str]:
+        """Instance labels Karpenter (and EKS) set on a node of this type."""
+        labels = {
+            "node.kubernetes.io/instance-type": self.name,
+            "beta.kubernetes.io/instance-type": self.name,
+            "kubernetes.io/arch": "amd64", "beta.kubernetes.io/arch": "amd64",
+            "kubernetes.io/os": "linux", "beta.kubernetes.io/os": "linux",
+            "karpenter.k8s.aws/instance-category": self.category,
+            "karpenter.k8s.aws/instance-family": self.family,
+            "karpenter.k8s.aws/instance-generation": self.generation,
+            "karpenter.k8s.aws/instance-size": self.size,
+            "karpenter.k8s.aws/instance-cpu": str(self.vcpu),
+            "karpenter.k8s.aws/instance-cpu-manufacturer": self.cpu_manufacturer,
+            "karpenter.k8s.aws/instance-memory": str(self.memory_mib),
+            "karpenter.k8s.aws/instance-hypervisor": "nitro",
+            "karpenter.k8s.aws/instance-encryption-in-transit-supported": "true",
+            "karpenter.k8s.aws/instance-network-bandwidth": str(self.network_gbps * 1000),
+        }
+        if self.gpus:
+            labels.update({
+                "karpenter.k8s.aws/instance-gpu-count": str(self.gpus),
+                "karpenter.k8s.aws/instance-gpu-name": self.gpu_name,
+                "karpenter.k8s.aws/instance-gpu-manufacturer": "nvidia",
+                "karpenter.k8s.aws/instance-gpu-memory": str(self.gpu_memory_mib),
+            })
+        if self.neuron_devices:
+            labels.update({
+                "karpenter.k8s.aws/instance-accelerator-name": self.accelerator_name,
+                "karpenter.k8s.aws/instance-accelerator-manufacturer": "aws",
+                "karpenter.k8s.aws/instance-accelerator-count": str(self.neuron_devices),
+            })
+        return labels
+
+    def kube_reserved(self) -> tuple[Fraction, Fraction]:
+        """(cpu cores, memory bytes) reserved for the kubelet, as the EKS AMIs compute them."""
+        millicores = 0.0
+        for core in range(self.vcpu):
+            millicores += 60 if core == 0 else 10 if core == 1 else 5 if core < 4 else 2.5
+        memory = (255 + 11 * self.max_pods) * MiB
+        return Fraction(int(millicores), 1000), Fraction(memory)
+
+    def capacity(self, disk_gib: int = 20) -> dict[str, Fraction]:
+        """Node capacity (memory after the hypervisor's share, as a real node reports it)."""
+        capacity = {
+            "cpu": Fraction(self.vcpu),
+            "memory": Fraction(int(self.memory_gib * 1024 * 1024 * 0.95) * 1024),
+            "pods": Fraction(self.max_pods),
+            "ephemeral-storage": Fraction(disk_gib * 1024**3),
+            "hugepages-1Gi": Fraction(0),
+            "hugepages-2Mi": Fraction(0),
+        }
+        return capacity
+
+    def allocatable(self, disk_gib: int = 20) -> dict[str, Fraction]:
+        capacity = self.capacity(disk_gib)
+        cpu_reserved, memory_reserved = self.kube_reserved()
+        return {
+            **capacity,
+            "cpu": capacity["cpu"] - cpu_reserved,
+            "memory": capacity["memory"] - memory_reserved - 100 * MiB,
+            "ephemeral-storage": capacity["ephemeral-storage"] * Fraction(9, 10) - 1024**3,
+        }
+
+
+def _family(prefix: str, sizes: list[tuple], **common) -> list[InstanceType]:
+    return [InstanceType(f"{prefix}.{size}", *values, **common) for size, *values in sizes]
+
+
+# name.size: vcpu, memory GiB, max pods, price (+ per-type extras via keyword arguments)
+CATALOG: dict[str, InstanceType] = {t.name: t for t in [
+    *_family("m5", [("large", 2, 8, 29, 0.096), ("xlarge", 4, 16, 58, 0.192), ("2xlarge", 8, 32, 58, 0.384),
+                    ("4xlarge", 16, 64, 234, 0.768), ("8xlarge", 32, 128, 234, 1.536),
+                    ("12xlarge", 48, 192, 234, 2.304), ("16xlarge", 64, 256, 737, 3.072),
+                    ("24xlarge", 96, 384, 737, 4.608)]),
+    *[InstanceType(f"g5.{size}", vcpu, mem, pods, price, gpus=gpus, gpu_name="a10g", gpu_memory_mib=24576 * gpus,
+                   cpu_manufacturer="amd")
+      for size, vcpu, mem, pods, price, gpus in [
+          ("xlarge", 4, 16, 58, 1.006, 1), ("2xlarge", 8, 32, 58, 1.212, 1), ("4xlarge", 16, 64, 234, 1.624, 1),
+          ("8xlarge", 32, 128, 234, 2.448, 1), ("12xlarge", 48, 192, 737, 5.672, 4),
+          ("16xlarge", 64, 256, 234, 4.096, 1), ("24xlarge", 96, 384, 737, 8.144, 4),
+          ("48xlarge", 192, 768, 345, 16.288, 8)]],
+    *[InstanceType(f"g6.{size}", vcpu, mem, pods, price, gpus=gpus, gpu_name="l4", gpu_memory_mib=23034 * gpus,
+                   cpu_manufacturer="amd")
+      for size, vcpu, mem, pods, price, gpus in [
+          ("xlarge", 4, 16, 58, 0.805, 1), ("2xlarge", 8, 32, 58, 0.978, 1), ("4xlarge", 16, 64, 234, 1.323, 1),
+          ("8xlarge", 32, 128, 234, 2.014, 1), ("12xlarge", 48, 192, 234, 4.602, 4),
+          ("16xlarge", 64, 256, 737, 3.397, 1), ("24xlarge", 96, 384, 737, 6.675, 4),
+          ("48xlarge", 192, 768, 737, 13.35, 8)]],
+    InstanceType("p4d.24xlarge", 96, 1152, 737, 32.773, gpus=8, gpu_name="a100", gpu_memory_mib=40960 * 8,
+                 network_gbps=400),
+    InstanceType("trn1.2xlarge", 8, 32, 58, 1.343, neuron_devices=1, neuron_cores_per_device=2,
+                 accelerator_name="trainium", network_gbps=12),
+    InstanceType("trn1.32xlarge", 128, 512, 247, 21.50, neuron_devices=16, neuron_cores_per_device=2,
+                 accelerator_name="trainium", network_gbps=800),
+    *[InstanceType(f"inf2.{size}", vcpu, mem, pods, price, neuron_devices=devices, neuron_cores_per_device=2,
+                   accelerator_name="inferentia", cpu_manufacturer="amd")
+      for size, vcpu, mem, pods, price, devices in [
+          ("xlarge", 4, 16, 58, 0.758, 1), ("8xlarge", 32, 128, 234, 1.968, 1),
+          ("24xlarge", 96, 384, 737, 6.491, 6), ("48xlarge", 192, 768, 737, 12.981, 12)]],
+]}
+
+
+def get(name: str) -> InstanceType | None:
+    return CATALOG.get(name)
+
+
+def expected_extended_resources(instance: InstanceType) -> dict[str, Fraction]:
+    """Extended resources Karpenter expects a new node to register (physical devices only:
+    Karpenter does not know about GPU time-slicing replicas)."""
+    resources: dict[str, Fraction] = {}
+    if instance.gpus:
+        resources["nvidia.com/gpu"] = Fraction(instance.gpus)
+    if instance.neuron_devices:
+        resources["aws.amazon.com/neuron"] = Fraction(instance.neuron_devices)
+        resources["aws.amazon.com/neuroncore"] = Fraction(instance.neuron_devices * instance.neuron_cores_per_device)
+        resources["aws.amazon.com/neurondevice"] = Fraction(instance.neuron_devices)
+    return resources

@@ -1,0 +1,122 @@
+"""Node objects as an EKS worker registers them: name, addresses, labels, capacity,
+node info, conditions. Used by Karpenter and the managed-node-group controller;
+device plugins add their extended resources afterwards."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import random
+
+from . import quantity
+from .instance_types import InstanceType
+from .objects import now, random_hex
+
+KUBELET_VERSION = "v1.32.9-eks-sandbox"
+OS_IMAGE = "Amazon Linux 2023.8.20250818"
+KERNEL = "6.1.147-172.266.amzn2023.x86_64"
+RUNTIME = "containerd://1.7.27"
+# The blueprint's private subnets, one per zone.
+ZONE_SUBNETS = {"a": ipaddress.ip_network("10.1.0.0/24"), "b": ipaddress.ip_network("10.1.1.0/24")}
+
+
+class NodeAddressPool:
+    """Hands out VPC-looking private IPs (and so node names) per zone, never twice."""
+
+    def __init__(self) -> None:
+        self._used: set[str] = set()
+        self._zone_cycle = itertools.cycle(sorted(ZONE_SUBNETS))
+
+    def zones(self, region: str) -> list[str]:
+        return [f"{region}{suffix}" for suffix in sorted(ZONE_SUBNETS)]
+
+    def next_zone(self, region: str) -> str:
+        return f"{region}{next(self._zone_cycle)}"
+
+    def allocate(self, zone: str) -> str:
+        subnet = ZONE_SUBNETS.get(zone[-1], ZONE_SUBNETS["a"])
+        hosts = list(subnet.hosts())[10:]
+        for _ in range(len(hosts)):
+            candidate = str(random.choice(hosts))
+            if candidate not in self._used:
+                self._used.add(candidate)
+                return candidate
+        raise RuntimeError(f"no free addresses left in {subnet}")
+
+    def reserve(self, address: str) -> None:
+        self._used.add(address)
+
+    def release(self, address: str) -> None:
+        self._used.discard(address)
+
+
+def node_name(ip: str, region: str) -> str:
+    return f"ip-{ip.replace('.', '-')}.{region}.compute.internal"
+
+
+def build_node(instance: InstanceType, ip: str, zone: str, region: str, labels: dict[str, str],
+               taints: list[dict] | None = None, disk_gib: int = 20, instance_id: str | None = None,
+               annotations: dict[str, str] | None = None) -> dict:
+    """A Ready Node of ``instance`` type (without device-plugin resources yet)."""
+    name = node_name(ip, region)
+    instance_id = instance_id or f"i-0{random_hex(16)}"
+    all_labels = {
+        **instance.labels(),
+        "kubernetes.io/hostname": name,
+        "topology.kubernetes.io/region": region,
+        "topology.kubernetes.io/zone": zone,
+        "failure-domain.beta.kubernetes.io/region": region,
+        "failure-domain.beta.kubernetes.io/zone": zone,
+        "topology.k8s.aws/zone-id": f"usw2-az{ord(zone[-1]) - ord('a') + 1}",
+        "k8s.io/cloud-provider-aws": random_hex(32),
+        **labels,
+    }
+    timestamp = now()
+    conditions = [
+        {"type": kind, "status": "False", "reason": reason, "message": message,
+         "lastHeartbeatTime": timestamp, "lastTransitionTime": timestamp}
+        for kind, reason, message in (
+            ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"))
+    ] + [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
+          "lastHeartbeatTime": timestamp, "lastTransitionTime": timestamp}]
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": all_labels,
+            "annotations": {"alpha.kubernetes.io/provided-node-ip": ip, "node.alpha.kubernetes.io/ttl": "0",
+                            "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+                            **(annotations or {})},
+        },
+        "spec": {"providerID": f"aws:///{zone}/{instance_id}", **({"taints": taints} if taints else {})},
+        "status": {
+            "capacity": {k: quantity.format_for(k, v) for k, v in instance.capacity(disk_gib).items()},
+            "allocatable": {k: quantity.format_for(k, v) for k, v in instance.allocatable(disk_gib).items()},
+            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "InternalDNS", "address": name},
+                          {"type": "Hostname", "address": name}],
+            "conditions": conditions,
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {"architecture": "amd64", "bootID": random_hex(32), "containerRuntimeVersion": RUNTIME,
+                         "kernelVersion": KERNEL, "kubeProxyVersion": KUBELET_VERSION,
+                         "kubeletVersion": KUBELET_VERSION, "machineID": random_hex(32), "operatingSystem": "linux",
+                         "osImage": OS_IMAGE, "systemUUID": random_hex(32)},
+            "images": [],
+        },
+    }
+
+
+def internal_ip(node: dict) -> str | None:
+    for address in (node.get("status") or {}).get("addresses") or []:
+        if address.get("type") == "InternalIP":
+            return address.get("address")
+    return None
+
+
+def is_ready(node: dict) -> bool:
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True"
+    return False
