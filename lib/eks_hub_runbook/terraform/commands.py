@@ -1,0 +1,287 @@
+"""The terraform CLI, run by subprocess: init, validate, plan, apply, destroy, output.
+
+Every command runs with ``-chdir=<workspace>``, ``-input=false`` and ``-no-color``; plan,
+apply and destroy stream ``-json`` events into a :class:`RunProgress` (progress bar, log
+lines to a callback and to ``<workspace>/logs/terraform.log``). Apply and destroy retry
+transient failures a bounded number of times; state is kept after every attempt, so a
+re-run (or a retry) resumes where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import TerraformError
+from .events import Diagnostic, Event, PlannedChange, parse_line
+from .progress import LogCallback, RunProgress, print_line
+from .retry import RetryPolicy, all_transient
+from .workspace import Workspace
+
+TERRAFORM = "terraform"
+LOCK_TIMEOUT = "-lock-timeout=120s"
+MASK = "(sensitive)"
+
+
+@dataclass
+class RunResult:
+    """What one terraform process did."""
+
+    returncode: int
+    events: list[Event] = field(default_factory=list)
+    elapsed: float = 0.0
+    done: int = 0
+    failed: int = 0
+
+    @property
+    def errors(self) -> list[str]:
+        """Error texts: error diagnostics, else plain ``Error:`` lines (commands without -json)."""
+        found = [e.diagnostic.text() for e in self.events if e.diagnostic and e.diagnostic.severity == "error"]
+        if found:
+            return found
+        lines = [e.message for e in self.events if e.kind == "text"]
+        starts = [i for i, line in enumerate(lines) if line.lstrip("│ ").startswith("Error")]
+        return [" ".join(line.lstrip("│╷╵ ") for line in lines[i:i + 8] if line.strip("│╷╵ ")) for i in starts]
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        return [e.diagnostic for e in self.events if e.diagnostic]
+
+
+@dataclass
+class Plan:
+    """A plan's change summary. ``rows()`` is a list of dicts for ``pandas.DataFrame``."""
+
+    changes: list[PlannedChange]
+    plan_file: Path | None
+    elapsed: float
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for change in self.changes:
+            counts[change.action] = counts.get(change.action, 0) + 1
+        return counts
+
+    def rows(self) -> list[dict[str, str]]:
+        return [c.as_row() for c in self.changes]
+
+
+@dataclass
+class ApplyResult:
+    """Outcome of an apply or destroy: resources done, attempts used, seconds taken."""
+
+    command: str
+    done: int
+    attempts: int
+    elapsed: float
+
+
+class Outputs(dict):
+    """Terraform outputs by name. Sensitive values are real but masked in ``repr`` and ``public()``."""
+
+    def __init__(self, values: dict[str, Any], sensitive: Iterable[str]):
+        super().__init__(values)
+        self.sensitive = frozenset(sensitive)
+
+    def public(self) -> dict[str, Any]:
+        """The outputs with sensitive values replaced by a mask (safe to display or record)."""
+        return {k: (MASK if k in self.sensitive else v) for k, v in self.items()}
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [{"output": k, "value": v} for k, v in sorted(self.public().items())]
+
+    def __repr__(self) -> str:
+        return f"Outputs({self.public()!r})"
+
+
+# ---- process plumbing ------------------------------------------------------------------------
+
+
+def _argv(workspace: Workspace, *args: str) -> list[str]:
+    return [TERRAFORM, f"-chdir={workspace.directory}", *args]
+
+
+def run(workspace: Workspace, args: Sequence[str], title: str, log: LogCallback | None = print_line,
+        bar: bool = False) -> RunResult:
+    """Run one terraform command, streaming its output into progress and log. Never raises on failure."""
+    progress = RunProgress(title, workspace.log_dir / "terraform.log", callback=log, bar=bar)
+    events: list[Event] = []
+    try:
+        process = subprocess.Popen(
+            _argv(workspace, *args), cwd=workspace.directory, env=workspace.env(),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, bufsize=1,
+        )
+    except FileNotFoundError:
+        progress.close()
+        raise TerraformError("the terraform CLI was not found on PATH; install Terraform >= 1.9 (see notebook 00)") from None
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if not line.strip():
+                continue
+            event = parse_line(line)
+            events.append(event)
+            progress.handle(event)
+        returncode = process.wait()
+    except KeyboardInterrupt:
+        # Let terraform stop cleanly and write its state before giving up.
+        progress.line("interrupted: asking terraform to stop and save its state...")
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        progress.close()
+        raise
+    result = RunResult(returncode, events, progress.elapsed, progress.done, progress.failed)
+    progress.close()
+    return result
+
+
+def _raise_for(result: RunResult, title: str, workspace: Workspace, attempts: int = 1) -> None:
+    errors = result.errors or [f"terraform exited with code {result.returncode}"]
+    tried = f" after {attempts} attempts" if attempts > 1 else ""
+    error = TerraformError(
+        f"terraform {title} failed{tried}:\n" + "\n".join(f"  {e}" for e in errors[-10:])
+        + f"\nFull log: {workspace.log_dir / 'terraform.log'}"
+    )
+    error.errors = errors  # type: ignore[attr-defined]
+    error.diagnostics = result.diagnostics  # type: ignore[attr-defined]
+    raise error
+
+
+def _run_retrying(workspace: Workspace, args: Sequence[str], title: str, log: LogCallback | None, bar: bool,
+                  retry: RetryPolicy) -> tuple[RunResult, int]:
+    for attempt in range(1, retry.attempts + 1):
+        result = run(workspace, args, title if attempt == 1 else f"{title} (attempt {attempt})", log=log, bar=bar)
+        if result.returncode == 0:
+            return result, attempt
+        if attempt == retry.attempts or not all_transient(result.errors):
+            _raise_for(result, title, workspace, attempt)
+        delay = retry.delay(attempt)
+        if log:
+            log(f"transient failure ({result.errors[0][:200]}); retrying in {delay:.0f}s")
+        time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# ---- commands --------------------------------------------------------------------------------
+
+
+def init(workspace: Workspace, log: LogCallback | None = print_line, retry: RetryPolicy = RetryPolicy()) -> None:
+    """``terraform init``: install the provider (mirror or registry) into the workspace."""
+    _run_retrying(workspace, ["init", "-input=false", "-no-color"], "init", log, False, retry)
+
+
+def ensure_initialized(workspace: Workspace, log: LogCallback | None = print_line) -> None:
+    """Run ``init`` unless the workspace already has its provider and lock file."""
+    if not (workspace.directory / ".terraform" / "providers").is_dir() or not (workspace.directory / ".terraform.lock.hcl").exists():
+        init(workspace, log=log)
+
+
+def validate(workspace: Workspace) -> list[Diagnostic]:
+    """``terraform validate``: the configuration's warnings; raises TerraformError if it is invalid."""
+    ensure_initialized(workspace, log=None)
+    process = subprocess.run(_argv(workspace, "validate", "-json", "-no-color"), env=workspace.env(),
+                             capture_output=True, text=True)
+    try:
+        report = json.loads(process.stdout)
+    except ValueError:
+        raise TerraformError(f"terraform validate failed:\n{process.stdout}{process.stderr}") from None
+    diagnostics = [Diagnostic(d.get("severity", "error"), d.get("summary", ""), d.get("detail", ""), d.get("address", ""))
+                   for d in report.get("diagnostics", [])]
+    if not report.get("valid", False):
+        raise TerraformError("terraform validate failed:\n" + "\n".join(f"  {d.text()}" for d in diagnostics))
+    return diagnostics
+
+
+def fmt_check(module_dir: Path) -> list[str]:
+    """Files ``terraform fmt -check`` would rewrite (empty when the module is formatted)."""
+    process = subprocess.run([TERRAFORM, "fmt", "-check", "-list=true", "-no-color", str(module_dir)],
+                             capture_output=True, text=True)
+    if process.returncode not in (0, 3):
+        raise TerraformError(f"terraform fmt failed: {process.stderr.strip()}")
+    return [line.strip() for line in process.stdout.splitlines() if line.strip()]
+
+
+def _targets(targets: Iterable[str]) -> list[str]:
+    return [f"-target={t}" for t in targets]
+
+
+def plan(workspace: Workspace, destroy: bool = False, targets: Iterable[str] = (), log: LogCallback | None = print_line,
+         save: bool = False, retry: RetryPolicy = RetryPolicy()) -> Plan:
+    """``terraform plan``: the changes an apply (or destroy) would make, as rows (address, action)."""
+    ensure_initialized(workspace, log=log)
+    plan_file = workspace.directory / ("destroy.tfplan" if destroy else "apply.tfplan")
+    args = ["plan", "-input=false", "-no-color", "-json", LOCK_TIMEOUT, *_targets(targets)]
+    if destroy:
+        args.append("-destroy")
+    if save:
+        args.append(f"-out={plan_file.name}")
+    result, _ = _run_retrying(workspace, args, "plan (destroy)" if destroy else "plan", log, False, retry)
+    changes = [PlannedChange(e.address, e.action) for e in result.events
+               if e.kind == "planned_change" and e.action not in ("noop", "read")]
+    return Plan(changes=changes, plan_file=plan_file if save else None, elapsed=result.elapsed)
+
+
+def apply(workspace: Workspace, targets: Iterable[str] = (), log: LogCallback | None = print_line, bar: bool = True,
+          retry: RetryPolicy = RetryPolicy(), parallelism: int | None = None, title: str = "apply") -> ApplyResult:
+    """``terraform apply -auto-approve``, retried on transient failures. Converges from any partial state."""
+    ensure_initialized(workspace, log=log)
+    args = ["apply", "-input=false", "-no-color", "-json", "-auto-approve", LOCK_TIMEOUT,
+            f"-parallelism={parallelism or _parallelism(workspace)}", *_targets(targets)]
+    result, attempts = _run_retrying(workspace, args, title, log, bar, retry)
+    return ApplyResult("apply", result.done, attempts, result.elapsed)
+
+
+def destroy(workspace: Workspace, targets: Iterable[str] = (), log: LogCallback | None = print_line, bar: bool = True,
+            retry: RetryPolicy = RetryPolicy(), parallelism: int | None = None, title: str = "destroy") -> ApplyResult:
+    """``terraform apply -destroy -auto-approve`` (all, or ``targets`` and what depends on them)."""
+    ensure_initialized(workspace, log=log)
+    args = ["apply", "-destroy", "-input=false", "-no-color", "-json", "-auto-approve", LOCK_TIMEOUT,
+            f"-parallelism={parallelism or _parallelism(workspace)}", *_targets(targets)]
+    result, attempts = _run_retrying(workspace, args, title, log, bar, retry)
+    return ApplyResult("destroy", result.done, attempts, result.elapsed)
+
+
+def output(workspace: Workspace) -> Outputs:
+    """``terraform output -json`` as :class:`Outputs` (empty before the first apply)."""
+    process = subprocess.run(_argv(workspace, "output", "-json", "-no-color"), env=workspace.env(),
+                             capture_output=True, text=True)
+    if process.returncode != 0:
+        raise TerraformError(f"terraform output failed: {process.stderr.strip() or process.stdout.strip()}")
+    document = json.loads(process.stdout or "{}")
+    return Outputs({k: v.get("value") for k, v in document.items()},
+                   sensitive=[k for k, v in document.items() if v.get("sensitive")])
+
+
+def state_list(workspace: Workspace) -> list[str]:
+    """Addresses of every resource in the workspace's state (empty when nothing exists)."""
+    if not workspace.state_file.exists():
+        return []
+    process = subprocess.run(_argv(workspace, "state", "list", "-no-color"), env=workspace.env(),
+                             capture_output=True, text=True)
+    if process.returncode != 0:
+        raise TerraformError(f"terraform state list failed: {process.stderr.strip()}")
+    return [line for line in process.stdout.splitlines() if line.strip()]
+
+
+def plan_after_apply_is_empty(workspace: Workspace, log: LogCallback | None = None) -> bool:
+    """True if a fresh plan finds nothing to change (no drift after an apply)."""
+    return not plan(workspace, log=log).has_changes
+
+
+def _parallelism(workspace: Workspace) -> int:
+    # The sandbox answers at once, so more concurrent operations only shorten provider waits;
+    # on AWS keep Terraform's default to stay clear of API rate limits.
+    return 20 if workspace.target == "sandbox" else 10
