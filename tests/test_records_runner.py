@@ -238,3 +238,15 @@ def test_abandoned_run_is_detected_and_resumable(records_env):
         runner.run(None, {"deployment": "fixture-gone"}, resume=True, console=quiet())
     run = archive.find_run("latest")
     assert run.notebook("raises")["previous_attempts"][0]["status"] == "killed"
+
+
+def test_plain_papermill_still_works_and_leaves_scraps(records_env):
+    """`papermill in.ipynb out.ipynb -p ...` needs no runner: scraps are in the notebook and in the deployment's state."""
+    import scrapbook as sb
+
+    out = records_env / "out.ipynb"
+    subprocess.run([sys.executable, "-m", "papermill", str(FIXTURES / "ok.ipynb"), str(out), "-p", "deployment", "fixture-plain",
+                    "-p", "greeting", "bonjour", "--no-progress-bar"], check=True, capture_output=True, cwd=REPO)
+    assert sb.read_notebook(str(out)).scraps["greeting"].data == "bonjour"
+    from eks_hub_runbook import records
+    assert records.recall("fixture-plain", "greeting") == "bonjour"
