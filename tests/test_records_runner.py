@@ -79,7 +79,8 @@ def test_run_archives_notebooks_and_run_json(records_env):
         assert (run.dir / name).is_file()
     # live output: cell markers and the cells' own output, also in run.log
     shown = console.stream.getvalue()
-    assert "[ok 3/5] print(f\"{greeting} from {deployment}\")" in shown and "hello from fixture-a" in shown
+    assert "[ok 3/6] print(f\"{greeting} from {deployment}\")" in shown and "hello from fixture-a" in shown
+    assert "**shown as markdown**" in shown and "'step 1 done'" in shown, "markdown and in-place updates are followed"
     assert "hello from fixture-a" in (run.dir / "run.log").read_text()
     # the notebook's own scraps are readable by later notebooks of the deployment
     from eks_hub_runbook import records

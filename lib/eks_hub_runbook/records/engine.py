@@ -30,7 +30,35 @@ def remove_listener(listener: CellListener) -> None:
 
 
 class RunbookClient(PapermillNotebookClient):
-    """papermill's client; the live view shows markdown displays as markdown, not their repr."""
+    """papermill's client, with a livelier live view.
+
+    - markdown displays are shown as markdown, not as their repr;
+    - displays updated in place (progress of a Terraform apply, a spawn) are followed:
+      each new or changed line of their text is shown as it arrives, once.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._shown_lines: dict[str, set[str]] = {}
+
+    def process_message(self, *args, **kwargs):
+        msg = args[0] if args else kwargs.get("msg")
+        output = super().process_message(*args, **kwargs)
+        if self.log_output and isinstance(msg, dict):
+            content = msg.get("content", {})
+            display_id = (content.get("transient") or {}).get("display_id")
+            if display_id and msg.get("msg_type") in ("display_data", "update_display_data"):
+                self._follow_display(display_id, content, log=msg.get("msg_type") == "update_display_data")
+        return output
+
+    def _follow_display(self, display_id: str, content: dict, log: bool) -> None:
+        text = content.get("data", {}).get("text/plain", "")
+        text = "".join(text) if isinstance(text, list) else str(text)
+        seen = self._shown_lines.setdefault(display_id, set())
+        new = [line for line in text.splitlines() if line.strip() and line not in seen]
+        seen.update(new)
+        if log and new:
+            self.log.info("\n".join(new))
 
     def log_output_message(self, output):
         data = output.get("data", {})
