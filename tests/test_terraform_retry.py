@@ -1,0 +1,103 @@
+"""Which failures are retried, how often, and that a retried run resumes."""
+
+from __future__ import annotations
+
+import os
+import stat
+import textwrap
+
+import pytest
+
+from eks_hub_runbook.errors import TerraformError
+from eks_hub_runbook.terraform import RetryPolicy, all_transient, is_transient
+from eks_hub_runbook.terraform import commands
+from eks_hub_runbook.terraform.workspace import Workspace
+
+TRANSIENT = [
+    "error (aws_vpc.this): creating EC2 VPC: api error Throttling: Rate exceeded",
+    "error: RequestError: send request failed caused by: Post https://eks.us-west-2.amazonaws.com: dial tcp: connection refused",
+    "error: read tcp 10.0.0.1:443: connection reset by peer",
+    "error: waiting for EKS Add-On create: timeout while waiting for state to become 'ACTIVE'",
+    "error: api error RequestLimitExceeded: Request limit exceeded.",
+    "error: StatusCode: 503, api error ServiceUnavailable",
+    "error: deleting EC2 Subnet: DependencyViolation: The subnet has dependencies and cannot be deleted.",
+]
+FATAL = [
+    "error: Invalid value for variable: Variable 'region' must be an AWS commercial region name such as us-west-2.",
+    "error: Unsupported argument: An argument named \"foo\" is not expected here.",
+    "error: creating IAM Role: api error AccessDenied: User is not authorized to perform iam:CreateRole",
+    "error: creating EKS Cluster: InvalidParameterException: unsupported Kubernetes version 1.12",
+    "error: api error ValidationException: 1 validation error detected",
+]
+
+
+@pytest.mark.parametrize("message", TRANSIENT)
+def test_transient_errors(message):
+    assert is_transient(message)
+
+
+@pytest.mark.parametrize("message", FATAL)
+def test_fatal_errors(message):
+    assert not is_transient(message)
+
+
+def test_one_fatal_error_makes_the_failure_fatal():
+    assert all_transient(TRANSIENT)
+    assert not all_transient([TRANSIENT[0], FATAL[0]])
+    assert not all_transient([])
+
+
+def test_backoff_grows_and_is_capped():
+    policy = RetryPolicy(attempts=5, base_delay=2, factor=3, max_delay=30)
+    assert [policy.delay(n) for n in range(1, 5)] == [2, 6, 18, 30]
+
+
+def _fake_terraform(tmp_path, fail_times: int, message: str):
+    """A stand-in terraform that fails ``fail_times`` times with ``message`` then succeeds."""
+    counter = tmp_path / "calls"
+    script = tmp_path / "terraform"
+    script.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}
+        if [ $n -le {fail_times} ]; then
+          echo '{{"type":"diagnostic","@message":"x","diagnostic":{{"severity":"error","summary":"{message}","detail":""}}}}'
+          exit 1
+        fi
+        echo '{{"type":"apply_complete","@message":"ok","hook":{{"resource":{{"addr":"aws_vpc.this"}},"action":"create","elapsed_seconds":1}}}}'
+        exit 0
+        """))
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return script, counter
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    directory = tmp_path / "ws"
+    directory.mkdir()
+    return Workspace("demo", "sandbox", "us-west-2", directory, tmp_path, tmp_path / "cli.tfrc", {})
+
+
+def test_transient_failures_are_retried_then_succeed(tmp_path, workspace, monkeypatch):
+    script, counter = _fake_terraform(tmp_path, 2, "api error Throttling: Rate exceeded")
+    monkeypatch.setattr(commands, "TERRAFORM", str(script))
+    result, attempts = commands._run_retrying(workspace, ["apply"], "apply", None, False, RetryPolicy(3, 0.01, 1))
+    assert attempts == 3 and result.done == 1
+    assert counter.read_text().strip() == "3"
+
+
+def test_retries_are_bounded(tmp_path, workspace, monkeypatch):
+    script, counter = _fake_terraform(tmp_path, 10, "dial tcp: connection refused")
+    monkeypatch.setattr(commands, "TERRAFORM", str(script))
+    with pytest.raises(TerraformError, match="after 2 attempts") as error:
+        commands._run_retrying(workspace, ["apply"], "apply", None, False, RetryPolicy(2, 0.01, 1))
+    assert "connection refused" in str(error.value)
+    assert counter.read_text().strip() == "2"
+
+
+def test_validation_errors_fail_at_once(tmp_path, workspace, monkeypatch):
+    script, counter = _fake_terraform(tmp_path, 10, "Invalid value for variable: Variable name is wrong")
+    monkeypatch.setattr(commands, "TERRAFORM", str(script))
+    with pytest.raises(TerraformError, match="Invalid value for variable"):
+        commands._run_retrying(workspace, ["apply"], "apply", None, False, RetryPolicy(5, 0.01, 1))
+    assert counter.read_text().strip() == "1"
+    assert (workspace.directory / "logs" / "terraform.log").exists()
