@@ -11,6 +11,11 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("RUNBOOK_SHARED_DIR", REPO_ROOT.parent / "shared"))
 
+# The sandbox cluster's emulated delays, short for tests: a Karpenter node in 0.5 s,
+# a first image pull per node in 1.5 s (defaults: 5 s and 3 s).
+os.environ.setdefault("RUNBOOK_SANDBOX_NODE_DELAY", "0.5")
+os.environ.setdefault("RUNBOOK_SANDBOX_PULL_DELAY", "1.5")
+
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
@@ -119,3 +124,115 @@ def sandbox_outputs(full_sandbox, terraform_outputs) -> dict:
         )["AccessPointId"]
     return {**terraform_outputs, "efs_file_system_id": fs_id,
             "efs_home_access_point_id": points["home"], "efs_shared_access_point_id": points["shared"]}
+
+
+# --- sandbox cluster (issue 3) ----------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def kube_sandbox(state_dir):
+    """The sandbox cluster emulator (the kube service alone; reused when already running).
+
+    Controllers that need the local AWS retry until it is up (``full_sandbox`` starts it).
+    """
+    from eks_hub_runbook import sandbox
+    from eks_hub_runbook.sandbox import services
+
+    started_here = not services.status("kube").running
+    sandbox.up(only=("kube",))
+    yield sandbox
+    if started_here:
+        services.stop("kube")
+
+
+@pytest.fixture(scope="session")
+def kube_api(kube_sandbox):
+    """A kubernetes ApiClient on the sandbox cluster (admin kubeconfig)."""
+    from eks_hub_runbook import kube
+
+    return kube.load_client(kube_sandbox.kubeconfig_path())
+
+
+@pytest.fixture(scope="session")
+def kubectl(kube_sandbox, tmp_path_factory):
+    """Run the real kubectl against the sandbox cluster: ``kubectl("get", "pods", "-A")``.
+
+    Returns the CompletedProcess; ``check=True`` (default) fails the test on a non-zero exit.
+    """
+    import subprocess
+
+    home = tmp_path_factory.mktemp("kubectl-home")
+    env = {**os.environ, "KUBECONFIG": str(kube_sandbox.kubeconfig_path()), "HOME": str(home)}
+
+    def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, env=env, timeout=120)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def karpenter_crds(kubectl, shared_dir):
+    """The real Karpenter v1 CRDs (read in place from ../shared), installed once per session."""
+    kubectl("apply", "-f", str(shared_dir / "schemas" / "karpenter-v1.14.1"))
+    return ["nodepools.karpenter.sh", "nodeclaims.karpenter.sh", "ec2nodeclasses.karpenter.k8s.aws"]
+
+
+@pytest.fixture(scope="session")
+def nvidia_time_slicing(kubectl):
+    """The NVIDIA device plugin's ConfigMap with 4 time-slicing replicas (as the platform installs it)."""
+    kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: nvidia-device-plugin-configs
+  namespace: kube-system
+  labels: {app.kubernetes.io/name: nvidia-device-plugin}
+data:
+  default: |-
+    version: v1
+    flags:
+      migStrategy: none
+    sharing:
+      timeSlicing:
+        resources:
+        - name: nvidia.com/gpu
+          replicas: 4
+  a100: |-
+    version: v1
+    flags:
+      migStrategy: mixed
+""")
+    return 4
+
+
+@pytest.fixture(scope="session")
+def karpenter_pool(kubectl, karpenter_crds):
+    """Factory: ``karpenter_pool(name, requirements, taints=(), labels={}, consolidate_after="30s")``
+    applies an EC2NodeClass and a NodePool whose nodes carry the label ``sandbox-test/pool=<name>``."""
+    import yaml
+
+    created = []
+
+    def make(name: str, requirements: list[dict], taints=(), labels=None, consolidate_after: str = "30s",
+             limits: dict | None = None) -> str:
+        nodeclass = {"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": name},
+                     "spec": {"role": "karpenter-node", "amiSelectorTerms": [{"alias": "al2023@latest"}],
+                              "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": "sandbox"}}],
+                              "securityGroupSelectorTerms": [{"tags": {"karpenter.sh/discovery": "sandbox"}}]}}
+        pool = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": name},
+                "spec": {"template": {"metadata": {"labels": {"sandbox-test/pool": name, **(labels or {})}},
+                                      "spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
+                                                                "name": name},
+                                               "requirements": requirements, "taints": list(taints)}},
+                         "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": consolidate_after},
+                         **({"limits": limits} if limits else {})}}
+        kubectl("apply", "-f", "-", input=yaml.safe_dump_all([nodeclass, pool]))
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        kubectl("delete", "nodepool", name, "--ignore-not-found", "--wait=false", check=False)
+        kubectl("delete", "ec2nodeclass", name, "--ignore-not-found", "--wait=false", check=False)
