@@ -202,6 +202,9 @@ class ApiServer:
     @staticmethod
     async def _body(request: web.Request) -> dict:
         raw = await request.read()
+        if request.headers.get("Content-Type", "").startswith("application/vnd.kubernetes.protobuf"):
+            from .protobuf import decode
+            return decode(raw)
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:

@@ -27,3 +27,9 @@ class Runtime:
 
     def controller(self, name: str):
         return self.controllers.get(name)
+
+    async def wipe(self) -> None:
+        """Reset the cluster as if it had been deleted and created again (see ``node_groups``)."""
+        from .controllers.node_groups import wipe_cluster
+
+        await wipe_cluster(self)

@@ -6,7 +6,9 @@
 - ``volume_binder`` (+ ``ebs_csi``, ``efs_csi`` provisioners): claims, volumes, reclaim;
 - ``scheduler``: binds pods to nodes;
 - ``karpenter``: NodePools -> NodeClaims -> Nodes, consolidation of empty nodes;
-- ``kubelet``: runs pods as local processes.
+- ``kubelet``: runs pods as local processes;
+- ``load_balancer``: Services of type LoadBalancer -> NLBs in the local AWS;
+- ``node_groups``: EKS managed node groups -> nodes; cluster deleted in AWS -> state wiped.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from .efs_csi import EfsProvisioner
 from .garbage_collector import GarbageCollector
 from .karpenter import Karpenter
 from .kubelet import Kubelet
+from .load_balancer import LoadBalancerController
 from .namespaces import NamespaceController
+from .node_groups import NodeGroups
 from .scheduler import Scheduler
 from .volume_binder import VolumeBinder
 
@@ -41,6 +45,8 @@ def build_controllers(runtime: "Runtime") -> list["Controller"]:
         Scheduler(runtime),
         Karpenter(runtime),
         Kubelet(runtime),
+        LoadBalancerController(runtime),
+        NodeGroups(runtime),
     ]
     for controller in controllers:
         runtime.controllers[controller.name] = controller

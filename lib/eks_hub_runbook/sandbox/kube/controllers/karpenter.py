@@ -92,9 +92,17 @@ class Karpenter(Controller):
         self._consolidate()
         self._nodepool_status()
 
-    async def stop(self) -> None:
+    def reset(self) -> None:
+        """Forget in-flight work (the cluster was wiped)."""
         for task in self._launches.values():
             task.cancel()
+        self._launches.clear()
+        self._nominations.clear()
+        self._empty_since.clear()
+        self._reported.clear()
+
+    async def stop(self) -> None:
+        self.reset()
         await super().stop()
 
     # -- node classes ---------------------------------------------------------------------------------

@@ -99,6 +99,10 @@ class Kubelet(Controller):
         for name in [n for n in list(self.images._cached) if n not in nodes]:
             self.images.forget_node(name)
 
+    def reset(self) -> None:
+        """The cluster was wiped: nodes are new machines with empty image caches."""
+        self.images = ImagePuller(self.cluster, self.settings.pull_delay)
+
     def release(self, worker: PodWorker) -> None:
         """Called by a worker when its processes are gone."""
         if worker.pod_ip and worker.pod_ip != worker.host_ip:
