@@ -187,10 +187,13 @@ def test_kernel_killed_mid_notebook_is_recorded_and_resume_completes(records_env
     process = _cli("run", str(FIXTURES / "kill_me.ipynb"), str(FIXTURES / "ok.ipynb"), "-p", "deployment", "fixture-kill",
                    "-p", "marker_dir", str(markers), "--no-report", env=dict(os.environ))
     kernel = _wait_for(markers / "kernel.pid", process)
+    child = int((markers / "child.pid").read_text())
     os.kill(kernel, signal.SIGKILL)
     out, _ = process.communicate(timeout=120)
     assert process.returncode == 1, out
     assert "killed at kill_me, cell 4 (In [4])" in out and "the kernel died" in out
+    assert "stopped 1 process(es) it had started" in out
+    assert _pid_gone(child), "what the dead kernel started is stopped too"
 
     run = archive.find_run("latest")
     assert run.status == "killed"
@@ -217,6 +220,7 @@ def test_sigterm_stops_the_run_records_where_and_leaves_no_kernel(records_env):
     process = _cli("run", str(FIXTURES / "kill_me.ipynb"), "-p", "deployment", "fixture-term", "-p", "marker_dir", str(markers),
                    "--no-report", env=dict(os.environ))
     kernel = _wait_for(markers / "kernel.pid", process)
+    child = int((markers / "child.pid").read_text())
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 130, out
@@ -224,6 +228,7 @@ def test_sigterm_stops_the_run_records_where_and_leaves_no_kernel(records_env):
     assert run.status == "interrupted"
     assert run.data["failure"]["notebook"] == "kill_me" and run.data["failure"]["cell_index"] == 4
     assert _pid_gone(kernel), "the kernel must not outlive the runner"
+    assert _pid_gone(child), "nor what it started"
 
 
 def test_abandoned_run_is_detected_and_resumable(records_env):

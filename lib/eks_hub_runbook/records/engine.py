@@ -7,7 +7,12 @@ Registered with papermill as ``runbook``.
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from typing import Callable
+
+from nbclient.exceptions import DeadKernelError
 
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
@@ -41,6 +46,18 @@ class RunbookClient(PapermillNotebookClient):
         super().__init__(*args, **kwargs)
         self._shown_lines: dict[str, set[str]] = {}
 
+    def papermill_execute_cells(self):
+        # the kernel leads its own process group (jupyter_client starts it in a new session);
+        # what it started (terraform, helm, port-forwards) is in that group too
+        pgid = getattr(getattr(self.km, "provisioner", None), "pgid", None)
+        try:
+            return super().papermill_execute_cells()
+        except DeadKernelError:
+            left = stop_process_group(pgid)
+            if left:
+                self.log.warning(f"the kernel died; stopped {left} process(es) it had started")
+            raise
+
     def process_message(self, *args, **kwargs):
         msg = args[0] if args else kwargs.get("msg")
         output = super().process_message(*args, **kwargs)
@@ -66,6 +83,45 @@ class RunbookClient(PapermillNotebookClient):
             self.log.info("".join(data["text/markdown"]))
             return
         super().log_output_message(output)
+
+
+def stop_process_group(pgid: int | None, grace: float = 60.0) -> int:
+    """Stop what is left of a dead kernel's process group: SIGTERM (Terraform then saves
+    its state and releases its lock), SIGKILL after ``grace`` seconds. Returns how many
+    processes were found."""
+    if not pgid or pgid == os.getpgrp():
+        return 0
+    members = _group_members(pgid)
+    if not members:
+        return 0
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return 0
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _group_members(pgid):
+        time.sleep(0.5)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    return len(members)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group (Linux /proc; empty elsewhere)."""
+    members = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
 
 
 class RunbookEngine(NBClientEngine):
