@@ -84,7 +84,10 @@ class HubClient:
         if auth == "token" and self._token:
             headers["Authorization"] = f"token {self._token}"
         elif auth == "cookie":
-            xsrf = self._session.cookies.get("_xsrf")
+            # The hub sets _xsrf on /hub/; a running single-user server sets its own on
+            # /user/<name>/ (after a login that lands there): take the hub's.
+            xsrf = next((c.value for c in self._session.cookies if c.name == "_xsrf" and c.path.startswith("/hub")),
+                        None) or next((c.value for c in self._session.cookies if c.name == "_xsrf"), None)
             if xsrf:
                 headers["X-XSRFToken"] = xsrf
         kwargs.setdefault("timeout", self.timeout)
