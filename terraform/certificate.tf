@@ -2,7 +2,9 @@
 # from notebook 01 (var.certificate_arn) or an ISSUED certificate is looked up by domain.
 
 data "aws_acm_certificate" "hub" {
-  count = local.uses_tls && var.certificate_arn == "" ? 1 : 0
+  # Referencing the domain variables makes the lookup wait for their validation, so a
+  # bad input fails at once instead of after the lookup's own retries.
+  count = local.uses_tls && var.certificate_arn == "" && var.jupyterhub_domain != "" && var.acm_certificate_domain != "" ? 1 : 0
 
   domain      = var.acm_certificate_domain
   statuses    = ["ISSUED"]
