@@ -72,3 +72,15 @@ def test_plan_rows_for_a_dataframe():
     assert plan.counts() == {"create": 1, "update": 1}
     assert plan.rows()[0] == {"address": "aws_vpc.this", "action": "create"}
     assert not Plan([], None, 0.5).has_changes
+
+
+def test_expected_staging_warnings_shrink_to_one_line():
+    warning = parse_line('{"type":"diagnostic","@message":"Warning","diagnostic":{"severity":"warning",'
+                         '"summary":"Resource targeting is in effect","detail":"You are creating a plan with -target..."}}')
+    follow_up = parse_line('{"type":"diagnostic","@message":"Warning","diagnostic":{"severity":"warning",'
+                           '"summary":"Applied changes may be incomplete","detail":"..."}}')
+    other = parse_line('{"type":"diagnostic","@message":"Warning","diagnostic":{"severity":"warning",'
+                       '"summary":"Argument is deprecated","detail":"use x instead","address":"aws_x.y"}}')
+    assert describe(warning) == "note: -target in effect (staged run)"
+    assert describe(follow_up) is None
+    assert describe(other) == "warning (aws_x.y): Argument is deprecated: use x instead"

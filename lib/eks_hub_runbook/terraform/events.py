@@ -87,8 +87,21 @@ def parse_line(line: str) -> Event:
     )
 
 
+# Warnings every staged (-target) run produces; one short line is enough.
+_EXPECTED_WARNINGS = {
+    "Resource targeting is in effect": "note: -target in effect (staged run)",
+    "Applied changes may be incomplete": None,
+}
+
+
 def describe(event: Event) -> str | None:
     """A readable log line for an event, or None for events not worth a line."""
+    if event.kind in ("apply_start", "apply_complete") and event.action == "read":
+        return None  # data sources: noise in a progress log
+    if event.kind == "diagnostic" and event.diagnostic and event.diagnostic.severity == "warning":
+        summary = event.diagnostic.summary.strip()
+        if summary in _EXPECTED_WARNINGS:
+            return _EXPECTED_WARNINGS[summary]
     if event.kind == "apply_start":
         return f"{event.address}: {_ACTION_WORDS.get(event.action, (event.action, ''))[0]}..."
     if event.kind == "apply_complete":

@@ -71,8 +71,8 @@ class RunProgress:
         self._log.flush()
         if self.callback is None:
             return
-        if self._bar is not None:
-            self._bar.write(text) if self.callback is print_line else self.callback(text)
+        if self._bar is not None and self.callback is print_line:
+            self._bar.write(text)  # keeps the bar below the printed lines in a terminal
         else:
             self.callback(text)
 
