@@ -39,7 +39,7 @@ def test_oauth_secret_rows(monkeypatch):
     monkeypatch.delenv("RUNBOOK_OAUTH_CLIENT_SECRET", raising=False)
     oauth = dict(auth="oauth", domain="hub.example.com", oauth_domain="kc.example.com", oauth_client_id="jupyterhub")
     assert prerequisites.secret_rows(resolve(target="aws", **oauth))[0]["status"] == "fail"
-    assert prerequisites.secret_rows(resolve(target="sandbox", **oauth))[0]["status"] == "info"
+    assert prerequisites.secret_rows(resolve(target="sandbox", **oauth))[0]["status"] == "fail"
     monkeypatch.setenv("RUNBOOK_OAUTH_CLIENT_SECRET", "s3cret-value-123")
     row = prerequisites.secret_rows(resolve(target="aws", **oauth))[0]
     assert row["status"] == "pass" and "s3cret" not in str(row)

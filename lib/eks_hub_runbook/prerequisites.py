@@ -142,9 +142,7 @@ def secret_rows(params: DeploymentParameters) -> list[dict[str, str]]:
     present = bool(os.environ.get(env_name))
     if present:
         return [_row("OAuth client secret", f"${env_name}", "set (not shown)", "pass")]
-    if params.target == "sandbox":
-        return [_row("OAuth client secret", f"${env_name}", "not set: the sandbox's provider issues its own", "info")]
-    return [_row("OAuth client secret", f"${env_name}", f"not set: export {env_name}=...", "fail")]
+    return [_row("OAuth client secret", f"${env_name}", f"not set: export {env_name}=... (any value on the sandbox)", "fail")]
 
 
 def deployment_type_rows(params: DeploymentParameters) -> list[dict[str, str]]:

@@ -238,8 +238,16 @@ def _values(source: ParameterForm | Mapping[str, Any]) -> dict[str, Any]:
     return _pick(source)
 
 
-def resolve_from(source: ParameterForm | Mapping[str, Any]) -> P.DeploymentParameters:
+RECORDED = "parameters"  # the record 02_deploy glues: the deployment's parameters
+
+
+def resolve_from(source: ParameterForm | Mapping[str, Any], recorded: bool = False) -> P.DeploymentParameters:
     """Validate the deployment parameters of a form or a ``globals()`` mapping.
+
+    With ``recorded=True`` (notebooks after 02_deploy) parameters the notebook does not
+    set are taken from what 02_deploy recorded for the deployment, so ``auth``, ``domain``
+    and the rest need not be repeated; a ``target`` or ``region`` that contradicts the
+    record is an error naming it.
 
     Secrets typed into the form's password fields are put into their environment
     variables for this kernel (and registered for redaction), never returned.
@@ -248,7 +256,37 @@ def resolve_from(source: ParameterForm | Mapping[str, Any]) -> P.DeploymentParam
         for name, value in source.secret_values().items():
             register_secret(value)
             os.environ[P.SECRET_ENV[name]] = value
-    return _resolve(_values(source))
+    values = _values(source)
+    if recorded:
+        values = _with_recorded(values)
+    return _resolve(values)
+
+
+def _with_recorded(values: dict[str, Any]) -> dict[str, Any]:
+    from ..records import recall
+
+    deployment = P._text("deployment", values.get("deployment", P.DeploymentParameters.deployment)).lower()
+    try:
+        saved = recall(deployment, RECORDED) or {}
+    except (OSError, ValueError):
+        saved = {}
+    if not saved:
+        return values
+    for name in ("target", "region"):
+        given = P._text(name, values.get(name, "")).lower()
+        if given and saved.get(name) and given != saved[name]:
+            raise ParameterError(name, f"deployment {deployment!r} was deployed with {name} {saved[name]!r} "
+                                       f"(recorded by 02_deploy), not {given!r}",
+                                 f"pass -p {name} {saved[name]}, or another -p deployment")
+    known = set(P.parameter_names())
+    return {**{k: v for k, v in saved.items() if k in known}, **values}
+
+
+def recorded_parameters(deployment: str) -> dict[str, Any]:
+    """The parameters 02_deploy recorded for ``deployment`` (empty if it never ran)."""
+    from ..records import recall
+
+    return dict(recall(deployment, RECORDED) or {})
 
 
 def _resolve(values: Mapping[str, Any]) -> P.DeploymentParameters:

@@ -1,0 +1,236 @@
+"""Ordered teardown of a deployment: nothing left behind, and harmless to run twice.
+
+The blueprint's cleanup left VPCs, load balancers and Cognito pools behind (users then
+hit "security group and subnet belong to different networks" on the next install).
+The order here avoids each cause:
+
+1. **drain the cluster** (if it still answers): delete the NodePools (Karpenter then
+   terminates its nodes), LoadBalancer Services (the load balancer controller deletes
+   their NLBs) and the hub's PVCs (the EBS CSI driver deletes their volumes);
+2. **sweep what Kubernetes created in AWS** and is still there, found by the tags the
+   controllers put on it: Karpenter's instances, load balancers, target groups and
+   security groups tagged ``elbv2.k8s.aws/cluster=<name>``, EBS volumes of PVCs,
+   leftover network interfaces of the VPC CNI;
+3. **staged Terraform destroy** (:mod:`eks_hub_runbook.terraform`);
+4. optionally the **ACM certificate** imported by 01_certificate;
+5. a **leftovers scan** by tag that must come back empty;
+6. on the sandbox, **stop the sandbox services** unless asked to keep them.
+
+Each step reports rows (``step``, ``resource``, ``id``, ``action``) for a table.
+Every deletion treats "not found" as done, so a second run finds nothing to do.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError
+
+from .aws.session import client
+from .errors import RunbookError
+from .params import DeploymentParameters
+
+ProgressCallback = Callable[[str, str, str], None]
+
+LB_CLUSTER_TAG = "elbv2.k8s.aws/cluster"
+EBS_CSI_TAG = "ebs.csi.aws.com/cluster"
+KARPENTER_NODEPOOL_TAG = "karpenter.sh/nodepool"
+CNI_CLUSTER_TAG = "cluster.k8s.amazonaws.com/name"
+
+
+class CleanupError(RunbookError):
+    """A resource could not be deleted; the message names it and what holds it."""
+
+
+def cluster_owned_tag(cluster: str) -> str:
+    """The tag key Kubernetes controllers put on what they create for ``cluster``."""
+    return f"kubernetes.io/cluster/{cluster}"
+
+
+@dataclass
+class Found:
+    """A resource Kubernetes created in AWS, to delete."""
+
+    kind: str
+    id: str
+    name: str = ""
+
+    def row(self, action: str) -> dict[str, str]:
+        return {"resource": self.kind, "id": self.id, "name": self.name, "action": action}
+
+
+def _tags(items: list[dict] | None) -> dict[str, str]:
+    return {t["Key"]: t.get("Value", "") for t in items or []}
+
+
+def _error_code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+# --------------------------------------------------------------------------- find
+
+
+def karpenter_instances(params: DeploymentParameters) -> list[Found]:
+    """EC2 instances Karpenter launched for the cluster that are not terminated."""
+    ec2 = client("ec2", params.target, params.region)
+    found = []
+    filters = [
+        {"Name": f"tag:{cluster_owned_tag(params.cluster_name)}", "Values": ["owned"]},
+        {"Name": "tag-key", "Values": [KARPENTER_NODEPOOL_TAG]},
+        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+    ]
+    for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
+        for reservation in page.get("Reservations", []):
+            for instance in reservation.get("Instances", []):
+                tags = _tags(instance.get("Tags"))
+                found.append(Found("EC2 instance (Karpenter)", instance["InstanceId"],
+                                   f"{tags.get(KARPENTER_NODEPOOL_TAG, '')} {instance.get('InstanceType', '')}".strip()))
+    return found
+
+
+def load_balancers(params: DeploymentParameters) -> tuple[list[Found], list[Found]]:
+    """Load balancers and target groups tagged ``elbv2.k8s.aws/cluster=<name>``."""
+    elb = client("elbv2", params.target, params.region)
+    lbs = [lb for page in elb.get_paginator("describe_load_balancers").paginate() for lb in page.get("LoadBalancers", [])]
+    tgs = [tg for page in elb.get_paginator("describe_target_groups").paginate() for tg in page.get("TargetGroups", [])]
+
+    def tagged(arns: list[str]) -> set[str]:
+        hits = set()
+        for start in range(0, len(arns), 20):  # DescribeTags takes at most 20 ARNs
+            for item in elb.describe_tags(ResourceArns=arns[start : start + 20]).get("TagDescriptions", []):
+                if _tags(item.get("Tags")).get(LB_CLUSTER_TAG) == params.cluster_name:
+                    hits.add(item["ResourceArn"])
+        return hits
+
+    lb_hits = tagged([lb["LoadBalancerArn"] for lb in lbs])
+    tg_hits = tagged([tg["TargetGroupArn"] for tg in tgs])
+    return (
+        [Found("load balancer", lb["LoadBalancerArn"], lb.get("DNSName", "")) for lb in lbs if lb["LoadBalancerArn"] in lb_hits],
+        [Found("target group", tg["TargetGroupArn"], tg.get("TargetGroupName", "")) for tg in tgs if tg["TargetGroupArn"] in tg_hits],
+    )
+
+
+def security_groups(params: DeploymentParameters) -> list[Found]:
+    """Security groups the load balancer controller created for the cluster."""
+    ec2 = client("ec2", params.target, params.region)
+    groups = ec2.describe_security_groups(Filters=[{"Name": f"tag:{LB_CLUSTER_TAG}", "Values": [params.cluster_name]}])
+    return [Found("security group", g["GroupId"], g.get("GroupName", "")) for g in groups.get("SecurityGroups", [])]
+
+
+def volumes(params: DeploymentParameters) -> list[Found]:
+    """EBS volumes the EBS CSI driver created for the cluster's PVCs."""
+    ec2 = client("ec2", params.target, params.region)
+    found: dict[str, Found] = {}
+    for filters in (
+        [{"Name": f"tag:{cluster_owned_tag(params.cluster_name)}", "Values": ["owned"]}, {"Name": "tag-key", "Values": [EBS_CSI_TAG]}],
+        [{"Name": "tag:KubernetesCluster", "Values": [params.cluster_name]}, {"Name": "tag-key", "Values": [EBS_CSI_TAG]}],
+    ):
+        for page in ec2.get_paginator("describe_volumes").paginate(Filters=filters):
+            for volume in page.get("Volumes", []):
+                tags = _tags(volume.get("Tags"))
+                pvc = tags.get("kubernetes.io/created-for/pvc/name", "")
+                namespace = tags.get("kubernetes.io/created-for/pvc/namespace", "")
+                found[volume["VolumeId"]] = Found("EBS volume (PVC)", volume["VolumeId"], f"{namespace}/{pvc}".strip("/"))
+    return list(found.values())
+
+
+def network_interfaces(params: DeploymentParameters) -> list[Found]:
+    """Detached network interfaces the VPC CNI left for the cluster."""
+    ec2 = client("ec2", params.target, params.region)
+    reply = ec2.describe_network_interfaces(Filters=[
+        {"Name": f"tag:{CNI_CLUSTER_TAG}", "Values": [params.cluster_name]},
+        {"Name": "status", "Values": ["available"]},
+    ])
+    return [Found("network interface", n["NetworkInterfaceId"], n.get("Description", "")) for n in reply.get("NetworkInterfaces", [])]
+
+
+def kubernetes_created(params: DeploymentParameters) -> list[Found]:
+    """Everything Kubernetes created in AWS for the cluster that still exists, in deletion order."""
+    lbs, tgs = load_balancers(params)
+    return [*karpenter_instances(params), *lbs, *tgs, *volumes(params), *security_groups(params),
+            *network_interfaces(params)]
+
+
+# --------------------------------------------------------------------------- delete
+
+
+def _retry(action: Callable[[], Any], what: str, attempts: int = 12, delay: float = 5.0,
+           retry_codes: tuple[str, ...] = ("DependencyViolation", "ResourceInUse", "VolumeInUse", "InvalidParameterValue")) -> None:
+    """Run ``action``; on a dependency error wait and retry (AWS releases ENIs and attachments slowly)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            action()
+            return
+        except ClientError as exc:
+            code = _error_code(exc)
+            if code.endswith("NotFound") or code in ("LoadBalancerNotFound", "TargetGroupNotFound"):
+                return
+            if code in retry_codes and attempt < attempts:
+                time.sleep(delay)
+                continue
+            raise CleanupError(f"could not delete {what}: {code}: {exc.response['Error'].get('Message', '')}") from None
+
+
+def _wait_terminated(params: DeploymentParameters, instance_ids: list[str], timeout: float) -> None:
+    ec2 = client("ec2", params.target, params.region)
+    deadline = time.monotonic() + timeout
+    while instance_ids and time.monotonic() < deadline:
+        reply = ec2.describe_instances(InstanceIds=instance_ids)
+        states = [i["State"]["Name"] for r in reply.get("Reservations", []) for i in r.get("Instances", [])]
+        if all(state == "terminated" for state in states):
+            return
+        time.sleep(5)
+
+
+def _wait_lbs_gone(params: DeploymentParameters, arns: list[str], timeout: float) -> None:
+    elb = client("elbv2", params.target, params.region)
+    deadline = time.monotonic() + timeout
+    while arns and time.monotonic() < deadline:
+        try:
+            if not elb.describe_load_balancers(LoadBalancerArns=arns).get("LoadBalancers"):
+                return
+        except ClientError as exc:
+            if _error_code(exc) == "LoadBalancerNotFound":
+                return
+            raise
+        time.sleep(5)
+
+
+def delete_kubernetes_created(params: DeploymentParameters, progress: ProgressCallback | None = None,
+                              timeout: float = 600.0) -> list[dict[str, str]]:
+    """Delete what Kubernetes created in AWS (instances, LBs, TGs, volumes, SGs, ENIs). Idempotent.
+
+    Returns one row per resource deleted (empty when there was nothing, e.g. a second run).
+    """
+    report = progress or (lambda *_: None)
+    step = "delete what Kubernetes created in AWS"
+    report(step, "running", "scanning by tag")
+    found = kubernetes_created(params)
+    ec2 = client("ec2", params.target, params.region)
+    elb = client("elbv2", params.target, params.region)
+    rows: list[dict[str, str]] = []
+    instances = [f.id for f in found if f.kind.startswith("EC2 instance")]
+    if instances:
+        report(step, "running", f"terminating {len(instances)} Karpenter instance(s)")
+        _retry(lambda: ec2.terminate_instances(InstanceIds=instances), "Karpenter instances")
+        _wait_terminated(params, instances, timeout)
+    lbs = [f.id for f in found if f.kind == "load balancer"]
+    for arn in lbs:
+        report(step, "running", f"deleting load balancer {arn.rsplit('/', 2)[-2]}")
+        _retry(lambda arn=arn: elb.delete_load_balancer(LoadBalancerArn=arn), f"load balancer {arn}")
+    _wait_lbs_gone(params, lbs, timeout)
+    for item in found:
+        if item.kind == "target group":
+            _retry(lambda item=item: elb.delete_target_group(TargetGroupArn=item.id), f"target group {item.id}")
+        elif item.kind.startswith("EBS volume"):
+            report(step, "running", f"deleting volume {item.id}")
+            _retry(lambda item=item: ec2.delete_volume(VolumeId=item.id), f"volume {item.id} ({item.name})")
+        elif item.kind == "security group":
+            _retry(lambda item=item: ec2.delete_security_group(GroupId=item.id), f"security group {item.id}")
+        elif item.kind == "network interface":
+            _retry(lambda item=item: ec2.delete_network_interface(NetworkInterfaceId=item.id), f"network interface {item.id}")
+        rows.append(item.row("terminated" if item.kind.startswith("EC2") else "deleted"))
+    report(step, "done", "")
+    return rows

@@ -1,0 +1,366 @@
+"""02_deploy's orchestration: Terraform (staged, retried) -> platform install -> how to reach the hub.
+
+The pieces belong to other modules (:mod:`.terraform`, :mod:`.platform`, :mod:`.aws.acm`);
+this module only strings them together the way the walkthrough does and turns the
+results into rows for the notebook's tables:
+
+- ``certificate`` the ACM certificate to use (recorded by 01_certificate, given, or on
+  the sandbox created now so a fresh clone works);
+- ``workspace`` / ``plan_summary`` the Terraform variables and what a plan would change;
+- ``apply`` the staged apply with a live progress display;
+- ``install_platform`` helm releases and manifests (EKS) or their sandbox equivalent;
+- ``access`` how to reach the hub: type 1 the port-forward command (sandbox: the URL),
+  types 2/3 the load balancer's DNS name and the CNAME record to create (optionally
+  created in a Route 53 zone);
+- ``hub_endpoint`` a context manager yielding a URL this process can reach the hub at
+  (03_verify and 04_gpu_sharing use it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from . import records
+from .aws import acm
+from .aws.session import client
+from .errors import ParameterError, PlatformError
+from .params import DeploymentParameters
+
+ProgressCallback = Callable[[str, str, str], None]
+NAMESPACE = "jupyterhub"
+PROXY_SERVICE = "proxy-public"
+PORT_FORWARD_LOCAL_PORT = 8080
+
+
+# --------------------------------------------------------------------------- certificate + terraform
+
+
+def certificate(params: DeploymentParameters) -> str:
+    """The ACM certificate ARN for types 2/3 ('' for type 1); see :func:`acm.ensure_certificate`."""
+    return acm.ensure_certificate(params, records.recall(params.deployment, "certificate_arn", "") or "")
+
+
+def workspace(params: DeploymentParameters, certificate_arn: str = ""):
+    """The Terraform working directory with the variables rendered (nothing applied)."""
+    from . import terraform
+
+    return terraform.prepare(params, certificate_arn=certificate_arn)
+
+
+def variable_rows(ws) -> list[dict[str, str]]:
+    """The rendered ``terraform.tfvars.json`` as rows (no secrets are ever in it)."""
+    import json
+
+    from .terraform.workspace import TFVARS_FILE
+
+    variables = json.loads((ws.directory / TFVARS_FILE).read_text())
+    return [{"variable": k, "value": ", ".join(map(str, v)) if isinstance(v, list) else str(v)}
+            for k, v in sorted(variables.items())]
+
+
+def plan(ws):
+    """``terraform plan`` for the workspace (nothing changes): a :class:`terraform.Plan`."""
+    from . import terraform
+
+    return terraform.plan(ws, log=None)
+
+
+def plan_summary(plan) -> list[dict[str, Any]]:
+    """A plan's changes grouped by resource type and action (a readable summary of ~60 rows)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for change in plan.changes:
+        address = re.sub(r"\[[^\]]*\]", "", change.address)
+        parts = [p for p in address.split(".") if p]
+        resource_type = next((p for p in parts if p.startswith("aws_") or p.startswith("terraform_")), parts[0] if parts else "?")
+        counts[(resource_type, change.action)] += 1
+    rows = [{"resource type": t, "action": a, "count": n} for (t, a), n in sorted(counts.items())]
+    return rows or [{"resource type": "(all)", "action": "no changes", "count": 0}]
+
+
+def stage_names() -> list[str]:
+    """The staged apply's stage names, in order (for a progress display)."""
+    from . import terraform
+
+    return [stage.name for stage in terraform.APPLY_STAGES]
+
+
+def convergence_rows(ws) -> list[dict[str, str]]:
+    """A second plan right after the apply must find nothing to change (no drift)."""
+    changes = plan(ws).changes
+    return [{"check": "plan after apply", "status": "fail" if changes else "pass",
+             "detail": f"{len(changes)} change(s): " + ", ".join(c.address for c in changes[:5]) if changes
+             else "no changes: re-running this notebook converges"}]
+
+
+def certificate_rows(params: DeploymentParameters, certificate_arn: str) -> list[dict[str, str]]:
+    """The certificate the load balancer will use, as ACM lists it (type 1: none)."""
+    if not params.uses_domain:
+        return [{"field": "certificate", "value": "none: deployment type 1 is reached by port-forward"}]
+    return [{"field": "ARN", "value": certificate_arn}, *acm.describe(params, certificate_arn)]
+
+
+def preflight(params: DeploymentParameters) -> None:
+    """Read-only checks for the validation cell, before Terraform runs.
+
+    The secret the login method needs is set; on AWS, types 2/3 have a usable ACM
+    certificate (given, or recorded by 01_certificate). Raises ``ParameterError``.
+    On the sandbox the local services are started if they are not running (so this
+    notebook works on a fresh clone without 00_prerequisites); nothing is created.
+    """
+    if params.auth == "oauth":
+        from .params import secret
+
+        secret("oauth_client_secret")
+    if params.target == "sandbox":
+        from . import prerequisites
+
+        from .notebook.display import require_pass
+
+        require_pass(prerequisites.sandbox_rows(params), "sandbox services", name_column="check")
+    if params.uses_domain and params.target != "sandbox":
+        arn = params.certificate_arn or records.recall(params.deployment, "certificate_arn", "") or ""
+        if not arn:
+            raise ParameterError("certificate_arn", f"auth '{params.auth}' needs an ACM certificate for {params.domain} and none was recorded",
+                                 "run 01_certificate for this deployment first, or pass -p certificate_arn arn:aws:acm:...")
+        acm.check_arn(params, arn)
+
+
+class _StageLog:
+    """Turns the Terraform runner's log lines into progress updates per stage.
+
+    The runner announces each run with ``=== <title> (...)`` and closes it with
+    ``=== <title>: N done, M failed, Ts``; everything else is detail for the current stage.
+    """
+
+    def __init__(self, progress: ProgressCallback, verb: str):
+        self.progress = progress
+        self.verb = verb
+        self.current = ""
+
+    def __call__(self, line: str) -> None:
+        match = re.match(rf"^=== {self.verb}: (.+?)(?: \(attempt \d+\))?(?: \((\d{{4}}-.*)\)|: (\d+) done.*)$", line)
+        if match:
+            stage = match.group(1)
+            if match.group(2) is not None:
+                self.current = stage
+                self.progress(stage, "running", "")
+            else:
+                self.progress(stage, "done", "")
+            return
+        if self.current and line.strip():
+            self.progress(self.current, "running", line.strip()[:160])
+
+
+def apply(ws, progress: ProgressCallback | None = None) -> list[dict[str, Any]]:
+    """Staged apply (network, cluster, everything), retried on transient errors. Rows per stage."""
+    from . import terraform
+
+    report = progress or (lambda *_: None)
+    results = terraform.deploy(ws, log=_StageLog(report, "apply"), bar=False)
+    return [r.as_row() for r in results]
+
+
+def outputs(ws):
+    """Terraform outputs (sensitive ones masked in their ``public()`` view)."""
+    from . import terraform
+
+    return terraform.output(ws)
+
+
+def output_rows(tf_outputs) -> list[dict[str, Any]]:
+    """Public outputs as rows for a table (sensitive values masked)."""
+    return [{"output": k, "value": ", ".join(map(str, v)) if isinstance(v, list) else v}
+            for k, v in sorted(tf_outputs.public().items()) if not k.endswith("_data")]
+
+
+# --------------------------------------------------------------------------- platform
+
+
+def kubeconfig(params: DeploymentParameters) -> Path:
+    """A kubeconfig for the deployment's cluster, built from EKS ``DescribeCluster`` (both targets)."""
+    from .aws import eks
+
+    return eks.write_kubeconfig(params)
+
+
+def install_platform(params: DeploymentParameters, tf_outputs: Mapping[str, Any],
+                     progress: ProgressCallback | None = None) -> list[dict[str, Any]]:
+    """Install the platform (:func:`platform.install.install`). Rows per step."""
+    from .platform import install
+
+    report = progress or (lambda *_: None)
+    report("platform", "running", "helm releases and manifests")
+    rows = install.install(params, tf_outputs, kubeconfig(params))
+    report("platform", "done", "")
+    return rows
+
+
+# --------------------------------------------------------------------------- reaching the hub
+
+
+@dataclass
+class Access:
+    """How people reach the hub of a deployment."""
+
+    params: DeploymentParameters
+    hub_url: str
+    load_balancer: str = ""
+    dns_record: str = ""
+    dns_created: str = ""
+
+    def rows(self) -> list[dict[str, str]]:
+        p = self.params
+        rows = [{"item": "deployment type", "value": f"{p.deployment_type} ({p.auth})"}]
+        if p.deployment_type == 1:
+            from .platform.values import PORT_FORWARD_COMMAND
+
+            if p.target == "sandbox":
+                rows.append({"item": "open the hub", "value": self.hub_url})
+                rows.append({"item": "on EKS you would run", "value": f"{PORT_FORWARD_COMMAND}  then open http://localhost:8080"})
+            else:
+                rows.append({"item": "1. forward a local port", "value": PORT_FORWARD_COMMAND})
+                rows.append({"item": "2. open the hub", "value": "http://localhost:8080"})
+            rows.append({"item": "log in", "value": "any user name in allowed_users (e.g. user-1), any password"})
+            return rows
+        rows.append({"item": "load balancer DNS name", "value": self.load_balancer or "(not provisioned yet)"})
+        rows.append({"item": "DNS record to create", "value": self.dns_record})
+        rows.append({"item": "note", "value": "the record's target ends with a dot: it is a fully qualified name "
+                                               "(some DNS consoles add it, some need it typed)"})
+        if self.dns_created:
+            rows.append({"item": "Route 53", "value": self.dns_created})
+        if p.target == "sandbox":
+            rows.append({"item": "open the hub (sandbox)", "value": self.hub_url})
+        rows.append({"item": "open the hub", "value": f"https://{p.domain}"})
+        rows.append({"item": "log in", "value": "through Cognito's hosted UI" if p.auth == "cognito"
+                     else f"through the identity provider at {p.oauth_domain}"})
+        return rows
+
+
+def load_balancer_hostname(params: DeploymentParameters, timeout: float = 0.0) -> str:
+    """DNS name of the ``proxy-public`` Service's load balancer ('' if there is none yet)."""
+    from kubernetes import client as k8s
+
+    from .platform.install import api_client
+
+    api = k8s.CoreV1Api(api_client(kubeconfig(params)))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            service = api.read_namespaced_service(PROXY_SERVICE, NAMESPACE)
+            ingress = (service.status.load_balancer.ingress if service.status and service.status.load_balancer else None) or []
+            names = [i.hostname or i.ip for i in ingress if i.hostname or i.ip]
+            if names:
+                return names[0]
+        except k8s.ApiException as exc:
+            if exc.status != 404:
+                raise PlatformError(f"cannot read service {NAMESPACE}/{PROXY_SERVICE}: HTTP {exc.status}") from None
+        if time.monotonic() >= deadline:
+            return ""
+        time.sleep(5)
+
+
+def cname_record(domain: str, target: str) -> str:
+    """The CNAME record in zone-file form, both names fully qualified (trailing dots)."""
+    return f"{domain.rstrip('.')}. 300 IN CNAME {target.rstrip('.')}." if target else f"{domain.rstrip('.')}. CNAME <load balancer DNS name>."
+
+
+def create_dns_record(params: DeploymentParameters, zone_id: str, target: str) -> str:
+    """UPSERT the hub's CNAME in a Route 53 hosted zone; returns what was done."""
+    if not zone_id:
+        return ""
+    if not target:
+        raise PlatformError("the load balancer has no DNS name yet: re-run this cell in a minute")
+    route53 = client("route53", params.target, params.region)
+    try:
+        zone = route53.get_hosted_zone(Id=zone_id)["HostedZone"]
+    except route53.exceptions.NoSuchHostedZone:
+        raise ParameterError("route53_zone_id", f"{zone_id} is not a hosted zone of this account",
+                             "give the zone's id (aws route53 list-hosted-zones), or leave it empty") from None
+    zone_name = zone["Name"].rstrip(".")
+    if not (params.domain == zone_name or params.domain.endswith("." + zone_name)):
+        raise ParameterError("route53_zone_id", f"zone {zone_name} cannot hold {params.domain}",
+                             "give the zone of the hub's parent domain")
+    route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [{
+        "Action": "UPSERT",
+        "ResourceRecordSet": {"Name": params.domain + ".", "Type": "CNAME", "TTL": 300,
+                              "ResourceRecords": [{"Value": target.rstrip(".") + "."}]},
+    }]})
+    return f"CNAME {params.domain} -> {target} upserted in zone {zone_name}"
+
+
+def hub_url(params: DeploymentParameters) -> str:
+    """The URL people open: the sandbox hub's local URL, or the AWS one for the deployment type."""
+    if params.target == "sandbox":
+        from .platform import sandbox_hub
+
+        return sandbox_hub.url()
+    return f"https://{params.domain}" if params.uses_domain else f"http://localhost:{PORT_FORWARD_LOCAL_PORT}"
+
+
+def access(params: DeploymentParameters, route53_zone_id: str = "", wait_seconds: float = 0.0) -> Access:
+    """How to reach the hub; optionally creates the CNAME in Route 53 (types 2/3)."""
+    result = Access(params, hub_url(params))
+    if params.uses_domain:
+        result.load_balancer = load_balancer_hostname(params, timeout=wait_seconds)
+        result.dns_record = cname_record(params.domain, result.load_balancer)
+        result.dns_created = create_dns_record(params, route53_zone_id, result.load_balancer)
+    return result
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def hub_endpoint(params: DeploymentParameters, timeout: float = 60.0) -> Iterator[tuple[str, bool | str]]:
+    """``(url, verify)`` where this process reaches the hub, for the duration of the block.
+
+    - sandbox: the local hub URL;
+    - aws type 1: a ``kubectl port-forward`` to ``svc/proxy-public`` on a free local port,
+      stopped when the block ends;
+    - aws types 2/3: ``https://<domain>`` (the CNAME must exist), verified against the
+      self-signed certificate 01_certificate generated, if that is the one in use.
+    """
+    if params.target == "sandbox":
+        yield hub_url(params), True
+        return
+    if params.uses_domain:
+        generated = acm.certificate_dir(params.deployment) / "tls.crt"
+        yield f"https://{params.domain}", str(generated) if generated.exists() else True
+        return
+    port = _free_port()
+    process = subprocess.Popen(
+        ["kubectl", "--kubeconfig", str(kubeconfig(params)), "port-forward", "-n", NAMESPACE,
+         f"svc/{PROXY_SERVICE}", f"{port}:80", "--address", "127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise PlatformError(f"kubectl port-forward exited: {(process.stderr.read() if process.stderr else '')[-300:]}")
+            with socket.socket() as sock:
+                sock.settimeout(0.5)
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.3)
+        else:
+            raise PlatformError(f"kubectl port-forward to svc/{PROXY_SERVICE} did not open within {timeout:.0f} s")
+        yield f"http://127.0.0.1:{port}", True
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,299 @@
+"""The GPU-sharing demo of 04_gpu_sharing: two users, one time-sliced GPU node.
+
+The walkthrough: ``user-1`` logs in through the hub's own login (the dummy form, or
+the OAuth flow for cognito/oauth) and starts the time-slicing profile; Karpenter
+launches a g5 node whose device plugin advertises ``nvidia.com/gpu: 4`` (one GPU,
+four time-sliced replicas). Then ``user-2`` starts the same profile and lands on the
+same node in seconds: no new node, image cached. Finally the storage check: each
+user's home is private, ``/home/shared`` is common and does not expose homes.
+
+Everything goes through the hub's public URL and API, as a person would; the
+cluster is only read (placement, node resources).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import records
+from .errors import HubError, ParameterError
+from .hub import HOME_DIR, SHARED_DIR, HubClient
+from .params import DeploymentParameters
+
+DEFAULT_PROFILE = "gpu-time-slicing"
+DEFAULT_USERS = ("user-1", "user-2")
+NAMESPACE = "jupyterhub"
+USER_POD_SELECTOR = "component=singleuser-server"
+USERNAME_LABEL = "hub.jupyter.org/username"
+TIME_SLICING_REPLICAS = 4
+# For oauth (type 3) the demo users live in your identity provider: their password, if it checks one.
+DEMO_PASSWORD_ENV = "RUNBOOK_DEMO_PASSWORD"
+
+ProgressCallback = Callable[[str, str, str], None]
+
+
+@dataclass
+class UserServer:
+    """One user's run: login, spawn, time to ready."""
+
+    user: str
+    client: HubClient = field(repr=False)
+    profile: str
+    login_seconds: float = 0.0
+    ready_seconds: float = 0.0
+    server_url: str = ""
+    started_new: bool = True  # False: the server was already running (a re-run)
+
+
+@dataclass
+class Demo:
+    """The state of one demo run: the users' servers in start order."""
+
+    params: DeploymentParameters
+    hub_url: str
+    profile: str
+    servers: list[UserServer] = field(default_factory=list)
+
+    def client(self, user: str) -> HubClient:
+        return next(s.client for s in self.servers if s.user == user)
+
+    def timing_rows(self) -> list[dict[str, Any]]:
+        """Time to ready per user: the first is the cold start (new node), the others warm."""
+        rows = []
+        for index, server in enumerate(self.servers):
+            rows.append({
+                "user": server.user,
+                "start": "cold (new node)" if index == 0 else "warm (same node)",
+                "login (s)": round(server.login_seconds, 1),
+                "ready (s)": round(server.ready_seconds, 1),
+                "note": "" if server.started_new else "already running: not re-measured",
+            })
+        return rows
+
+    def users(self) -> list[str]:
+        return [s.user for s in self.servers]
+
+
+def check(params: DeploymentParameters, users: tuple[str, ...] = DEFAULT_USERS) -> None:
+    """Validation-cell check: the demo users may log in with the deployment's settings."""
+    if params.allow_all or params.auth == "dummy" and not params.allowed_users:
+        return
+    allowed = set(params.allowed_users) | set(params.admin_users)
+    missing = [params.login_name(u) for u in users if params.login_name(u) not in allowed]
+    if missing:
+        raise ParameterError("allowed_users", f"the demo users {', '.join(missing)} are not allowed to log in",
+                             "re-run 02_deploy with -p allowed_users user-1,user-2 (or -p allow_all True)")
+
+
+def passwords(params: DeploymentParameters, users: tuple[str, ...] = DEFAULT_USERS) -> Callable[[str], str]:
+    """How each demo user's password is found, by login method.
+
+    cognito: the users are created in the pool 02_deploy recorded, with random passwords
+    kept in memory; oauth: ``$RUNBOOK_DEMO_PASSWORD`` (the users live in your provider);
+    dummy: any password works.
+    """
+    from .records.redact import register_secret
+
+    if params.auth == "cognito":
+        from .aws import cognito
+
+        pool = records.recall(params.deployment, "cognito_user_pool_id", "")
+        if not pool:
+            raise HubError("no Cognito user pool recorded for this deployment: run 02_deploy first")
+        created = cognito.ensure_users(params, pool, list(users))
+        return lambda user: created.get(user, "")
+    value = os.environ.get(DEMO_PASSWORD_ENV, "") if params.auth == "oauth" else ""
+    register_secret(value)
+    return lambda user: value or "any-password"
+
+
+def _login(hub_url: str, user: str, password: str, verify: bool | str) -> tuple[HubClient, float]:
+    started = time.monotonic()
+    client = HubClient(hub_url, verify=verify)
+    name = client.login(user, password)
+    if name != user:
+        raise HubError(f"logged in as {name!r}, expected {user!r}: check oauth_username_claim")
+    return client, time.monotonic() - started
+
+
+def start_users(
+    params: DeploymentParameters,
+    hub_url: str,
+    *,
+    profile: str = DEFAULT_PROFILE,
+    users: tuple[str, ...] = DEFAULT_USERS,
+    password: Callable[[str], str] | None = None,
+    verify: bool | str = True,
+    timeout: float = 900.0,
+    progress: ProgressCallback | None = None,
+) -> Demo:
+    """Log each user in and start ``profile`` for them, one after the other, timing each.
+
+    Users start in order so that the first one pays for the new node (cold) and the
+    others show the warm start. A server that is already running (a re-run with
+    ``keep_servers``) is kept and reported as such. ``password(user)`` gives a
+    password for login providers that check them (the dummy form and the sandbox
+    provider accept any).
+    """
+    report = progress or (lambda *_: None)
+    demo = Demo(params, hub_url, profile)
+    for name in users:
+        user = params.login_name(name)  # cognito users are email addresses
+        step = f"{user}: log in and start {profile}"
+        report(step, "running", "logging in")
+        client, login_seconds = _login(hub_url, user, password(user) if password else "runbook", verify)
+        current = client.server()
+        if current and current.get("ready"):
+            demo.servers.append(UserServer(user, client, profile, login_seconds, 0.0, current.get("url", ""), False))
+            report(step, "done", "already running")
+            continue
+        started = time.monotonic()
+        if current is None:
+            client.spawn(profile)
+        report(step, "running", "waiting for the server (a new node takes longest)")
+        model = client.wait_ready(timeout=timeout)
+        demo.servers.append(UserServer(user, client, profile, login_seconds, time.monotonic() - started,
+                                       model.get("url", "")))
+        report(step, "done", "")
+    return demo
+
+
+def storage_rows(demo: Demo) -> list[dict[str, str]]:
+    """The storage check as rows: home private, shared folder common, homes not exposed.
+
+    Writes a uniquely named file into the first user's home and the shared folder
+    and reads them back as the second user, through the Jupyter contents API.
+    """
+    if len(demo.servers) < 2:
+        raise HubError("the storage check needs two users' servers")
+    first, second = demo.servers[0], demo.servers[1]
+    one, two = first.client, second.client
+    marker = uuid.uuid4().hex[:8]  # this run's content, so an earlier run's file cannot pass the check
+    private_path, shared_path = f"{HOME_DIR}/runbook-private.txt", f"{SHARED_DIR}/runbook-shared.txt"
+    private_text, shared_text = f"written by {first.user} ({marker})", f"shared by {first.user} ({marker})"
+    one.write_file(private_path, private_text)
+    one.write_file(shared_path, shared_text)
+    own = one.read_file(private_path)
+    seen_by_other = two.read_file(private_path)
+    shared_seen = two.read_file(shared_path)
+    exposed = set(demo.users()) & set(two.list_dir(SHARED_DIR))
+    return [
+        {"check": f"{first.user} reads back a file in its home (/home/jovyan)",
+         "status": "pass" if own == private_text else "fail", "detail": "efs-persist, the user's own sub-folder"},
+        {"check": f"{second.user} cannot see {first.user}'s home file",
+         "status": "pass" if seen_by_other is None else "fail",
+         "detail": "not in its own home" if seen_by_other is None else "visible: homes are not private"},
+        {"check": f"{second.user} reads {first.user}'s file in /home/shared",
+         "status": "pass" if shared_seen == shared_text else "fail", "detail": "efs-persist-shared, mounted in every pod"},
+        {"check": "/home/shared does not expose users' homes",
+         "status": "fail" if exposed else "pass",
+         "detail": f"user folders visible: {', '.join(sorted(exposed))}" if exposed else "no user folders in it"},
+    ]
+
+
+def stop_servers(demo: Demo, keep: bool = False) -> list[dict[str, str]]:
+    """Stop every demo server unless ``keep``; rows of what happened to each."""
+    rows = []
+    for server in demo.servers:
+        if keep:
+            rows.append({"user": server.user, "server": "kept running", "open": f"{demo.hub_url}/user/{server.user}/lab"})
+            continue
+        server.client.stop()
+        rows.append({"user": server.user, "server": "stopped", "open": ""})
+    return rows
+
+
+def time_to_ready_chart(demo: Demo):
+    """A bar chart of time to ready per user, cold start vs warm start (a matplotlib Figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    rows = demo.timing_rows()
+    figure = Figure(figsize=(6, 3.2), dpi=100)
+    axes = figure.add_subplot()
+    labels = [f"{r['user']}\n{r['start']}" for r in rows]
+    values = [r["ready (s)"] for r in rows]
+    colours = ["#d62728" if i == 0 else "#2ca02c" for i in range(len(rows))]
+    bars = axes.bar(labels, values, color=colours)
+    axes.bar_label(bars, labels=[f"{v:.1f} s" for v in values], padding=2)
+    axes.set_ylabel("seconds to ready")
+    axes.set_title(f"Time to a running server: {demo.profile}")
+    axes.margins(y=0.2)
+    figure.tight_layout()
+    return figure
+
+
+def _user_pods(api) -> list[Any]:
+    from kubernetes import client
+
+    return client.CoreV1Api(api).list_namespaced_pod(NAMESPACE, label_selector=USER_POD_SELECTOR).items
+
+
+def placement_rows(demo: Demo, api) -> list[dict[str, Any]]:
+    """Where each demo user's server runs: user, pod, node, instance type, pool, GPUs requested.
+
+    What ``kubectl get pods -n jupyterhub -o wide | grep -i user`` shows, plus the node's
+    instance type and the pod's ``nvidia.com/gpu`` request.
+    """
+    from . import kube
+
+    placed = {r["pod"]: r for r in kube.placement(api, NAMESPACE, USER_POD_SELECTOR)}
+    users = set(demo.users())
+    rows = []
+    for pod in _user_pods(api):
+        # KubeSpawner annotates the real user name (the label holds an escaped form).
+        user = (pod.metadata.annotations or {}).get(USERNAME_LABEL) or (pod.metadata.labels or {}).get(USERNAME_LABEL, "")
+        if user not in users:
+            continue
+        info = placed.get(pod.metadata.name, {})
+        rows.append({"user": user, "pod": pod.metadata.name, "node": info.get("node", ""),
+                     "instance type": info.get("instance_type", ""), "pool": info.get("nodepool", ""),
+                     "nvidia.com/gpu requested": info.get("gpu_request", 0), "pod status": info.get("status", "")})
+    order = {u: i for i, u in enumerate(demo.users())}
+    return sorted(rows, key=lambda r: (order.get(r["user"], 99), r["pod"]))
+
+
+def node_rows(placement: list[dict[str, Any]], api) -> list[dict[str, Any]]:
+    """The nodes that run the demo servers: ``nvidia.com/gpu`` capacity/allocatable and who is on them.
+
+    With time-slicing a g5.2xlarge (one A10G) advertises 4: the check passes when it does.
+    """
+    from . import kube
+
+    names = {r["node"] for r in placement if r["node"]}
+    rows = []
+    for node in kube.nodes(api):
+        if node["node"] not in names:
+            continue
+        on_node = [r for r in placement if r["node"] == node["node"]]
+        shared = node["gpu_capacity"] == TIME_SLICING_REPLICAS and node["gpu_allocatable"] == TIME_SLICING_REPLICAS
+        rows.append({
+            "node": node["node"], "instance type": node["instance_type"], "pool": node["pool"],
+            "nvidia.com/gpu capacity": node["gpu_capacity"], "nvidia.com/gpu allocatable": node["gpu_allocatable"],
+            "requested by demo": sum(r["nvidia.com/gpu requested"] for r in on_node),
+            "users": ", ".join(r["user"] for r in on_node),
+            "status": "pass" if shared else "fail",
+        })
+    return rows
+
+
+def sharing_rows(demo: Demo, placement: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The demo's claims as checks: every server ready, one shared node, time-slicing advertised."""
+    placed_users = {r["user"] for r in placement}
+    rows = [{"check": "every demo server is ready", "status": "pass" if len(placed_users) == len(demo.servers) else "fail",
+             "detail": f"{len(placed_users)} of {len(demo.servers)} servers placed"}]
+    distinct = {r["node"] for r in placement}
+    rows.append({"check": "the users share one GPU node", "status": "pass" if len(distinct) == 1 and placement else "fail",
+                 "detail": "one node, no second node launched" if len(distinct) == 1
+                 else f"{len(distinct)} nodes: Karpenter launched another (see karpenter issue 729 on over-provisioning)"})
+    replicas = {n["nvidia.com/gpu capacity"] for n in nodes}
+    rows.append({"check": f"the node advertises nvidia.com/gpu: {TIME_SLICING_REPLICAS} (time-slicing)",
+                 "status": "pass" if replicas == {TIME_SLICING_REPLICAS} else "fail",
+                 "detail": f"capacity {', '.join(map(str, sorted(replicas))) or 'none'}"})
+    return rows
