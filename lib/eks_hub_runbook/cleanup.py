@@ -234,3 +234,166 @@ def delete_kubernetes_created(params: DeploymentParameters, progress: ProgressCa
         rows.append(item.row("terminated" if item.kind.startswith("EC2") else "deleted"))
     report(step, "done", "")
     return rows
+
+
+# --------------------------------------------------------------------------- the whole teardown
+
+
+def prepare_target(params: DeploymentParameters) -> None:
+    """On the sandbox, make sure the local services run (a second cleanup starts them to scan)."""
+    if params.target == "sandbox":
+        from . import prerequisites
+        from .notebook.display import require_pass
+
+        require_pass(prerequisites.sandbox_rows(params), "sandbox services", name_column="check")
+
+
+def inventory_rows(params: DeploymentParameters) -> list[dict[str, Any]]:
+    """What the deployment has in AWS now, counted by service and type (before the teardown)."""
+    from .aws import leftovers
+
+    counts: dict[tuple[str, str], int] = {}
+    for row in leftovers.scan(params.deployment, params.target, params.region, strict=False):
+        key = (row["service"], row["type"])
+        counts[key] = counts.get(key, 0) + 1
+    rows = [{"service": s, "type": t, "count": n} for (s, t), n in sorted(counts.items())]
+    return rows or [{"service": "(none)", "type": "nothing to delete", "count": 0}]
+
+
+def _cluster_api(params: DeploymentParameters):
+    """A Kubernetes client for the deployment's cluster, or None if it is gone or does not answer."""
+    from . import kube
+    from .aws import eks
+
+    try:
+        facts = eks.describe(params.cluster_name, params.target, params.region)
+    except Exception:  # noqa: BLE001 - no cluster: nothing to drain
+        return None
+    if facts.get("status") not in (None, "ACTIVE", "UPDATING"):
+        return None
+    try:
+        api = kube.client_for(params)
+        from kubernetes import client
+
+        client.VersionApi(api).get_code()
+        return api
+    except Exception:  # noqa: BLE001 - an unreachable API cannot be drained; the sweep below still runs
+        return None
+
+
+def drain_cluster(params: DeploymentParameters, progress: ProgressCallback | None = None,
+                  timeout: float = 600.0) -> list[dict[str, str]]:
+    """Delete what makes controllers create AWS resources: LoadBalancer Services, NodePools, PVCs.
+
+    The controllers then delete the NLB, terminate Karpenter's nodes and delete the EBS
+    volumes themselves. Waits (bounded) for Karpenter's nodes to go. Returns one row per
+    object deleted; empty when the cluster is gone (a second run).
+    """
+    from kubernetes import client, dynamic
+
+    report = progress or (lambda *_: None)
+    step = "drain the cluster"
+    report(step, "running", "connecting")
+    api = _cluster_api(params)
+    if api is None:
+        report(step, "skipped", "no cluster")
+        return []
+    core = client.CoreV1Api(api)
+    rows: list[dict[str, str]] = []
+    for service in core.list_service_for_all_namespaces().items:
+        if service.spec.type == "LoadBalancer":
+            core.delete_namespaced_service(service.metadata.name, service.metadata.namespace)
+            rows.append({"resource": "Service (LoadBalancer)", "id": f"{service.metadata.namespace}/{service.metadata.name}",
+                         "name": "its load balancer is deleted by the controller", "action": "deleted"})
+    dyn = dynamic.DynamicClient(api)
+    try:
+        nodepools = dyn.resources.get(api_version="karpenter.sh/v1", kind="NodePool")
+        for pool in nodepools.get().items:
+            nodepools.delete(name=pool.metadata.name)
+            rows.append({"resource": "NodePool", "id": pool.metadata.name, "name": "Karpenter terminates its nodes",
+                         "action": "deleted"})
+    except dynamic.exceptions.ResourceNotFoundError:
+        pass
+    for pvc in core.list_namespaced_persistent_volume_claim("jupyterhub").items:
+        core.delete_namespaced_persistent_volume_claim(pvc.metadata.name, "jupyterhub")
+        rows.append({"resource": "PersistentVolumeClaim", "id": f"jupyterhub/{pvc.metadata.name}",
+                     "name": pvc.spec.storage_class_name or "", "action": "deleted"})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = [n.metadata.name for n in core.list_node(label_selector="karpenter.sh/nodepool").items]
+        if not left:
+            break
+        report(step, "running", f"waiting for {len(left)} Karpenter node(s) to terminate")
+        time.sleep(5)
+    report(step, "done", "")
+    return rows
+
+
+def destroy_stage_names() -> list[str]:
+    from . import terraform
+
+    return [stage.name for stage in terraform.DESTROY_STAGES]
+
+
+def destroy(params: DeploymentParameters, progress: ProgressCallback | None = None) -> list[dict[str, Any]]:
+    """Terraform's staged destroy; Kubernetes-created leftovers are swept again before the network goes.
+
+    Skipped (no rows) when the deployment has no Terraform state: nothing was applied,
+    or an earlier cleanup finished. The working folder is removed after a full destroy.
+    """
+    from . import records, terraform
+    from .deploy import _StageLog, workspace
+
+    from .aws import acm
+
+    report = progress or (lambda *_: None)
+    arn = ""
+    if params.uses_domain:  # the variables must match the apply's: the same certificate
+        arn = records.recall(params.deployment, "certificate_arn", "") or next(iter(acm.find_imported(params)), "")
+    ws = workspace(params, arn)
+    if not terraform.state_list(ws):
+        for name in destroy_stage_names():
+            report(name, "skipped", "nothing in the Terraform state")
+        terraform.remove(ws)
+        return []
+    results = terraform.teardown(ws, log=_StageLog(report, "destroy"), bar=False,
+                                 before_network=lambda: delete_kubernetes_created(params))
+    terraform.remove(ws)
+    return [r.as_row() for r in results]
+
+
+def certificate_rows(params: DeploymentParameters, delete: bool) -> list[dict[str, str]]:
+    """Delete the ACM certificate(s) 01_certificate imported, if asked; else say it is kept."""
+    from .aws import acm
+
+    imported = acm.find_imported(params)
+    if not delete:
+        return [{"resource": "ACM certificate", "id": arn, "name": params.domain, "action": "kept (delete_certificate=False)"}
+                for arn in imported]
+    return [{"resource": "ACM certificate", "id": arn, "name": params.domain, "action": "deleted"}
+            for arn in acm.delete(params)]
+
+
+def leftover_rows(params: DeploymentParameters) -> list[dict[str, str]]:
+    """Everything that still belongs to the deployment (by tag and name); must be empty."""
+    from .aws import leftovers
+
+    return leftovers.scan(params.deployment, params.target, params.region, strict=False)
+
+
+def finish(params: DeploymentParameters, keep_sandbox: bool, certificate_kept: bool) -> list[dict[str, str]]:
+    """Forget the deployment's records (but a kept certificate's ARN) and stop the sandbox unless kept."""
+    from . import records, sandbox
+
+    keep = ("certificate_arn",) if certificate_kept else ()
+    names = [name for name in records.recall_all(params.deployment) if name not in keep]
+    if names:
+        records.forget(params.deployment, *names)
+    rows = [{"item": "records of the deployment", "state": f"forgotten ({len(names)})" if names else "none"}]
+    if params.target == "sandbox":
+        if keep_sandbox:
+            rows.append({"item": "sandbox services", "state": "kept running (runbook sandbox down stops them)"})
+        else:
+            stopped = sandbox.down()
+            rows.append({"item": "sandbox services", "state": "stopped: " + ", ".join(stopped) if stopped else "not running"})
+    return rows

@@ -136,8 +136,9 @@ def preflight(params: DeploymentParameters) -> None:
 class _StageLog:
     """Turns the Terraform runner's log lines into progress updates per stage.
 
-    The runner announces each run with ``=== <title> (...)`` and closes it with
-    ``=== <title>: N done, M failed, Ts``; everything else is detail for the current stage.
+    The runner announces each run with ``=== <title> (<time>)``; a new stage means the
+    previous one succeeded (failures raise, and the progress display marks the running
+    stage failed). Everything else is detail for the current stage.
     """
 
     def __init__(self, progress: ProgressCallback, verb: str):
@@ -149,11 +150,12 @@ class _StageLog:
         match = re.match(rf"^=== {self.verb}: (.+?)(?: \(attempt \d+\))?(?: \((\d{{4}}-.*)\)|: (\d+) done.*)$", line)
         if match:
             stage = match.group(1)
-            if match.group(2) is not None:
+            if match.group(2) is not None and stage != self.current:
+                # A stage starts: the previous one finished (a failure raises instead).
+                if self.current:
+                    self.progress(self.current, "done", "")
                 self.current = stage
                 self.progress(stage, "running", "")
-            else:
-                self.progress(stage, "done", "")
             return
         if self.current and line.strip():
             self.progress(self.current, "running", line.strip()[:160])

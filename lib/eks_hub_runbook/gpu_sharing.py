@@ -57,6 +57,13 @@ class Demo:
     hub_url: str
     profile: str
     servers: list[UserServer] = field(default_factory=list)
+    _endpoint: Any = field(default=None, repr=False)
+
+    def close(self) -> None:
+        """Close the way to the hub (e.g. stop a port-forward); servers are not touched."""
+        if self._endpoint is not None:
+            self._endpoint.close()
+            self._endpoint = None
 
     def client(self, user: str) -> HubClient:
         return next(s.client for s in self.servers if s.user == user)
@@ -122,43 +129,51 @@ def _login(hub_url: str, user: str, password: str, verify: bool | str) -> tuple[
 
 def start_users(
     params: DeploymentParameters,
-    hub_url: str,
     *,
     profile: str = DEFAULT_PROFILE,
     users: tuple[str, ...] = DEFAULT_USERS,
-    password: Callable[[str], str] | None = None,
-    verify: bool | str = True,
     timeout: float = 900.0,
     progress: ProgressCallback | None = None,
 ) -> Demo:
     """Log each user in and start ``profile`` for them, one after the other, timing each.
 
+    The hub is reached the way :func:`deploy.hub_endpoint` says (sandbox URL, a
+    port-forward, or the domain); the endpoint stays open until :func:`stop_servers`.
     Users start in order so that the first one pays for the new node (cold) and the
-    others show the warm start. A server that is already running (a re-run with
-    ``keep_servers``) is kept and reported as such. ``password(user)`` gives a
-    password for login providers that check them (the dummy form and the sandbox
-    provider accept any).
+    others show the warm start. A server that is already running (a re-run after
+    ``keep_servers``) is kept and reported as such.
     """
+    import contextlib
+
+    from .deploy import hub_endpoint
+
     report = progress or (lambda *_: None)
-    demo = Demo(params, hub_url, profile)
-    for name in users:
-        user = params.login_name(name)  # cognito users are email addresses
-        step = f"{user}: log in and start {profile}"
-        report(step, "running", "logging in")
-        client, login_seconds = _login(hub_url, user, password(user) if password else "runbook", verify)
-        current = client.server()
-        if current and current.get("ready"):
-            demo.servers.append(UserServer(user, client, profile, login_seconds, 0.0, current.get("url", ""), False))
-            report(step, "done", "already running")
-            continue
-        started = time.monotonic()
-        if current is None:
-            client.spawn(profile)
-        report(step, "running", "waiting for the server (a new node takes longest)")
-        model = client.wait_ready(timeout=timeout)
-        demo.servers.append(UserServer(user, client, profile, login_seconds, time.monotonic() - started,
-                                       model.get("url", "")))
-        report(step, "done", "")
+    stack = contextlib.ExitStack()
+    hub_url, verify = stack.enter_context(hub_endpoint(params))
+    demo = Demo(params, hub_url, profile, _endpoint=stack)
+    try:
+        password = passwords(params, users)
+        for name in users:
+            user = params.login_name(name)  # cognito users are email addresses
+            step = f"{user}: log in and start {profile}"
+            report(step, "running", "logging in")
+            client, login_seconds = _login(hub_url, user, password(user), verify)
+            current = client.server()
+            if current and current.get("ready"):
+                demo.servers.append(UserServer(user, client, profile, login_seconds, 0.0, current.get("url", ""), False))
+                report(step, "done", "already running")
+                continue
+            started = time.monotonic()
+            if current is None:
+                client.spawn(profile)
+            report(step, "running", "waiting for the server (a new node takes longest)")
+            model = client.wait_ready(timeout=timeout)
+            demo.servers.append(UserServer(user, client, profile, login_seconds, time.monotonic() - started,
+                                           model.get("url", "")))
+            report(step, "done", "")
+    except BaseException:
+        stack.close()
+        raise
     return demo
 
 
@@ -198,13 +213,23 @@ def storage_rows(demo: Demo) -> list[dict[str, str]]:
 def stop_servers(demo: Demo, keep: bool = False) -> list[dict[str, str]]:
     """Stop every demo server unless ``keep``; rows of what happened to each."""
     rows = []
-    for server in demo.servers:
-        if keep:
-            rows.append({"user": server.user, "server": "kept running", "open": f"{demo.hub_url}/user/{server.user}/lab"})
-            continue
-        server.client.stop()
-        rows.append({"user": server.user, "server": "stopped", "open": ""})
+    try:
+        for server in demo.servers:
+            if keep:
+                rows.append({"user": server.user, "server": "kept running", "open": f"{deploy_url(demo)}/user/{server.user}/lab"})
+                continue
+            server.client.stop()
+            rows.append({"user": server.user, "server": "stopped", "open": ""})
+    finally:
+        demo.close()
     return rows
+
+
+def deploy_url(demo: Demo) -> str:
+    """The URL a person opens for the hub (not a port-forward this process opened)."""
+    from .deploy import hub_url
+
+    return hub_url(demo.params)
 
 
 def time_to_ready_chart(demo: Demo):
