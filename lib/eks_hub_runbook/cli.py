@@ -220,5 +220,50 @@ def golden_command(
         typer.echo(f"wrote {path}")
 
 
+# -- load check (loadtest.py) --
+
+@app.command("loadtest")
+def loadtest_command(
+    users: Annotated[int, typer.Option("--users", "-n", min=1, max=100, help="How many users start a server at once.")],
+    profile: Annotated[str, typer.Option("--profile", help="Profile slug every user starts.")] = "gpu-time-slicing",
+    hub_url: Annotated[Optional[str], typer.Option("--hub-url", help="The hub's URL (default: the sandbox hub).")] = None,
+    admin_user: Annotated[Optional[str], typer.Option(
+        "--admin-user", help="A hub admin who logs in to create the load users and their tokens "
+                             "(or export RUNBOOK_HUB_ADMIN_TOKEN). Without one, users log in through the login page.")] = None,
+    kubeconfig: Annotated[Optional[Path], typer.Option(
+        "--kubeconfig", help="Cluster access for GPU node counts and the orphan-pod check "
+                             "(default: the sandbox cluster when the hub is the sandbox's).")] = None,
+    deployment: Annotated[str, typer.Option("--deployment", help="Deployment name (record folder).")] = "jupyterhub-on-eks",
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Record folder (default: outputs/<deployment>/loadtest-<run id>/).")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds for all logins and spawns.")] = 900.0,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Accept a self-signed hub certificate.")] = False,
+) -> None:
+    """Start N servers at once: time to ready (p50/p95/max), every server answers, GPU nodes vs ideal, no orphans."""
+    from . import kube, loadtest
+    from .errors import RunbookError
+    from .platform import sandbox_hub
+    from .records import archive
+
+    url = hub_url or sandbox_hub.url()
+    api = None
+    config = kubeconfig or (sandbox.kubeconfig_path() if hub_url is None and sandbox.kubeconfig_path().exists() else None)
+    if config is not None:
+        api = kube.load_client(config)
+    folder = out or archive.outputs_root() / deployment / f"loadtest-{archive.new_run_id()}"
+    try:
+        result = loadtest.run(url, users, profile, out_dir=folder, admin_user=admin_user, kube_api=api,
+                              timeout=timeout, verify=not insecure, progress=typer.echo)
+    except RunbookError as exc:
+        _fail(str(exc), code=1)
+    typer.echo("")
+    _print_table(result.rows())
+    typer.echo("")
+    _print_table(result.summary_rows())
+    typer.echo(f"\nrecord: {folder}")
+    if not result.passed:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()
