@@ -1,0 +1,205 @@
+"""Unit tests of the sandbox cluster's building blocks (no server): quantities, selectors,
+patches, the store's watch history, validation, device-plugin configs, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from datetime import datetime, timedelta, timezone
+from fractions import Fraction
+
+import pytest
+
+from eks_hub_runbook.sandbox.kube import instance_types, patch, quantity, selectors, validation
+from eks_hub_runbook.sandbox.kube.apply import server_side_apply
+from eks_hub_runbook.sandbox.kube.auth import eks_token_cluster
+from eks_hub_runbook.sandbox.kube.cluster import Cluster, WriteOptions
+from eks_hub_runbook.sandbox.kube.controllers.device_plugins import nvidia_resources, select_config
+from eks_hub_runbook.sandbox.kube.errors import ApiError
+from eks_hub_runbook.sandbox.kube.store import Store
+
+
+@pytest.mark.parametrize("text,value", [("500m", Fraction(1, 2)), ("2", 2), ("1Gi", 2**30), ("1e3", 1000),
+                                        ("1.5", Fraction(3, 2)), ("100Mi", 100 * 2**20), (4, 4), (0.25, Fraction(1, 4))])
+def test_quantity_parse(text, value):
+    assert quantity.parse(text) == value
+
+
+def test_quantity_canonical_and_invalid():
+    assert quantity.canonical(4) == "4" and quantity.canonical(0.5) == "500m" and quantity.canonical("1Gi") == "1Gi"
+    assert quantity.format_bytes(Fraction(16 * 2**30)) == "16Gi"
+    with pytest.raises(quantity.QuantityError):
+        quantity.parse("four")
+
+
+@pytest.mark.parametrize("selector,labels,expected", [
+    ("app=hub", {"app": "hub"}, True), ("app==hub", {"app": "proxy"}, False), ("app!=hub", {}, True),
+    ("tier in (a,b),app", {"tier": "b", "app": "x"}, True), ("tier notin (a,b)", {"tier": "a"}, False),
+    ("!gpu", {"gpu": "1"}, False), ("!gpu", {}, True), ("gpu", {"gpu": ""}, True),
+])
+def test_label_selectors(selector, labels, expected):
+    requirements = selectors.parse_label_selector(selector)
+    assert selectors.labels_match(requirements, {"metadata": {"labels": labels}}) is expected
+
+
+def test_field_selectors_and_unsupported_field():
+    event = {"kind": "Event", "metadata": {"name": "e", "namespace": "ns"},
+             "involvedObject": {"kind": "Pod", "name": "p", "namespace": "ns"}}
+    terms = selectors.parse_field_selector("involvedObject.kind=Pod,involvedObject.namespace=ns", "Event")
+    assert selectors.fields_match(terms, event)
+    pod = {"kind": "Pod", "metadata": {"name": "p"}, "spec": {}, "status": {"phase": "Running"}}
+    assert selectors.fields_match(selectors.parse_field_selector("spec.nodeName=,status.phase!=Failed", "Pod"), pod)
+    with pytest.raises(ApiError) as error:
+        selectors.parse_field_selector("spec.bogus=1", "Pod")
+    assert error.value.code == 400
+
+
+def test_strategic_merge_patch_keys_and_directives():
+    live = {"spec": {"containers": [{"name": "a", "image": "a:1", "env": [{"name": "X", "value": "1"}]},
+                                    {"name": "b", "image": "b:1"}],
+                     "tolerations": [{"key": "t"}]},
+            "metadata": {"finalizers": ["f1"]}}
+    patched = patch.strategic_merge(live, {
+        "$setElementOrder/containers": [{"name": "b"}, {"name": "a"}],
+        "spec": {"containers": [{"name": "a", "image": "a:2", "env": [{"name": "Y", "value": "2"}]},
+                                {"name": "b", "$patch": "delete"}],
+                 "tolerations": [{"key": "u"}]},
+        "metadata": {"finalizers": ["f2"]}})
+    assert [c["name"] for c in patched["spec"]["containers"]] == ["a"]
+    assert patched["spec"]["containers"][0]["image"] == "a:2"
+    assert [e["name"] for e in patched["spec"]["containers"][0]["env"]] == ["X", "Y"]
+    assert patched["spec"]["tolerations"] == [{"key": "u"}]  # no merge key: replaced
+    assert patched["metadata"]["finalizers"] == ["f1", "f2"]  # primitive set merge
+
+
+def test_json_and_merge_patch():
+    doc = {"a": {"b": [1, 2]}, "c": 1}
+    assert patch.json_patch(doc, [{"op": "add", "path": "/a/b/-", "value": 3}, {"op": "remove", "path": "/c"}]) == \
+        {"a": {"b": [1, 2, 3]}}
+    assert patch.merge_patch(doc, {"a": None, "d": {"e": 1}}) == {"c": 1, "d": {"e": 1}}
+    with pytest.raises(ApiError):
+        patch.json_patch(doc, [{"op": "test", "path": "/c", "value": 2}])
+
+
+def test_server_side_apply_removes_fields_the_manager_dropped():
+    first = server_side_apply(None, {"metadata": {"name": "x", "labels": {"a": "1", "b": "2"}}, "data": {"k": "v"}},
+                              "kubectl", "v1")
+    second = server_side_apply(first, {"metadata": {"name": "x", "labels": {"a": "1"}}, "data": {"k": "w"}},
+                               "kubectl", "v1")
+    assert second["metadata"]["labels"] == {"a": "1"} and second["data"] == {"k": "w"}
+    assert [m["manager"] for m in second["metadata"]["managedFields"]] == ["kubectl"]
+
+
+def test_store_watch_replays_history_and_answers_gone_when_compacted(monkeypatch):
+    async def scenario():
+        from eks_hub_runbook.sandbox.kube import store as store_module
+        monkeypatch.setattr(store_module, "HISTORY_PER_COLLECTION", 5)
+        store = Store()
+        key = ("", "configmaps")
+        first = store.put(key, {"metadata": {"name": "a", "namespace": "n"}})
+        for index in range(8):
+            store.put(key, {"metadata": {"name": f"c{index}", "namespace": "n"}})
+        with pytest.raises(ApiError) as error:
+            store.watch(key, None, None, first.revision)
+        assert error.value.code == 410
+        recent = store.collection(key).history[-2].revision
+        watcher, backlog = store.watch(key, "n", None, recent)
+        assert [c.obj["metadata"]["name"] for _, c in backlog] == ["c7"]
+        store.remove(key, "n", "c7")
+        type_, change = await watcher.queue.get()
+        assert type_ == "DELETED" and int(change.obj["metadata"]["resourceVersion"]) > recent
+    asyncio.run(scenario())
+
+
+def test_watch_filter_turns_label_changes_into_added_and_deleted():
+    async def scenario():
+        store = Store()
+        key = ("", "pods")
+        watcher, _ = store.watch(key, None, selectors.selector_predicate("app=x", None, "Pod"), store.revision)
+        store.put(key, {"metadata": {"name": "p", "namespace": "n", "labels": {"app": "y"}}})
+        store.put(key, {"metadata": {"name": "p", "namespace": "n", "labels": {"app": "x"}}})
+        store.put(key, {"metadata": {"name": "p", "namespace": "n", "labels": {"app": "z"}}})
+        return [watcher.queue.get_nowait()[0] for _ in range(2)]
+    assert asyncio.run(scenario()) == ["ADDED", "DELETED"]
+
+
+def test_builtin_validation_reports_unknown_fields_and_types():
+    unknown, causes = validation.validate_builtin({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                                                   "spec": {"containers": [{"name": "c", "image": "i", "bogus": 1}],
+                                                            "restartPolicy": 3}})
+    assert unknown == ["spec.containers[0].bogus"]
+    assert any(c["field"] == "spec.restartPolicy" for c in causes)
+
+
+def test_cluster_rejects_what_a_real_server_rejects():
+    cluster = Cluster()
+    from eks_hub_runbook.sandbox.kube import bootstrap
+    bootstrap.install(cluster)
+    pods = cluster.resource("", "pods")
+    bad = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gpu"},
+           "spec": {"containers": [{"name": "c", "image": "i", "resources": {"requests": {"nvidia.com/gpu": 1}}}]}}
+    with pytest.raises(ApiError) as error:
+        cluster.create(pods, "default", bad)
+    assert error.value.code == 422 and error.value.reason == "Invalid"
+    assert "Limit must be set" in error.value.message
+    good = {**bad, "spec": {"containers": [{"name": "c", "image": "i", "resources": {"limits": {"nvidia.com/gpu": 1}}}]}}
+    created = cluster.create(pods, "default", good)
+    assert created["spec"]["containers"][0]["resources"]["requests"] == {"nvidia.com/gpu": "1"}
+    assert created["status"]["phase"] == "Pending" and created["metadata"]["uid"]
+    with pytest.raises(ApiError) as error:
+        cluster.create(pods, "default", good)
+    assert error.value.code == 409
+    with pytest.raises(ApiError) as error:
+        cluster.create(pods, "nowhere", {**good, "metadata": {"name": "x"}})
+    assert error.value.code == 404
+    with pytest.raises(ApiError) as error:
+        cluster.create(pods, "default", {**good, "metadata": {"name": "y"},
+                                         "spec": {**good["spec"], "bogus": 1}}, WriteOptions(field_validation="Strict"))
+    assert error.value.code == 400 and 'unknown field "spec.bogus"' in error.value.message
+
+
+def test_custom_resources_are_pruned_defaulted_and_validated(shared_dir):
+    import yaml
+    cluster = Cluster()
+    crd = yaml.safe_load((shared_dir / "schemas/karpenter-v1.14.1/karpenter.sh_nodepools.yaml").read_text())
+    cluster.create(cluster.resource("apiextensions.k8s.io", "customresourcedefinitions"), None, crd)
+    pools = cluster.resource("karpenter.sh", "nodepools")
+    pool = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "p"},
+            "spec": {"template": {"spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
+                                                            "name": "c"}, "requirements": []}}, "extra": 1}}
+    created = cluster.create(pools, None, pool)
+    assert "extra" not in created["spec"]
+    assert created["spec"]["disruption"]["consolidateAfter"] == "0s"
+    with pytest.raises(ApiError) as error:
+        cluster.create(pools, None, {**pool, "metadata": {"name": "q"}, "spec": {"template": {"spec": {"requirements": "x"}}}})
+    assert error.value.code == 422
+
+
+def test_time_slicing_and_mig_configs():
+    g5 = instance_types.get("g5.2xlarge")
+    config = select_config([{"metadata": {"name": "x"}, "data": {"default": (
+        "version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 4\n")}}], {})
+    resources, labels = nvidia_resources(g5, config, {})
+    assert resources == {"nvidia.com/gpu": 4} and labels["nvidia.com/gpu.replicas"] == "4"
+    assert nvidia_resources(g5, {}, {})[0] == {"nvidia.com/gpu": 1}
+    p4d = instance_types.get("p4d.24xlarge")
+    mig, _ = nvidia_resources(p4d, {"flags": {"migStrategy": "mixed"}}, {"nvidia.com/mig.config": "all-1g.5gb"})
+    assert mig == {"nvidia.com/mig-1g.5gb": 56}
+
+
+def test_instance_catalog_allocatable_is_below_capacity():
+    for name in ("m5.xlarge", "g5.2xlarge", "p4d.24xlarge", "trn1.32xlarge", "inf2.xlarge", "g6.12xlarge"):
+        instance = instance_types.get(name)
+        capacity, allocatable = instance.capacity(), instance.allocatable()
+        assert 0 < allocatable["cpu"] < capacity["cpu"] and 0 < allocatable["memory"] < capacity["memory"]
+    assert instance_types.expected_extended_resources(instance_types.get("trn1.32xlarge"))["aws.amazon.com/neuron"] == 16
+
+
+def test_eks_tokens_are_checked_for_shape_and_age():
+    from eks_hub_runbook.aws import eks
+    token, expires = eks.get_token("hub", "sandbox")
+    assert token.startswith("k8s-aws-v1.") and "=" not in token
+    assert eks_token_cluster(token) is not None
+    assert eks_token_cluster(token, now=datetime.now(timezone.utc) + timedelta(minutes=20)) is None
+    forged = "k8s-aws-v1." + base64.urlsafe_b64encode(b"https://sts.amazonaws.com/?Action=ListUsers").decode()
+    assert eks_token_cluster(forged) is None and eks_token_cluster("garbage") is None
