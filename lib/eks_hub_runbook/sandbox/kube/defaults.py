@@ -79,7 +79,10 @@ def qos_class(spec: dict) -> str:
         for name in ("cpu", "memory"):
             if name in requests or name in limits:
                 any_set = True
-            if name not in limits or quantity.parse(requests.get(name, limits[name])) != quantity.parse(limits[name]):
+            try:
+                if name not in limits or quantity.parse(requests.get(name, limits[name])) != quantity.parse(limits[name]):
+                    guaranteed = False
+            except quantity.QuantityError:  # reported by validation
                 guaranteed = False
     if not any_set:
         return "BestEffort"
