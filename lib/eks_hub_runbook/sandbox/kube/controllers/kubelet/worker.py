@@ -210,6 +210,10 @@ class PodWorker:
         markers = {processes.CLUSTER_MARKER: self.kubelet.marker, processes.POD_MARKER: self.uid}
         full_env = process_env(env, self.pod, home, self.pod_ip or "127.0.0.1", self.kubelet.api_host,
                                self.kubelet.api_port, markers)
+        if env.get("JUPYTERHUB_ROOT_DIR", "").startswith("/"):
+            # the hub's notebook_dir (e.g. /home) is a container path, like HOME: map it into the
+            # pod's root folder, or the file browser would show the machine's own folder
+            full_env["JUPYTERHUB_ROOT_DIR"] = str(rootfs.host_path(env["JUPYTERHUB_ROOT_DIR"]))
         return command, full_env, workdir, self.kubelet.log_path(self.pod, name)
 
     async def _start(self, container: dict, command: Command, env: dict, workdir: Path, log_path: Path,
