@@ -61,8 +61,11 @@ CHROMIUM_FLAGS = (
 VIEWPORT = {"width": 1024, "height": 640}
 DEFAULT_USERS = ("user-1", "user-2")
 TIME_SLICING_PROFILE = "gpu-time-slicing"
-# Folders the terminal lists: the user's EFS home and the shared EFS folder.
-DEFAULT_DIRECTORIES = ("/home/jovyan", "/home/shared")
+# Folders the terminal lists: the user's EFS home and the shared EFS folder. Relative names
+# are under the parent of $HOME: /home in a user pod on EKS; in the sandbox the kubelet gives
+# each pod its own root folder, so this is the equivalent of `ls /home/jovyan /home/shared`.
+DEFAULT_DIRECTORIES = ("jovyan", "shared")
+POD_HOME_PARENT = "/home"
 # Dummy login accepts any password; this is a form value, not a secret.
 DUMMY_PASSWORD = "workshop"
 STEPS = ("login", "server-options", "spawn-pending", "jupyterlab", "terminal")
@@ -525,8 +528,18 @@ class _Journey:
                 launcher.wait_for()
                 note["detail"] = "restored layout; opened a new launcher. "
             page.locator(".jp-LauncherCard", has_text="Terminal").first.wait_for()
+            self._fail_on_dialog()
             self.result.server_url = self._url().split("/lab", 1)[0] + "/"
             note["detail"] += urlsplit(self.result.server_url).path
+
+    def _fail_on_dialog(self) -> None:
+        """An error dialog over JupyterLab (e.g. "Could not find path") is what a user would see: fail."""
+        dialog = self.page.locator(".jp-Dialog")
+        if dialog.count():
+            title = dialog.first.get_attribute("aria-label") or ""
+            body = dialog.first.locator(".jp-Dialog-body").inner_text(timeout=2_000).strip() if dialog.first.locator(
+                ".jp-Dialog-body").count() else ""
+            raise HubError(f"JupyterLab shows a dialog: {title or 'untitled'}{': ' + body if body else ''}")
 
     def terminal(self) -> None:
         page = self.page
@@ -541,8 +554,9 @@ class _Journey:
             self._wait_for(lambda: "".join(stdout).strip() != "", "the terminal showed no prompt")
             mark = "walkthrough-" + secrets.token_hex(4)
             listing = " ".join(_shell_quote(d) for d in self.directories)
+            cd = 'cd "$HOME/.." && ' if any(not d.startswith("/") for d in self.directories) else ""
             # quotes split the markers in the echoed command line, so only the output matches
-            command = f'echo "{mark}"-begin; ls -1A {listing}; echo "{mark}"-end'
+            command = f'echo "{mark}"-begin; {cd}ls -1A {listing}; echo "{mark}"-end'
             term.click()
             page.keyboard.type(command)
             page.keyboard.press("Enter")
@@ -550,7 +564,8 @@ class _Journey:
             output = _clean("".join(stdout))
             body = output.split(f"{mark}-begin", 1)[1].split(f"{mark}-end", 1)[0].strip("\n")
             self.result.terminal_output = body
-            self.result.listing = parse_listing(body, self.directories)
+            self.result.listing = {_display_path(d): entries
+                                   for d, entries in parse_listing(body, self.directories).items()}
             page.wait_for_timeout(300)  # let xterm paint the output before the screenshot
             note["detail"] = "; ".join(f"{d}: {len(e)} entries" for d, e in self.result.listing.items())
 
@@ -566,6 +581,11 @@ def _shell_quote(text: str) -> str:
     import shlex
 
     return shlex.quote(text)
+
+
+def _display_path(directory: str) -> str:
+    """How a listed folder is named in results: its path inside the user pod."""
+    return directory if directory.startswith("/") else f"{POD_HOME_PARENT}/{directory}"
 
 
 def _clean(text: str) -> str:
@@ -624,7 +644,8 @@ def walkthrough(
         profile: slug or display name of the profile to start (default: time-slicing).
         expected_profiles: display names the server-options page must show; default: every
             profile in the hub's values (``singleuser.profileList``).
-        directories: folders the terminal lists (the EFS home and shared folder).
+        directories: folders the terminal lists (the EFS home and shared folder); relative
+            names are under the parent of ``$HOME`` (``/home`` in a user pod).
         spawn_timeout: seconds to wait on the progress page (a cold GPU node takes minutes).
         step_timeout: seconds any other page or element may take.
         restart_running: if a user's server is already running, stop it from the hub's home
