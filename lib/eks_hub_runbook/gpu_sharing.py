@@ -190,23 +190,33 @@ def storage_rows(demo: Demo) -> list[dict[str, str]]:
     marker = uuid.uuid4().hex[:8]  # this run's content, so an earlier run's file cannot pass the check
     private_path, shared_path = f"{HOME_DIR}/runbook-private.txt", f"{SHARED_DIR}/runbook-shared.txt"
     private_text, shared_text = f"written by {first.user} ({marker})", f"shared by {first.user} ({marker})"
-    one.write_file(private_path, private_text)
-    one.write_file(shared_path, shared_text)
-    own = one.read_file(private_path)
-    seen_by_other = two.read_file(private_path)
-    shared_seen = two.read_file(shared_path)
-    exposed = set(demo.users()) & set(two.list_dir(SHARED_DIR))
+
+    def attempt(action: Callable[[], Any]) -> tuple[Any, str]:
+        try:
+            return action(), ""
+        except HubError as exc:  # reported as a failed check, so the servers are still stopped afterwards
+            return None, str(exc)
+
+    _, wrote_private = attempt(lambda: one.write_file(private_path, private_text))
+    _, wrote_shared = attempt(lambda: one.write_file(shared_path, shared_text))
+    own, read_own = attempt(lambda: one.read_file(private_path))
+    seen_by_other, read_other = attempt(lambda: two.read_file(private_path))
+    shared_seen, read_shared = attempt(lambda: two.read_file(shared_path))
+    listing, listed = attempt(lambda: two.list_dir(SHARED_DIR))
+    exposed = set(demo.users()) & set(listing or [])
     return [
         {"check": f"{first.user} reads back a file in its home (/home/jovyan)",
-         "status": "pass" if own == private_text else "fail", "detail": "efs-persist, the user's own sub-folder"},
+         "status": "pass" if own == private_text else "fail",
+         "detail": wrote_private or read_own or "efs-persist, the user's own sub-folder"},
         {"check": f"{second.user} cannot see {first.user}'s home file",
-         "status": "pass" if seen_by_other is None else "fail",
-         "detail": "not in its own home" if seen_by_other is None else "visible: homes are not private"},
+         "status": "pass" if seen_by_other is None and not (read_other or wrote_private) else "fail",
+         "detail": read_other or wrote_private or ("not in its own home" if seen_by_other is None else "visible: homes are not private")},
         {"check": f"{second.user} reads {first.user}'s file in /home/shared",
-         "status": "pass" if shared_seen == shared_text else "fail", "detail": "efs-persist-shared, mounted in every pod"},
+         "status": "pass" if shared_seen == shared_text else "fail",
+         "detail": wrote_shared or read_shared or "efs-persist-shared, mounted in every pod"},
         {"check": "/home/shared does not expose users' homes",
-         "status": "fail" if exposed else "pass",
-         "detail": f"user folders visible: {', '.join(sorted(exposed))}" if exposed else "no user folders in it"},
+         "status": "fail" if exposed or listed else "pass",
+         "detail": listed or (f"user folders visible: {', '.join(sorted(exposed))}" if exposed else "no user folders in it")},
     ]
 
 
