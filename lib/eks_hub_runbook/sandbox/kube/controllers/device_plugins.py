@@ -2,7 +2,7 @@
 
 NVIDIA (k8s-device-plugin): the configuration is read from a ConfigMap labelled
 ``app.kubernetes.io/name=nvidia-device-plugin`` (the Helm chart's ConfigMap) or named
-``nvidia-device-plugin-configs`` / ``time-slicing-config``, in any namespace. Each data
+``nvidia-device-plugin-configs`` / ``nvidia-device-plugin-config`` / ``time-slicing-config``, in any namespace. Each data
 key is one config in the plugin's format (``version: v1``, ``flags.migStrategy``,
 ``sharing.timeSlicing.resources[].replicas``). A node uses the key named by its
 ``nvidia.com/device-plugin.config`` label, else ``default``, else ``any``, else the only
@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 NODES, CONFIGMAPS = ("", "nodes"), ("", "configmaps")
 PLUGIN_LABEL = ("app.kubernetes.io/name", "nvidia-device-plugin")
-CONFIG_NAMES = ("nvidia-device-plugin-configs", "time-slicing-config")
+# Names a ConfigMap may have without the label (the chart's `config.name` points at an existing one).
+CONFIG_NAMES = ("nvidia-device-plugin-configs", "nvidia-device-plugin-config", "time-slicing-config")
 NODE_CONFIG_LABEL = "nvidia.com/device-plugin.config"
 MIG_CONFIG_LABEL = "nvidia.com/mig.config"
 MIG_CAPABLE = {"a100": "A100-SXM4-40GB"}
