@@ -267,3 +267,26 @@ def loadtest_command(
 
 if __name__ == "__main__":
     app()
+
+
+DEMO_NOTEBOOKS = ("00_prerequisites", "01_certificate", "02_deploy", "03_verify", "04_gpu_sharing")
+
+
+@app.command("demo", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def demo_command(ctx: typer.Context) -> None:
+    """Rehearse the walkthrough: run 00 to 04 (sandbox by default), archive the run, leave the hub up.
+
+    Takes the same -p NAME VALUE parameters as `runbook run`, e.g. runbook demo -p auth cognito -p domain hub.example.com.
+    """
+    from .params import DeploymentParameters
+    from .records import inputs, recall
+
+    _, parameter_tokens = _split_run_arguments(list(ctx.args))
+    deployment = str(inputs.parse_cli_parameters(parameter_tokens).get("deployment", DeploymentParameters.deployment))
+    ctx.invoke(run_command, ctx=ctx, notebooks=list(DEMO_NOTEBOOKS), all_notebooks=False, parameters_file=None,
+               target=None, resume=False, run_ref=None, secrets_file=None, report=True, kernel=None)
+    hub_url = recall(deployment, "hub_url")
+    typer.echo("")
+    if hub_url:
+        typer.echo(f"The hub is running: {hub_url}  (log in as user-1 or user-2)")
+    typer.echo(f"When you are done, tear everything down with:\n  runbook run 05_cleanup -p deployment {deployment} -p confirm True")
