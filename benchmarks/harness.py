@@ -38,6 +38,7 @@ class Row:
     ours_label: str = ""
     bare_label: str = ""
     note: str = ""
+    unit: str = "s"  # how both values are shown: s, ms, events/s, pods/s
 
     @property
     def ratio(self) -> float | None:
@@ -50,7 +51,7 @@ class Row:
         data["ratio"] = None if self.ratio is None else round(self.ratio, 3)
         for key in ("ours_s", "bare_s"):
             if data[key] is not None:
-                data[key] = round(data[key], 3)
+                data[key] = round(data[key], 3)  # in ``unit`` (seconds unless said otherwise)
         return data
 
 
@@ -63,7 +64,7 @@ class Item:
     rows: list[Row] = field(default_factory=list)
     details: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    load: dict[str, float] = field(default_factory=dict)
+    load: dict[str, Any] = field(default_factory=dict)
     error: str = ""
 
     def row(self, measure: str, ours: float | None, bare: float | None = None, **kwargs: str) -> Row:

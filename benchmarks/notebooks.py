@@ -108,6 +108,15 @@ def papermill_split(output: Path, process_start: float, process_end: float) -> d
     }
 
 
+def kernel_cells(output: Path) -> list[float]:
+    """Seconds of each executed code cell of a papermill output notebook, in order."""
+    if not Path(output).exists():
+        return []
+    nb = json.loads(Path(output).read_text())
+    return [_seconds(c.get("metadata", {}).get("papermill", {})) or 0.0
+            for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+
+
 def measure(notebook: str, parameters: dict[str, Any], work: Path, runbook: bool = True) -> dict[str, Any]:
     """Run one notebook plain, with papermill, and (optionally) with ``runbook run``; timings and splits."""
     path = RUNBOOKS / f"{notebook}.ipynb"
@@ -130,7 +139,8 @@ def measure(notebook: str, parameters: dict[str, Any], work: Path, runbook: bool
     started = time.time()
     code, seconds = run_process(argv, work / f"{notebook}.papermill.log")
     split = papermill_split(output, started, started + seconds) if output.exists() else {}
-    result["papermill"] = {"seconds": seconds, "ok": code == 0, "split": split, "log": str(work / f"{notebook}.papermill.log")}
+    result["papermill"] = {"seconds": seconds, "ok": code == 0, "split": split, "cells": kernel_cells(output),
+                           "log": str(work / f"{notebook}.papermill.log")}
 
     if runbook:
         argv = [str(BIN / "runbook"), "run", notebook, "--no-report"]

@@ -12,12 +12,16 @@ from .harness import Item
 COLUMNS = ("item", "measure", "ours", "bare / reference", "ratio", "note")
 
 
-def _seconds(value: float | None) -> str:
-    return "" if value is None else f"{value:.1f} s"
+def _value(value: float | None, unit: str = "s") -> str:
+    if value is None:
+        return ""
+    if unit == "s":
+        return f"{value:.1f} s"
+    return f"{value:.3g} {unit}" if value < 100 else f"{value:.0f} {unit}"
 
 
-def _labelled(value: float | None, label: str) -> str:
-    text = _seconds(value)
+def _labelled(value: float | None, label: str, unit: str = "s") -> str:
+    text = _value(value, unit)
     return f"{text} ({label})" if text and label else text
 
 
@@ -30,8 +34,8 @@ def summary_rows(items: list[Item]) -> list[dict[str, str]]:
                          "ratio": "", "note": f"NOT MEASURED: {item.error}"})
             continue
         for row in item.rows:
-            rows.append({"item": row.item, "measure": row.measure, "ours": _labelled(row.ours_s, row.ours_label),
-                         "bare / reference": _labelled(row.bare_s, row.bare_label),
+            rows.append({"item": row.item, "measure": row.measure, "ours": _labelled(row.ours_s, row.ours_label, row.unit),
+                         "bare / reference": _labelled(row.bare_s, row.bare_label, row.unit),
                          "ratio": "" if row.ratio is None else f"{row.ratio:.2f}x", "note": row.note})
     return rows
 
@@ -88,7 +92,7 @@ def markdown(items: list[Item], machine: dict[str, Any], wall_s: float, mode: st
     for item in items:
         parts.append(f"## {item.number}. {item.title}\n")
         if item.load:
-            parts.append("Load while measured: " + ", ".join(f"{k} {v}" for k, v in item.load.items()) + "\n")
+            parts.append("Load while measured: " + _load_text(item.load) + "\n")
         if item.error:
             parts.append(f"**Error:** {item.error}\n")
         for note in item.notes:
@@ -99,6 +103,12 @@ def markdown(items: list[Item], machine: dict[str, Any], wall_s: float, mode: st
             parts.append(f"### {title}\n")
             parts.append(markdown_table(_flat(rows)))
     return "\n".join(parts)
+
+
+def _load_text(load: dict[str, Any]) -> str:
+    if all(isinstance(v, dict) for v in load.values()):
+        return "; ".join(f"{k}: {_load_text(v)}" for k, v in load.items())
+    return ", ".join(f"{k} {v}" for k, v in load.items())
 
 
 def write(items: list[Item], machine: dict[str, Any], wall_s: float, out_dir: Path, mode: str) -> dict[str, Path]:
