@@ -47,6 +47,9 @@ SINGLEUSER_SELECTOR = "component=singleuser-server"
 USERNAME_LABEL = "hub.jupyter.org/username"
 DEFAULT_NAMESPACE = "jupyterhub"
 Progress = Callable[[str], None]
+# REFERENCE.md defect 10: expected, reported, not a failure of the load check.
+OVERPROVISION_NOTE = ("Karpenter sizes GPU nodes by physical GPUs, not time-sliced replicas, so pods pending "
+                      "together each get a node (upstream karpenter issue 729); consolidation removes them once empty")
 
 
 # -- hub clients for the load test ------------------------------------------------------------
@@ -156,7 +159,7 @@ class LoadResult:
 
     @property
     def passed(self) -> bool:
-        """All ready, all answered, all stopped, no errors, nothing orphaned."""
+        """All ready, all answered, all stopped, no errors, nothing orphaned (GPU node count is reported only)."""
         return (all(u.ready and u.answered and u.stopped for u in self.users) and not self.errors
                 and not self.orphan_pods and not self.orphan_processes)
 
@@ -189,10 +192,14 @@ class LoadResult:
         return [{**asdict(u), "login_s": _round(u.login_s), "ready_s": _round(u.ready_s)} for u in self.users]
 
     def summary_rows(self) -> list[dict[str, Any]]:
-        """The summary as check rows (check, value, expected, ok) for a notebook table."""
+        """The summary as check rows (check, value, expected, ok, note) for a notebook table.
+
+        The GPU-node row is informational: ``passed`` does not depend on it (see the note).
+        """
         s = self.summary()
         ideal = s["gpu_nodes_ideal"]
-        return [
+        over = ideal is not None and s["gpu_nodes"] is not None and s["gpu_nodes"] > ideal
+        rows = [
             {"check": "servers ready", "value": f"{s['ready']}/{s['users']}", "expected": f"{s['users']}/{s['users']}",
              "ok": s["ready"] == s["users"]},
             {"check": "servers answer through the proxy", "value": f"{s['answered']}/{s['users']}",
@@ -205,6 +212,12 @@ class LoadResult:
             {"check": "orphans after stop (pods, processes)", "value": f"{s['orphan_pods']}, {s['orphan_processes']}",
              "expected": "0, 0", "ok": not self.orphan_pods and not self.orphan_processes},
         ]
+        for row in rows:
+            row["note"] = ""
+        rows[4]["note"] = (OVERPROVISION_NOTE if over else
+                           "no cluster access: not counted" if ideal is None else f"{self.gpu_per_node} GPUs per node")
+        rows[5]["note"] = s["orphan_check"]
+        return rows
 
     def plot(self, path: Path | None = None):
         """Time to ready per user (sorted) with p50/p95 lines; saved as PNG when ``path`` is given."""
@@ -227,7 +240,7 @@ class LoadResult:
         nodes = "" if s["gpu_nodes"] is None else f"; GPU nodes {s['gpu_nodes']} (ideal {s['gpu_nodes_ideal']})"
         ax.set_title(f"{s['ready']}/{s['users']} servers ready with '{self.profile}'{nodes}", fontsize=10)
         if s["p50_s"] is not None:
-            ax.legend(loc="upper left", fontsize=8)
+            ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
         fig.tight_layout()
         if path is not None:
             fig.savefig(path)
