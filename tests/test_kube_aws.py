@@ -6,7 +6,10 @@ EKS cluster wipes the cluster state while its load balancers stay behind."""
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -14,7 +17,7 @@ import pytest
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 CLUSTER = "kube-aws-test"
-SYNC = float(os.environ.get("RUNBOOK_SANDBOX_AWS_SYNC", "10"))
+SYNC = 1.0  # the private emulator polls the private AWS every second
 
 
 def _wait(check, timeout=30.0, interval=0.3, what="condition"):
@@ -27,17 +30,92 @@ def _wait(check, timeout=30.0, interval=0.3, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 @pytest.fixture(scope="module")
-def eks_cluster(full_sandbox):
+def private_sandbox(tmp_path_factory, monkeypatch_module):
+    """A private local AWS and cluster emulator pair: deleting this module's EKS cluster wipes
+    only this emulator, never the session's shared one other tests rely on."""
+    from eks_hub_runbook import sandbox
+
+    folder = tmp_path_factory.mktemp("private-sandbox")
+    aws_port, kube_port = _free_port(), _free_port()
+    ca, kubeconfig = folder / "ca.pem", folder / "kubeconfig"
+    env = {**os.environ, **sandbox.SANDBOX_CREDENTIALS, "AWS_DEFAULT_REGION": sandbox.SANDBOX_REGION,
+           "RUNBOOK_SANDBOX_AWS_SYNC": str(SYNC), "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    kube = subprocess.Popen([sys.executable, "-m", "eks_hub_runbook.sandbox.kube", "--port", str(kube_port),
+                             "--aws-endpoint", f"http://127.0.0.1:{aws_port}", "--state-dir", str(folder / "cluster"),
+                             "--kubeconfig", str(kubeconfig), "--ca-file", str(ca)],
+                            env=env, stdout=open(folder / "kube.log", "wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    aws = subprocess.Popen([sys.executable, "-m", "eks_hub_runbook.sandbox.aws_server", "--port", str(aws_port),
+                            "--kube-url", f"https://127.0.0.1:{kube_port}", "--kube-ca-file", str(ca)],
+                           env=env, stdout=open(folder / "aws.log", "wb"), stderr=subprocess.STDOUT,
+                           start_new_session=True)
+    try:
+        _wait(lambda: _listening(aws_port) and _listening(kube_port) and kubeconfig.exists(), timeout=60,
+              what="private sandbox listening")
+        endpoint = f"http://127.0.0.1:{aws_port}"
+        monkeypatch_module.setattr(sandbox, "aws_endpoint_url", lambda: endpoint)
+        yield {"endpoint": endpoint, "kube_url": f"https://127.0.0.1:{kube_port}", "kubeconfig": kubeconfig,
+               "env": {**env, "AWS_ENDPOINT_URL": endpoint}}
+    finally:
+        for process in (kube, aws):
+            process.send_signal(signal.SIGTERM)
+        for process in (kube, aws):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def kube_api(private_sandbox):
+    from eks_hub_runbook import kube
+
+    return kube.load_client(private_sandbox["kubeconfig"])
+
+
+@pytest.fixture(scope="module")
+def kubectl(private_sandbox, tmp_path_factory):
+    home = tmp_path_factory.mktemp("kubectl-aws-home")
+    env = {**os.environ, "KUBECONFIG": str(private_sandbox["kubeconfig"]), "HOME": str(home)}
+
+    def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, env=env, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
+        return result
+    return run
+
+
+@pytest.fixture(scope="module")
+def eks_cluster(private_sandbox):
     """An EKS cluster with a VPC (subnets tagged for load balancers) and a core node group."""
     from eks_hub_runbook.aws import session
 
     ec2, iam, eks = session.client("ec2"), session.client("iam"), session.client("eks")
     vpc = ec2.create_vpc(CidrBlock="10.1.0.0/21")["Vpc"]["VpcId"]
     subnets = []
-    for index, (cidr, zone, role) in enumerate((("10.1.2.0/26", "us-west-2a", "kubernetes.io/role/elb"),
-                                                ("10.1.2.64/26", "us-west-2b", "kubernetes.io/role/elb"),
-                                                ("10.1.0.0/24", "us-west-2a", "kubernetes.io/role/internal-elb"))):
+    for cidr, zone, role in (("10.1.2.0/26", "us-west-2a", "kubernetes.io/role/elb"),
+                             ("10.1.2.64/26", "us-west-2b", "kubernetes.io/role/elb"),
+                             ("10.1.0.0/24", "us-west-2a", "kubernetes.io/role/internal-elb")):
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=zone,
                                    TagSpecifications=[{"ResourceType": "subnet", "Tags": [{"Key": role, "Value": "1"}]}])
         subnets.append(subnet["Subnet"]["SubnetId"])
@@ -61,19 +139,19 @@ def test_managed_node_group_becomes_nodes(kube_api, eks_cluster):
     assert {r["zone"] for r in rows} == {"us-west-2a", "us-west-2b"}
 
 
-def test_update_kubeconfig_and_library_builder_reach_the_emulator(full_sandbox, eks_cluster, tmp_path):
+def test_update_kubeconfig_and_library_builder_reach_the_emulator(private_sandbox, eks_cluster, tmp_path):
     from eks_hub_runbook import kube
     from eks_hub_runbook.aws import eks
 
-    env = {**os.environ, **full_sandbox.environment(), "KUBECONFIG": str(tmp_path / "config"), "HOME": str(tmp_path)}
-    env["PATH"] = os.path.dirname(subprocess.sys.executable) + os.pathsep + env.get("PATH", "")
+    env = {**private_sandbox["env"], "KUBECONFIG": str(tmp_path / "config"), "HOME": str(tmp_path)}
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     subprocess.run(["aws", "eks", "update-kubeconfig", "--name", CLUSTER], env=env, check=True, capture_output=True)
     result = subprocess.run(["kubectl", "get", "namespaces", "-o", "name"], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "namespace/kube-system" in result.stdout
 
     config = eks.build_kubeconfig(CLUSTER, "sandbox")
-    assert config["clusters"][0]["cluster"]["server"] == full_sandbox.kube_url()
+    assert config["clusters"][0]["cluster"]["server"] == private_sandbox["kube_url"]
     assert [r["pod"] for r in kube.pods(kube.load_client(config), "kube-system")] is not None
     embedded = eks.build_kubeconfig(CLUSTER, "sandbox", embed_token=True)
     assert embedded["users"][0]["user"]["token"].startswith("k8s-aws-v1.")

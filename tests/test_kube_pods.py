@@ -235,3 +235,22 @@ def test_no_orphan_processes_after_stop_or_kill(tmp_path):
             emulator.send_signal(signal.SIGTERM)
             emulator.wait(timeout=20)
     assert _processes_of(state) == []
+
+
+def test_walkthrough_commands(core, pool, kubectl):
+    """The seed walkthrough's verification commands, on a cluster with running pods."""
+    _wait(lambda: _running(core, "web"), what="web ready")
+    web = core.read_namespaced_pod("web", NS)
+    wide = kubectl("get", "pods", "-n", NS, "-owide").stdout
+    line = next(line for line in wide.splitlines() if line.startswith("web "))
+    assert "Running" in line and web.status.pod_ip in line and web.spec.node_name in line
+    everything = kubectl("get", "pods", "-A").stdout
+    assert any(row.split()[:2] == [NS, "web"] for row in everything.splitlines())
+    assert "pods" in kubectl("get", "nodepools").stdout
+    classes = kubectl("get", "ec2nodeclasses").stdout.splitlines()
+    assert any(row.split()[:2] == ["pods", "True"] for row in classes)
+    assert kubectl("get", "pvc", "-A").stdout.splitlines()[0].split()[:3] == ["NAMESPACE", "NAME", "STATUS"]
+    described = kubectl("describe", "node", web.spec.node_name).stdout
+    for text in ("Allocatable:", "node.kubernetes.io/instance-type=m5", "karpenter.sh/nodepool=pods",
+                 f"{NS}", "web", "Non-terminated Pods"):
+        assert text in described, text

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -94,9 +93,9 @@ def _age(timestamp: str | None) -> str:
 
 
 def _pod_status(pod: dict) -> str:
-    from .sandbox.kube.tables import _pod_row
+    from .sandbox.kube.tables import pod_status
 
-    return _pod_row(pod)[2]
+    return pod_status(pod)
 
 
 def _requests(pod: dict) -> dict[str, Fraction]:
@@ -317,7 +316,3 @@ def wait_for_nodes(api, label_selector: str | None = None, count: int = 1, timeo
         return rows if len(rows) >= count else None
     return wait_for(ready, f"{count} ready node(s)" + (f" ({label_selector})" if label_selector else ""),
                     timeout, progress=progress)
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)

@@ -97,6 +97,11 @@ def _pod_row(pod: dict):
             "<none>" if not gates else f"0/{len(gates)}"]
 
 
+def pod_status(pod: dict) -> str:
+    """The STATUS column of ``kubectl get pods`` (Running, Pending, ContainerCreating, CrashLoopBackOff...)."""
+    return _pod_row(pod)[2]
+
+
 def _node_row(node: dict):
     status = node.get("status") or {}
     ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
