@@ -121,7 +121,7 @@ def test_sequence_on_the_sandbox(scenario, tmp_path, monkeypatch):
     from eks_hub_runbook import sandbox
 
     monkeypatch.setenv("RUNBOOK_STATE_DIR", str(tmp_path / "state"))  # its own sandbox, ports and records
-    deployment = f"seq-{scenario}"
+    deployment = f"seq-type{1 if scenario == 'dummy' else 2}"  # never 'cognito' in a cognito deployment's name
     first = {"deployment": deployment, **SCENARIOS[scenario]}
     later = {"deployment": deployment}
     parameters = {"00_prerequisites": first, "01_certificate": first, "02_deploy": first, "03_verify": later,

@@ -245,7 +245,7 @@ def prepare_target(params: DeploymentParameters) -> None:
         from . import prerequisites
         from .notebook.display import require_pass
 
-        require_pass(prerequisites.sandbox_rows(params), "sandbox services", name_column="check")
+        require_pass(prerequisites.sandbox_rows(params, hub_tools=False), "sandbox services", name_column="check")
 
 
 def inventory_rows(params: DeploymentParameters) -> list[dict[str, Any]]:

@@ -107,8 +107,10 @@ def tool_rows(params: DeploymentParameters) -> list[dict[str, str]]:
     return rows
 
 
-def sandbox_rows(params: DeploymentParameters, start: bool = True) -> list[dict[str, str]]:
+def sandbox_rows(params: DeploymentParameters, start: bool = True, hub_tools: bool = True) -> list[dict[str, str]]:
     """The sandbox's services: started when ``start`` and not running yet.
+
+    ``hub_tools`` adds the tools the sandbox hub needs (configurable-http-proxy).
 
     Only names and states are shown (ports change between machines); ``runbook
     sandbox status`` shows where they listen.
@@ -128,6 +130,8 @@ def sandbox_rows(params: DeploymentParameters, start: bool = True) -> list[dict[
             rows.append(_row(labels[name], "running", "running", "pass"))
         else:
             rows.append(_row(labels[name], "running", error or "stopped: run `runbook sandbox up`", "fail"))
+    if not hub_tools:
+        return rows
     proxy = node_bin("configurable-http-proxy")
     rows.append(_row("configurable-http-proxy (for the sandbox hub)", "installed",
                      "installed" if proxy.exists() else "missing: run npm ci", "pass" if proxy.exists() else "fail"))
