@@ -1,0 +1,195 @@
+"""Reliability on the sandbox: runs that break half way are recorded truthfully and can be
+finished or cleaned up.
+
+- the local AWS dies in the middle of `terraform apply`: the run fails with a clear message;
+  after restarting it, `runbook run --resume` completes with no duplicate resources;
+- the kernel is killed in the middle of a notebook: the record shows where; resume completes;
+- cleanup after a partial deploy leaves nothing; cleanup a second time is a no-op.
+
+Every scenario drives the real `runbook` command in a subprocess, against a private sandbox
+(own state folder and outputs), which is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import psutil
+import pytest
+
+from eks_hub_runbook.records import archive
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.terraform, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+KEEP = ["-p", "keep_sandbox", "True"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A private state folder (own sandbox) and outputs folder, for this module's runs."""
+    root = tmp_path_factory.mktemp("reliability")
+    overrides = {"RUNBOOK_STATE_DIR": str(root / "state"), "RUNBOOK_OUTPUTS_DIR": str(root / "outputs")}
+    saved = {k: os.environ.get(k) for k in overrides}
+    os.environ.update(overrides)
+    try:
+        started = subprocess.run([sys.executable, "-m", "eks_hub_runbook.cli", "sandbox", "up"], cwd=REPO,
+                                 env=dict(os.environ), capture_output=True, text=True, timeout=300)
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield dict(os.environ)
+    finally:
+        subprocess.run([sys.executable, "-m", "eks_hub_runbook.cli", "sandbox", "down"], cwd=REPO, env=dict(os.environ),
+                       capture_output=True, timeout=120)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class Runbook:
+    """`runbook ...` in a subprocess whose output is collected as it streams."""
+
+    def __init__(self, env: dict[str, str], *args: str):
+        self.process = subprocess.Popen([sys.executable, "-m", "eks_hub_runbook.cli", *args], cwd=REPO, env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait(self, timeout: float = 1800) -> int:
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError(f"runbook did not finish in {timeout:.0f} s:\n{self.output[-5000:]}") from None
+        self._reader.join(timeout=10)
+        return code
+
+    def wait_for(self, predicate, what: str, timeout: float = 900) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"runbook ended before {what}:\n{self.output[-5000:]}")
+            if predicate():
+                return
+            time.sleep(1)
+        self.process.kill()
+        raise AssertionError(f"timed out waiting for {what}:\n{self.output[-5000:]}")
+
+    def kernel(self) -> psutil.Process | None:
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                if any("ipykernel" in part for part in child.cmdline()):
+                    return child
+            except psutil.NoSuchProcess:
+                continue
+        return None
+
+
+def run(env, *args: str, timeout: float = 1800) -> tuple[int, str]:
+    runbook = Runbook(env, *args)
+    return runbook.wait(timeout), runbook.output
+
+
+def resources(deployment: str) -> list[dict[str, str]]:
+    from eks_hub_runbook.aws import leftovers
+
+    return leftovers.scan(deployment, "sandbox")
+
+
+def duplicates(rows: list[dict[str, str]]) -> list[tuple]:
+    """Resources that exist twice: same service, type and name (ids differ)."""
+    counts = Counter((r["service"], r["type"], r["name"]) for r in rows if r.get("name"))
+    return [key for key, count in counts.items() if count > 1]
+
+
+def aws_pid() -> int:
+    from eks_hub_runbook import sandbox
+
+    status = next(s for s in sandbox.status() if s.name == "aws")
+    assert status.running and status.pid
+    return status.pid
+
+
+def test_local_aws_killed_mid_apply_then_resume_completes_without_duplicates(env):
+    deploy = Runbook(env, "run", "02", "-p", "deployment", "rel-aws", "--no-report")
+    deploy.wait_for(lambda: len(resources("rel-aws")) >= 3, "the apply to create resources")
+    os.kill(aws_pid(), signal.SIGKILL)
+    code = deploy.wait()
+    assert code == 1, deploy.output
+    run_record = archive.find_run("latest")
+    assert run_record.status == "failed"
+    failure = run_record.data["failure"]
+    assert failure["notebook"] == "02_deploy" and failure["ename"] == "TerraformError", failure
+    assert "terraform apply" in failure["evalue"] or "terraform" in failure["evalue"], failure
+    assert "runbook run --resume" in deploy.output and "02_deploy" in deploy.output
+
+    code, out = run(env, "sandbox", "up", timeout=300)
+    assert code == 0, out
+    code, out = run(env, "run", "--resume", "-p", "deployment", "rel-aws", "--no-report")
+    assert code == 0, out
+    record = archive.find_run(run_record.run_id)
+    assert record.status == "succeeded" and record.notebook("02_deploy")["attempt"] == 2
+    rows = resources("rel-aws")
+    assert rows and duplicates(rows) == [], duplicates(rows)
+
+
+def test_kernel_killed_mid_notebook_is_recorded_then_resume_completes(env):
+    deploy = Runbook(env, "run", "02", "-p", "deployment", "rel-aws", "--no-report")
+    # wait until a cell after the parameters and validation cells is running
+    deploy.wait_for(lambda: sum("[02_deploy " in line for line in deploy.lines) >= 5 and deploy.kernel() is not None,
+                    "02_deploy to be under way")
+    running = [line for line in deploy.lines if line.startswith("[02_deploy ")][-1]
+    deploy.kernel().kill()
+    assert deploy.wait() == 1, deploy.output
+    record = archive.find_run("latest")
+    assert record.status == "killed"
+    entry = record.notebook("02_deploy")
+    failure = entry["failure"]
+    assert failure["ename"] == "DeadKernelError" and "kernel died" in failure["reason"]
+    number = int(running.split()[1].split("/")[0])
+    code_cells = entry["cells"]
+    assert code_cells[number - 1]["status"] == "failed" and code_cells[number - 1]["index"] == failure["cell_index"]
+    assert all(c["status"] == "pending" for c in code_cells[number:])
+    assert "killed at 02_deploy" in deploy.output
+
+    code, out = run(env, "run", "--resume", "--run", record.run_id, "--no-report")
+    assert code == 0, out
+    assert archive.find_run(record.run_id).status == "succeeded"
+    assert duplicates(resources("rel-aws")) == []
+
+
+def test_cleanup_after_a_partial_deploy_leaves_nothing_and_twice_is_a_no_op(env):
+    deploy = Runbook(env, "run", "02", "-p", "deployment", "rel-partial", "--no-report")
+    deploy.wait_for(lambda: len(resources("rel-partial")) >= 3, "the apply to create resources")
+    deploy.process.send_signal(signal.SIGTERM)
+    assert deploy.wait() == 130, deploy.output
+    assert archive.find_run("latest").status == "interrupted"
+    assert resources("rel-partial"), "a partial deploy left resources to clean up"
+
+    for attempt in (1, 2):
+        code, out = run(env, "run", "05", "-p", "deployment", "rel-partial", "-p", "confirm", "True", *KEEP, "--no-report")
+        assert code == 0, f"cleanup #{attempt}:\n{out}"
+        assert resources("rel-partial") == [], f"cleanup #{attempt} left resources"
+    record = archive.find_run("latest")
+    assert record.status == "succeeded"
+
+    code, out = run(env, "run", "05", "-p", "deployment", "rel-aws", "-p", "confirm", "True", *KEEP, "--no-report")
+    assert code == 0, out
+    assert resources("rel-aws") == []
