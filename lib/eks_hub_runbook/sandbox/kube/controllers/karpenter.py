@@ -25,9 +25,22 @@ from fractions import Fraction
 from .. import instance_types, quantity, scheduling
 from ..instance_types import InstanceType
 from ..nodes import NodeAddressPool, build_node, is_ready
-from ..objects import clone, owner_reference, parse_duration, random_hex, random_suffix, set_condition
+from ..objects import clone, owner_reference, parse_duration, random_hex, random_suffix
+from ..objects import set_condition as _set_condition
 from .base import Controller
 from .scheduler import is_pending
+
+
+def set_condition(status: dict, type_: str, value: str, reason: str = "", message: str = "",
+                  heartbeat: bool = False) -> bool:
+    """``objects.set_condition`` for Karpenter's objects, whose conditions are metav1.Conditions:
+    ``message`` is required by their CRD schemas (it may be empty), so it is always present;
+    otherwise a later apply of the object fails validation (422 on status.conditions[].message)."""
+    changed = _set_condition(status, type_, value, reason, message, heartbeat)
+    for cond in status.get("conditions") or []:
+        cond.setdefault("message", "")
+    return changed
+
 
 log = logging.getLogger(__name__)
 
