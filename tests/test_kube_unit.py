@@ -203,3 +203,16 @@ def test_eks_tokens_are_checked_for_shape_and_age():
     assert eks_token_cluster(token, now=datetime.now(timezone.utc) + timedelta(minutes=20)) is None
     forged = "k8s-aws-v1." + base64.urlsafe_b64encode(b"https://sts.amazonaws.com/?Action=ListUsers").decode()
     assert eks_token_cluster(forged) is None and eks_token_cluster("garbage") is None
+
+
+def test_pod_address_blocks_differ_per_emulator_and_skip_listening_addresses(monkeypatch):
+    from eks_hub_runbook.sandbox.kube.controllers.kubelet import network
+
+    first, second = network.PodAddressPool("/state/a"), network.PodAddressPool("/state/b")
+    assert first.block != second.block and 1 <= first.block <= 254
+    taken = f"127.{first.block}.0.10"
+    monkeypatch.setattr(network, "_listening_addresses", lambda: {taken})
+    address = first.allocate()
+    assert address == f"127.{first.block}.0.11"
+    first.release(address)
+    assert first.allocate() == f"127.{first.block}.0.12"  # round-robin: no immediate reuse

@@ -37,7 +37,7 @@ class Kubelet(Controller):
         self.pods_dir.mkdir(parents=True, exist_ok=True)
         self.marker = str(self.settings.state_dir)
         self.api_host, self.api_port = self.settings.host, self.settings.port
-        self.addresses = PodAddressPool()
+        self.addresses = PodAddressPool(self.marker)
         self.images = ImagePuller(self.cluster, self.settings.pull_delay)
         self.workers: dict[str, PodWorker] = {}
         self._volume_event = asyncio.Event()

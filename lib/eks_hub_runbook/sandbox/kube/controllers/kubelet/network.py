@@ -1,36 +1,58 @@
-"""Pod IPs: each pod gets its own loopback address (127.0.0.10 upward, then 127.0.1.x ...),
-so two pods can both listen on port 8888 as they would in their own network namespaces.
-Linux routes all of 127.0.0.0/8 to the loopback interface, so no setup is needed."""
+"""Pod IPs: each pod gets its own loopback address, so two pods can both listen on port
+8888 as they would in their own network namespaces (Linux routes all of 127.0.0.0/8 to
+the loopback interface; no setup needed).
+
+Each emulator takes its own block ``127.B.0.0/16``, B derived from its state folder, so
+sandboxes running side by side (a developer's and a test session's) do not hand out the
+same addresses; an address that already has a listening socket is skipped as well.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import zlib
+from pathlib import Path
 
-FIRST = int(ipaddress.ip_address("127.0.0.10"))
-LAST = int(ipaddress.ip_address("127.0.255.254"))
+
+def _listening_addresses() -> set[str]:
+    """IPv4 addresses with a listening TCP socket (from /proc/net/tcp)."""
+    addresses = set()
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return addresses
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == "0A":
+            hex_ip = fields[1].split(":")[0]
+            addresses.add(".".join(str(int(hex_ip[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    return addresses
 
 
 class PodAddressPool:
-    """Allocates addresses round-robin so a freed address is not reused at once."""
+    """Allocates addresses of this emulator's block, round-robin (a freed one is not reused at once)."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: str = "") -> None:
+        self.block = 1 + zlib.crc32(seed.encode()) % 254 if seed else 0
+        self._first = int(ipaddress.ip_address(f"127.{self.block}.0.10"))
+        self._last = int(ipaddress.ip_address(f"127.{self.block}.255.254"))
         self._used: set[int] = set()
-        self._cursor = FIRST
+        self._cursor = self._first
 
     def allocate(self) -> str:
-        for _ in range(LAST - FIRST + 1):
+        busy = _listening_addresses()
+        for _ in range(self._last - self._first + 1):
             candidate = self._cursor
-            self._cursor = FIRST if self._cursor >= LAST else self._cursor + 1
-            last_octet = candidate & 0xFF
-            if candidate in self._used or last_octet in (0, 255):
+            self._cursor = self._first if self._cursor >= self._last else self._cursor + 1
+            if candidate in self._used or (candidate & 0xFF) in (0, 255):
+                continue
+            address = str(ipaddress.ip_address(candidate))
+            if address in busy:
                 continue
             self._used.add(candidate)
-            return str(ipaddress.ip_address(candidate))
-        raise RuntimeError("no free pod addresses left in 127.0.0.0/16")
+            return address
+        raise RuntimeError(f"no free pod addresses left in 127.{self.block}.0.0/16")
 
     def release(self, address: str | None) -> None:
         if address:
             self._used.discard(int(ipaddress.ip_address(address)))
-
-    def reserve(self, address: str) -> None:
-        self._used.add(int(ipaddress.ip_address(address)))
