@@ -38,7 +38,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from urllib.parse import urljoin, urlsplit
 
 from .errors import HubError, RunbookError
@@ -365,7 +365,7 @@ class _Journey:
             page.goto(urljoin(self.hub_url, "hub/login"), wait_until="domcontentloaded")
             if self.auth == "dummy":
                 page.locator("#username_input").fill(self.user)
-                page.locator("#password_input").fill(self.password)
+                self._fill_secret(page.locator("#password_input"))
                 note["detail"] = "dummy login form"
             elif self._url().startswith(self.hub_url):
                 page.locator("a[href*='oauth_login']").first.wait_for()
@@ -388,10 +388,19 @@ class _Journey:
                 note["detail"] = f"{provider}: subject {self.user}"
             elif page.locator("input[name='username']").count():  # Cognito hosted UI / Keycloak
                 page.locator("input[name='username']").first.fill(self.user)
-                page.locator("input[name='password']").first.fill(self.password)
+                self._fill_secret(page.locator("input[name='password']").first)
                 note["detail"] = f"{provider}: username and password"
             else:
                 raise RunbookError(f"no login form found on the identity provider's page ({provider})")
+
+    def _fill_secret(self, field) -> None:
+        """Type the password; a failure is reported without Playwright's call log (it would echo the value)."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            field.fill(self.password)
+        except PlaywrightError:
+            raise RunbookError("could not type into the password field") from None
 
     def submit_login(self) -> None:
         """Submit the login form; the hub must accept the user (it then shows options or the server)."""
@@ -620,7 +629,7 @@ def walkthrough(
     *,
     users: Sequence[str] = DEFAULT_USERS,
     auth: str = "dummy",
-    password: str = DUMMY_PASSWORD,
+    password: str | Callable[[str], str] = DUMMY_PASSWORD,
     profile: str = TIME_SLICING_PROFILE,
     expected_profiles: Sequence[str] | None = None,
     directories: Sequence[str] = DEFAULT_DIRECTORIES,
@@ -640,7 +649,8 @@ def walkthrough(
         users: who walks the journey, in order, each in a fresh browser context.
         auth: ``dummy`` (the hub's login form) or ``cognito`` / ``oauth`` (the identity
             provider's login page; the sandbox's local OpenID Connect provider).
-        password: typed into password fields (dummy accepts any; never recorded).
+        password: typed into password fields (dummy accepts any; never recorded), or a function
+            user -> password (e.g. ``gpu_sharing.passwords(params)`` for Cognito users).
         profile: slug or display name of the profile to start (default: time-slicing).
         expected_profiles: display names the server-options page must show; default: every
             profile in the hub's values (``singleuser.profileList``).
@@ -650,7 +660,8 @@ def walkthrough(
         step_timeout: seconds any other page or element may take.
         restart_running: if a user's server is already running, stop it from the hub's home
             page first so the server-options page can be shown (otherwise fail).
-        ignore_https_errors: accept a self-signed certificate (deployment types 2/3 in tests).
+        ignore_https_errors: accept a self-signed certificate (deployment types 2/3 in tests;
+            pass ``verify is not True`` when a notebook has a ``requests``-style ``verify``).
         offline: block requests to non-loopback hosts (e.g. the provider page's CDN stylesheet);
             default: when the hub itself is on loopback.
         executable: Chromium binary; default Debian's ``/usr/bin/chromium``.
@@ -695,8 +706,9 @@ def walkthrough(
                 try:
                     if offline:
                         context.route("**/*", _loopback_only)
+                    secret = password(user) if callable(password) else password
                     journey = _Journey(
-                        context, hub_url=hub_url, user=user, password=password, auth=auth, profile=chosen,
+                        context, hub_url=hub_url, user=user, password=secret, auth=auth, profile=chosen,
                         expected=expected, directories=directories, out_dir=out, index=index,
                         spawn_timeout=spawn_timeout, step_timeout=step_timeout, restart_running=restart_running,
                     )
