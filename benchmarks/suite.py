@@ -494,8 +494,8 @@ def identical_tfvars(bare: Bare, rehearsal: dict[str, Any]) -> str:
         for output in cell.get("outputs", []):
             text = output.get("data", {}).get("text/plain", "")
             text = "".join(text) if isinstance(text, list) else text
-            if "jupyter_hub_auth_mechanism" not in text:
-                continue
+            if "jupyter_hub_auth_mechanism" not in text or shown:
+                continue  # the first such table is the variables table (later ones are outputs)
             for line in text.splitlines()[2:]:
                 key, _, value = line.strip().partition(" ")
                 if key:
