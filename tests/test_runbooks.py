@@ -105,9 +105,9 @@ def _scraps(path: Path) -> dict:
     found = {}
     for cell in nbformat.read(path, as_version=4).cells:
         for output in cell.get("outputs", []):
-            data = output.get("data", {}).get("application/scrapbook.scrap.json+json")
-            if data:
-                found[data["name"]] = data["data"]
+            for mimetype, data in output.get("data", {}).items():
+                if mimetype.startswith("application/scrapbook.scrap."):  # .json+json, .text+json ...
+                    found[data["name"]] = data["data"]
     return found
 
 
