@@ -35,10 +35,11 @@ from .console import Console
 
 GOLDEN_DIR = REPO_ROOT / "tests" / "golden"
 SANITIZE_FILE = GOLDEN_DIR / "nbval_sanitize.cfg"
-# One sandbox run per login method; deployment names are fixed so re-execution matches.
+# One sandbox run per login method; deployment names are fixed so re-execution matches
+# (and avoid "cognito"/"aws": they prefix the Cognito hosted-UI domain, which forbids them).
 VARIANTS: dict[str, dict[str, Any]] = {
-    "dummy": {"deployment": "golden-dummy", "auth": "dummy"},
-    "cognito": {"deployment": "golden-cognito", "auth": "cognito", "domain": "hub.example.com"},
+    "dummy": {"deployment": "golden-type1", "auth": "dummy"},
+    "cognito": {"deployment": "golden-type2", "auth": "cognito", "domain": "hub.example.com"},
 }
 # Parameters given to every variant when a notebook declares them.
 COMMON: dict[str, Any] = {"confirm": True, "keep_sandbox": False}
