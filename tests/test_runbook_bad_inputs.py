@@ -100,5 +100,5 @@ def test_bad_input_stops_in_validation_cell(case, pems, aws_sandbox, tmp_path):
     assert error.ename == "ParameterError", error.evalue
     assert expected in error.evalue
     assert "Fix:" in error.evalue
-    assert "nb.resolve_from(form)" in error.source, f"failed outside the validation cell:\n{error.source}"
+    assert "nb.resolve_from(form" in error.source, f"failed outside the validation cell:\n{error.source}"
     assert _aws_inventory() == before, "a bad input created something"
