@@ -59,6 +59,7 @@ def test_papermill_coerced_values_are_converted():
         ({"allow_all": "maybe"}, "allow_all", "True or False"),
         ({"admin_users": "Root User"}, "admin_users", "user name"),
         ({"regoin": "us-west-2"}, "regoin", "not a deployment parameter"),
+        ({**COGNITO, "deployment": "aws-hub"}, "deployment", "Cognito forbids"),
     ],
 )
 def test_bad_input_names_the_parameter_and_the_fix(raw, parameter, hint):

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from . import records
 from .errors import HubError, ParameterError
 from .hub import HOME_DIR, SHARED_DIR, HubClient
-from .params import DeploymentParameters
+from .params import SECRET_ENV, DeploymentParameters
 
 DEFAULT_PROFILE = "gpu-time-slicing"
 DEFAULT_USERS = ("user-1", "user-2")
@@ -31,7 +31,7 @@ USER_POD_SELECTOR = "component=singleuser-server"
 USERNAME_LABEL = "hub.jupyter.org/username"
 TIME_SLICING_REPLICAS = 4
 # For oauth (type 3) the demo users live in your identity provider: their password, if it checks one.
-DEMO_PASSWORD_ENV = "RUNBOOK_DEMO_PASSWORD"
+DEMO_PASSWORD_ENV = SECRET_ENV["demo_password"]
 
 ProgressCallback = Callable[[str, str, str], None]
 

@@ -37,9 +37,9 @@ REGIONS = (
     "ap-south-1", "ap-northeast-1", "ap-northeast-2", "ap-southeast-1", "ap-southeast-2",
     "sa-east-1",
 )
-SECRET_PARAMETERS = ("oauth_client_secret",)
+SECRET_PARAMETERS = ("oauth_client_secret", "demo_password")
 # Environment variable each secret is read from (never a papermill parameter).
-SECRET_ENV = {"oauth_client_secret": "RUNBOOK_OAUTH_CLIENT_SECRET"}
+SECRET_ENV = {"oauth_client_secret": "RUNBOOK_OAUTH_CLIENT_SECRET", "demo_password": "RUNBOOK_DEMO_PASSWORD"}
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -194,6 +194,12 @@ def resolve(**raw: Any) -> DeploymentParameters:
             "use 3-32 characters: lowercase letters, digits and '-', starting with a letter (e.g. jupyterhub-on-eks)",
         )
     region = _text("region", get("region")).lower()
+    auth_raw = _text("auth", get("auth")).lower()
+    if auth_raw == "cognito" and re.search("aws|amazon|cognito", deployment):
+        raise ParameterError(
+            "deployment", f"{deployment!r} contains a word Cognito forbids in hosted-UI domain prefixes (aws, amazon, cognito)",
+            "choose a deployment name without them, e.g. jupyterhub-demo",
+        )
     if region not in REGIONS:
         raise ParameterError("region", f"{region!r} is not a supported AWS region", f"use one of: {', '.join(REGIONS)}")
     auth = _choice("auth", get("auth"), AUTH_METHODS)

@@ -20,7 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..params import DeploymentParameters
-from .session import _session, endpoint_url
+from . import session
 
 # Few retries: a missing quota API (the sandbox answers 500) must not cost minutes of backoff.
 _QUICK = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=20)
@@ -28,7 +28,7 @@ _QUICK = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout
 
 def client(service: str, target: str, region: str):
     """A boto3 client with quick retries (Service Quotas only informs; it never blocks)."""
-    return _session(target, region).client(service, endpoint_url=endpoint_url(target), config=_QUICK)
+    return session.client(service, target, region, config=_QUICK)
 
 
 @dataclass(frozen=True)

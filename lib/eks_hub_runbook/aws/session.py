@@ -24,9 +24,13 @@ def _session(target: str, region: str) -> boto3.Session:
     return boto3.Session(region_name=region)
 
 
-def client(service: str, target: str = "sandbox", region: str = sandbox.SANDBOX_REGION):
-    """A boto3 client for ``service`` on ``target`` in ``region``, with standard retries."""
-    return _session(target, region).client(service, endpoint_url=endpoint_url(target), config=_RETRIES)
+def client(service: str, target: str = "sandbox", region: str = sandbox.SANDBOX_REGION, config: Config | None = None):
+    """A boto3 client for ``service`` on ``target`` in ``region``.
+
+    Standard retries by default; pass ``config`` for another policy (e.g. fewer
+    retries for calls that only inform).
+    """
+    return _session(target, region).client(service, endpoint_url=endpoint_url(target), config=config or _RETRIES)
 
 
 def subprocess_env(target: str, region: str) -> dict[str, str]:
