@@ -136,7 +136,9 @@ def test_explicit_allow_rule_and_no_removed_options(auth, deployment_params, ter
     """Defect 3 (nobody may log in) and defect 4 (removed options) cannot come back."""
     rendered = values.jupyterhub_values(deployment_params[auth], terraform_outputs)
     allow = rendered["hub"]["config"]["Authenticator"]
-    assert allow["allowed_users"] == ["user-1", "user-2"] and allow["allow_all"] is False
+    params = deployment_params[auth]
+    assert allow["allowed_users"] == [params.login_name("user-1"), params.login_name("user-2")]
+    assert allow["allow_all"] is False
     text = yaml.safe_dump(rendered)
     for removed in ("userdata_method", "username_key", "whitelist"):
         assert removed not in text

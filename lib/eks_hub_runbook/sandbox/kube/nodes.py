@@ -9,10 +9,11 @@ import itertools
 import random
 
 from . import quantity
+from .discovery import GIT_VERSION
 from .instance_types import InstanceType
 from .objects import now, random_hex
 
-KUBELET_VERSION = "v1.32.9-eks-sandbox"
+KUBELET_VERSION = GIT_VERSION  # nodes run the control plane's version
 OS_IMAGE = "Amazon Linux 2023.8.20250818"
 KERNEL = "6.1.147-172.266.amzn2023.x86_64"
 RUNTIME = "containerd://1.7.27"

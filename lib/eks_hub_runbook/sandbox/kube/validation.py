@@ -21,7 +21,7 @@ import jsonschema
 import kubernetes_validate
 from referencing import Registry, Resource
 
-KUBERNETES_VERSION = "1.32"
+KUBERNETES_VERSION = "1.33"
 SCHEMA_DIR = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / f"v{KUBERNETES_VERSION}.0-local-strict"
 
 
