@@ -64,8 +64,11 @@ def test_summary_and_require(monkeypatch):
 
 
 @pytest.mark.sandbox
-def test_sandbox_services_started_if_needed(state_dir):
+def test_sandbox_services_started_if_needed(tmp_path, monkeypatch):
+    """Starts (and stops) a sandbox of its own: the session's shared services are left alone."""
     from eks_hub_runbook import sandbox
+
+    monkeypatch.setenv("RUNBOOK_STATE_DIR", str(tmp_path))
 
     rows = prerequisites.sandbox_rows(resolve(target="sandbox"))
     try:
