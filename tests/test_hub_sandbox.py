@@ -36,6 +36,8 @@ def users(installed):
     for name in ("user-1", "user-2"):
         hub = HubClient(sandbox_hub.url())
         assert hub.login(name, "any password") == name
+        if hub.server() is not None:  # left running by an earlier module sharing the hub
+            hub.stop()
         clients[name] = hub
     yield clients
     for hub in clients.values():
@@ -44,12 +46,18 @@ def users(installed):
 
 
 def user_processes(username: str) -> list[int]:
-    """Local processes serving ``username`` (the sandbox kubelet's pod processes)."""
+    """Local processes serving ``username`` in this session's sandbox cluster (its kubelet marks
+    every pod process with the cluster's state folder, so other sandboxes' users do not count)."""
+    from eks_hub_runbook.paths import sandbox_dir
+    from eks_hub_runbook.sandbox.kube.controllers.kubelet.processes import CLUSTER_MARKER
+
+    cluster = (sandbox_dir() / "cluster").resolve()
+    wanted = {f"JUPYTERHUB_USER={username}".encode(), f"{CLUSTER_MARKER}={cluster}".encode()}
     found = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                if f"JUPYTERHUB_USER={username}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                if wanted <= set((proc / "environ").read_bytes().split(b"\0")):
                     found.append(int(proc.name))
             except OSError:
                 continue
@@ -68,9 +76,10 @@ def test_second_install_changes_no_manifest(installed, sandbox_outputs):
 
 
 def test_two_users_share_one_time_sliced_g5_node(users, core_api):
+    # As in the walkthrough: user-1 starts (a g5 node comes up), then user-2 joins it.
+    # (Pods pending at the same moment may each get a node: Karpenter counts physical GPUs.)
     for hub in users.values():
         hub.spawn(PROFILE)
-    for hub in users.values():
         assert hub.wait_ready(timeout=300)["ready"]
     pods = core_api.list_namespaced_pod("jupyterhub", label_selector="component=singleuser-server").items
     nodes = {p.metadata.labels["hub.jupyter.org/username"]: p.spec.node_name for p in pods}

@@ -105,6 +105,11 @@ def server_side_apply(live: dict | None, config: dict, manager: str, api_version
             for path in _leaf_paths(previous.get("fieldsV1") or {}, []):
                 if not _contains(applied_fields, path):
                     _remove_path(result, path)
+        if previous and previous.get("fieldsV1") == applied_fields and previous.get("apiVersion") == api_version:
+            # The same fields applied again: keep the entry (and its time) where it is, as the API
+            # server does, so that a re-apply that changes nothing is a no-op (no new resourceVersion).
+            result.setdefault("metadata", {})["managedFields"] = managed
+            return result
         managed = [e for e in managed if not (e.get("manager") == manager and e.get("operation") == "Apply")]
     managed.append({
         "manager": manager,
