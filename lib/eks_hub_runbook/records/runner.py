@@ -372,10 +372,10 @@ class Runner:
         )
         start, end = archive.parse_time(entry["started_at"]), archive.parse_time(entry["ended_at"])
         entry["duration_s"] = summary.get("duration_s") or (round((end - start).total_seconds(), 3) if start and end else None)
-        if outcome != "refused" and (run.dir / entry["output"]).exists():
+        if (run.dir / entry["output"]).exists():
             entry["scraps"] = archive.read_scraps(run.dir / entry["output"])
-        else:
-            entry["output"] = entry["output"] if (run.dir / entry["output"]).exists() else None
+        else:  # refused by the scrub, or the kernel never started
+            entry["output"] = None
         run.save()
 
 
