@@ -42,7 +42,12 @@ spec:
 
 
 def test_discovery_and_version(kubectl):
-    assert "v1.32" in kubectl("version", "-o", "json").stdout
+    import json
+
+    from eks_hub_runbook.sandbox.kube.validation import KUBERNETES_VERSION
+
+    server = json.loads(kubectl("version", "-o", "json").stdout)["serverVersion"]
+    assert f"{server['major']}.{server['minor']}" == KUBERNETES_VERSION == "1.33"
     resources = kubectl("api-resources", "-o", "name").stdout.split()
     for name in ("pods", "nodes", "persistentvolumeclaims", "deployments.apps", "storageclasses.storage.k8s.io",
                  "customresourcedefinitions.apiextensions.k8s.io", "poddisruptionbudgets.policy"):
