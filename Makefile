@@ -32,7 +32,7 @@ demo: setup
 	$(BIN)/runbook demo
 
 test: setup browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not terraform and not browser and not slow" $(PYTEST_ARGS)
