@@ -10,7 +10,8 @@ from fractions import Fraction
 
 import pytest
 
-from eks_hub_runbook.sandbox.kube import instance_types, patch, quantity, selectors, validation
+from eks_hub_runbook import instance_types
+from eks_hub_runbook.sandbox.kube import patch, quantity, selectors, validation
 from eks_hub_runbook.sandbox.kube.apply import server_side_apply
 from eks_hub_runbook.sandbox.kube.auth import eks_token_cluster
 from eks_hub_runbook.sandbox.kube.cluster import Cluster, WriteOptions

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..instance_types import CATALOG
 from ..params import DeploymentParameters
 from . import session
 
@@ -55,24 +56,27 @@ class NodeNeed:
     """The smallest node a profile's pod fits on, and its quota family."""
 
     instance_type: str
-    vcpus: int
     family: str
+
+    @property
+    def vcpus(self) -> int:
+        return CATALOG[self.instance_type].vcpu
 
 
 # Core managed node group: m5.xlarge (4 vCPUs), desired size 2.
-CORE_NODE = NodeNeed("m5.xlarge", 4, "standard")
+CORE_NODE = NodeNeed("m5.xlarge", "standard")
 CORE_NODES = 2
 
 # Profile slug -> the node Karpenter launches for its first user. Slugs match the
 # profiles in terraform/helm-values (z2jh singleuser.profileList).
 PROFILE_NODES: dict[str, NodeNeed] = {
-    "data-engineering": NodeNeed("m5.xlarge", 4, "standard"),
-    "elyra": NodeNeed("m5.xlarge", 4, "standard"),
-    "trainium": NodeNeed("trn1.2xlarge", 8, "trn"),
-    "inferentia": NodeNeed("inf2.8xlarge", 32, "inf"),
-    "gpu-time-slicing": NodeNeed("g5.2xlarge", 8, "g"),
-    "gpu-mig": NodeNeed("p4d.24xlarge", 96, "p"),
-    "gpu-p4d": NodeNeed("p4d.24xlarge", 96, "p"),
+    "data-engineering": NodeNeed("m5.xlarge", "standard"),
+    "elyra": NodeNeed("m5.xlarge", "standard"),
+    "trainium": NodeNeed("trn1.2xlarge", "trn"),
+    "inferentia": NodeNeed("inf2.8xlarge", "inf"),
+    "gpu-time-slicing": NodeNeed("g5.2xlarge", "g"),
+    "gpu-mig": NodeNeed("p4d.24xlarge", "p"),
+    "gpu-p4d": NodeNeed("p4d.24xlarge", "p"),
 }
 # The profile 04_gpu_sharing starts: its family must have quota or the demo fails.
 DEMO_PROFILE = "gpu-time-slicing"

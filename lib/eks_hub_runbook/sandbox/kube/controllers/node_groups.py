@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .. import bootstrap, instance_types
+from .... import instance_types
+from .. import bootstrap
 from ..aws import AwsUnavailable
 from ..nodes import build_node
 from .base import Controller

@@ -1,5 +1,5 @@
-"""EC2 instance types the sandbox can launch: vCPUs, memory, GPUs, Neuron devices, price,
-and the well-known labels Karpenter puts on nodes (``karpenter.k8s.aws/instance-*``).
+"""EC2 instance types: vCPUs, memory, GPUs, Neuron devices, price, and the well-known labels
+Karpenter puts on nodes (``karpenter.k8s.aws/instance-*``). One catalog for the platform checks, the quota table and the sandbox cluster.
 
 Covers the families the blueprint's NodePools and node groups use: m5, g5, g6, p4d,
 trn1, inf2. Prices are us-west-2 on-demand list prices (USD/hour), used only to
