@@ -4,6 +4,7 @@ never touch a developer's own sandbox, and are always stopped at the end."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,12 +25,48 @@ def shared_dir() -> Path:
     return SHARED_DIR
 
 
+def pytest_configure(config):
+    """Set the session's private RUNBOOK_STATE_DIR before any test runs.
+
+    Set here, not lazily in a fixture: a test that monkeypatches the variable and then
+    first requests a session fixture would otherwise have monkeypatch restore it to
+    "unset" afterwards, and every later test would look in the repository's .runbook/.
+    """
+    import tempfile
+
+    global SESSION_STATE_DIR
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    SESSION_STATE_DIR = Path(tempfile.mkdtemp(prefix=f"runbook-state-{worker}-"))
+    os.environ["RUNBOOK_STATE_DIR"] = str(SESSION_STATE_DIR)
+
+
+SESSION_STATE_DIR: Path | None = None
+
+
+@contextmanager
+def session_state():
+    """Run a block with RUNBOOK_STATE_DIR at the session's folder (whatever a test set)."""
+    saved = os.environ.get("RUNBOOK_STATE_DIR")
+    os.environ["RUNBOOK_STATE_DIR"] = str(SESSION_STATE_DIR)
+    try:
+        yield SESSION_STATE_DIR
+    finally:
+        if saved is not None:
+            os.environ["RUNBOOK_STATE_DIR"] = saved
+
+
+def session_kubeconfig() -> Path:
+    """The admin kubeconfig of the session's sandbox cluster."""
+    from eks_hub_runbook import sandbox
+
+    with session_state():
+        return sandbox.kubeconfig_path()
+
+
 @pytest.fixture(scope="session")
-def state_dir(tmp_path_factory) -> Path:
-    """A private RUNBOOK_STATE_DIR for the whole test session."""
-    path = tmp_path_factory.mktemp("runbook-state")
-    os.environ["RUNBOOK_STATE_DIR"] = str(path)
-    return path
+def state_dir() -> Path:
+    """The private RUNBOOK_STATE_DIR of this test session (set in pytest_configure)."""
+    return SESSION_STATE_DIR
 
 
 @pytest.fixture(scope="session")
@@ -37,9 +74,12 @@ def aws_sandbox(state_dir):
     """The sandbox's local AWS (moto + EKS layer) on loopback, for the whole session."""
     from eks_hub_runbook import sandbox
 
-    sandbox.up(only=("aws",))
-    yield sandbox.aws_endpoint_url()
-    sandbox.down()
+    with session_state():
+        sandbox.up(only=("aws",))
+        url = sandbox.aws_endpoint_url()
+    yield url
+    with session_state():
+        sandbox.down()
 
 
 @pytest.fixture(scope="session")
@@ -47,9 +87,11 @@ def full_sandbox(state_dir):
     """All core sandbox services: local AWS and the cluster emulator."""
     from eks_hub_runbook import sandbox
 
-    sandbox.up()
+    with session_state():
+        sandbox.up()
     yield sandbox
-    sandbox.down()
+    with session_state():
+        sandbox.down()
 
 
 # --- platform layer (issue 4) ---------------------------------------------------------
@@ -137,11 +179,13 @@ def kube_sandbox(state_dir):
     from eks_hub_runbook import sandbox
     from eks_hub_runbook.sandbox import services
 
-    started_here = not services.status("kube").running
-    sandbox.up(only=("kube",))
+    with session_state():
+        started_here = not services.status("kube").running
+        sandbox.up(only=("kube",))
     yield sandbox
     if started_here:
-        services.stop("kube")
+        with session_state():
+            services.stop("kube")
 
 
 @pytest.fixture(scope="session")
@@ -149,7 +193,7 @@ def kube_api(kube_sandbox):
     """A kubernetes ApiClient on the sandbox cluster (admin kubeconfig)."""
     from eks_hub_runbook import kube
 
-    return kube.load_client(kube_sandbox.kubeconfig_path())
+    return kube.load_client(session_kubeconfig())
 
 
 @pytest.fixture(scope="session")
@@ -161,7 +205,7 @@ def kubectl(kube_sandbox, tmp_path_factory):
     import subprocess
 
     home = tmp_path_factory.mktemp("kubectl-home")
-    env = {**os.environ, "KUBECONFIG": str(kube_sandbox.kubeconfig_path()), "HOME": str(home)}
+    env = {**os.environ, "KUBECONFIG": str(session_kubeconfig()), "HOME": str(home)}
 
     def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, env=env, timeout=120)

@@ -241,3 +241,15 @@ def test_real_awscli_talks_to_the_layer(aws_sandbox, cluster, network):
     assert associations["associations"] == []
     identity = _aws(aws_sandbox, "sts", "get-caller-identity")
     assert identity["Account"] == "123456789012"
+
+
+def test_a_retried_create_with_the_same_client_token_gets_the_same_answer(clients, cluster):
+    """The SDK retries a timed-out POST with the same clientRequestToken; EKS answers it again
+    instead of 'already exists' (seen in CI under load: CreateAddon 409 after a client retry)."""
+    eks = clients["eks"]
+    first = eks.create_addon(clusterName=cluster, addonName="coredns", clientRequestToken="retry-token-1")
+    again = eks.create_addon(clusterName=cluster, addonName="coredns", clientRequestToken="retry-token-1")
+    assert again["addon"]["addonArn"] == first["addon"]["addonArn"]
+    with pytest.raises(eks.exceptions.ResourceInUseException):
+        eks.create_addon(clusterName=cluster, addonName="coredns", clientRequestToken="another-token")
+    eks.delete_addon(clusterName=cluster, addonName="coredns")

@@ -165,8 +165,13 @@ def test_kernel_killed_mid_notebook_is_recorded_then_resume_completes(env):
     assert failure["ename"] == "DeadKernelError" and "kernel died" in failure["reason"]
     number = int(running.split()[1].split("/")[0])
     code_cells = entry["cells"]
-    assert code_cells[number - 1]["status"] == "failed" and code_cells[number - 1]["index"] == failure["cell_index"]
-    assert all(c["status"] == "pending" for c in code_cells[number:])
+    # The cell that was running when the kernel died: the one last printed, or a later one
+    # if the kernel moved on between printing and the kill (the test cannot stop it there).
+    stopped = [i for i, c in enumerate(code_cells) if c["status"] == "failed"]
+    assert len(stopped) == 1 and stopped[0] >= number - 1, [c["status"] for c in code_cells]
+    assert code_cells[stopped[0]]["index"] == failure["cell_index"]
+    assert all(c["status"] == "completed" for c in code_cells[: number - 1])
+    assert all(c["status"] == "pending" for c in code_cells[stopped[0] + 1:])
     assert "killed at 02_deploy" in deploy.output
 
     code, out = run(env, "run", "--resume", "--run", record.run_id, "--no-report")

@@ -158,7 +158,9 @@ class HubClient:
     def _finish_login(self, response: requests.Response) -> str:
         if response.status_code == 403:
             raise HubError("the hub refused this user (403: not in the allowed users)")
-        if response.status_code >= 400:
+        # After a successful login the hub redirects to the user's server when one runs; an
+        # error from that server (e.g. one left from an earlier hub) is not a failed login.
+        if response.status_code >= 400 and not urlparse(response.url).path.startswith("/user/"):
             raise HubError(f"login failed: HTTP {response.status_code} at {urlparse(response.url).path}")
         who = self._request("GET", "/hub/api/user", auth="cookie")
         if who.status_code != 200:

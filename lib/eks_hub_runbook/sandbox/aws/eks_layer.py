@@ -109,6 +109,9 @@ class EksLayer:
         self.caller_arn = caller_arn
         self.kube_url = kube_url
         self.kube_ca_file = kube_ca_file
+        # clientRequestToken -> the answer given: a retried request (the SDK retries a
+        # timed-out POST with the same token) gets the same answer, as from real EKS.
+        self._answered: dict[tuple[str, str, str, str], dict] = {}
         c = r"(?P<cluster>[^/]+)"
         self._routes: list[tuple[str, re.Pattern, Callable]] = [
             (method, re.compile(f"^{pattern}$"), handler)
@@ -169,6 +172,11 @@ class EksLayer:
             found = pattern.match(path)
             if found and method == request.method:
                 params = {k: unquote(v) for k, v in found.groupdict().items()}
+                token = request.body.get("clientRequestToken") if request.method == "POST" else None
+                key = (request.scope.account, request.scope.region, path, token)
+                if token and key in self._answered:
+                    log.info("%s %s -> 200 (repeated clientRequestToken)", request.method, path)
+                    return _json_response(start_response, 200, self._answered[key])
                 try:
                     result = handler(request, **params)
                 except EksApiError as error:
@@ -177,7 +185,10 @@ class EksLayer:
                 if result is _FORWARD:
                     break
                 log.info("%s %s -> 200", request.method, path)
-                return _json_response(start_response, 200, {k: v for k, v in result.items() if v is not None})
+                document = {k: v for k, v in result.items() if v is not None}
+                if token:
+                    self._answered[key] = document
+                return _json_response(start_response, 200, document)
         return self._forward(environ, start_response, request)
 
     # ---- moto's own calls, corrected ---------------------------------------------------
