@@ -16,7 +16,11 @@ cells whose output cannot be stable carry ``nbval-ignore-output`` (scrapbook glu
 cells) or ``nbval-skip`` (widgets) - in the runbooks themselves, and added here as a
 safety net for any cell that outputs a scrap or a widget without the tag.
 
-The stored notebooks are normalised so they diff well in review: no timing metadata.
+The stored notebooks are normalised so they diff well in review: no timing metadata, a
+fixed id for the injected-parameters cell, and the sanitizer's value rules (not its
+whitespace rule) already applied to the stored outputs - nbval applies them again to
+both sides, which changes nothing on the stored side, so a regeneration only shows
+real changes (no new node names, ports or dates).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -62,7 +67,24 @@ def variant_parameters(variant: str, notebooks: list[tuple[str, Path]]) -> dict[
     return {**{k: v for k, v in COMMON.items() if k in declared}, **VARIANTS[variant]}
 
 
-def normalise(nb: dict[str, Any]) -> list[str]:
+def sanitizer_rules(path: Path = SANITIZE_FILE) -> list[tuple[re.Pattern, str]]:
+    """The value rules of the nbval sanitizer file (the whitespace rule excluded), in order."""
+    if not path.is_file():
+        return []
+    pairs = re.findall(r"^regex: (.*)$\n^replace: (.*)$", path.read_text(), flags=re.MULTILINE)
+    return [(re.compile(regex), replace) for regex, replace in pairs if regex.strip() != r"[ \t]+"]
+
+
+def _sanitize(value: Any, rules: list[tuple[re.Pattern, str]]) -> Any:
+    if isinstance(value, list):
+        return [_sanitize(v, rules) for v in value]
+    if isinstance(value, str):
+        for pattern, replace in rules:
+            value = pattern.sub(replace, value)
+    return value
+
+
+def normalise(nb: dict[str, Any], rules: list[tuple[re.Pattern, str]] | None = None) -> list[str]:
     """Strip run-specific metadata and make sure unstable cells are tagged for nbval.
 
     Returns a note per cell that had to be tagged here (the runbook should carry the tag).
@@ -73,6 +95,7 @@ def normalise(nb: dict[str, Any]) -> list[str]:
     if "input_path" in papermill:
         nb["metadata"]["papermill"]["input_path"] = os.path.relpath(papermill["input_path"], REPO_ROOT) \
             if os.path.isabs(papermill["input_path"]) else papermill["input_path"]
+    rules = sanitizer_rules() if rules is None else rules
     for index, cell in enumerate(nb.get("cells", [])):
         meta = cell.setdefault("metadata", {})
         meta.pop("papermill", None)
@@ -80,6 +103,14 @@ def normalise(nb: dict[str, Any]) -> list[str]:
         if cell.get("cell_type") != "code":
             continue
         tags = meta.setdefault("tags", [])
+        if "injected-parameters" in tags:
+            cell["id"] = "injected-parameters"
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output["text"] = _sanitize(output["text"], rules)
+            for mime in ("text/plain", "text/html", "text/markdown"):
+                if mime in output.get("data", {}):
+                    output["data"][mime] = _sanitize(output["data"][mime], rules)
         mimes = {m for o in cell.get("outputs", []) for m in o.get("data", {})}
         if any(m == _WIDGET_MIME for m in mimes) and SKIP not in tags:
             tags.append(SKIP)
