@@ -265,9 +265,6 @@ def loadtest_command(
         raise typer.Exit(1)
 
 
-if __name__ == "__main__":
-    app()
-
 
 DEMO_NOTEBOOKS = ("00_prerequisites", "01_certificate", "02_deploy", "03_verify", "04_gpu_sharing")
 
@@ -290,3 +287,7 @@ def demo_command(ctx: typer.Context) -> None:
     if hub_url:
         typer.echo(f"The hub is running: {hub_url}  (log in as user-1 or user-2)")
     typer.echo(f"When you are done, tear everything down with:\n  runbook run 05_cleanup -p deployment {deployment} -p confirm True")
+
+
+if __name__ == "__main__":
+    app()
