@@ -55,6 +55,24 @@ def session_state():
             os.environ["RUNBOOK_STATE_DIR"] = saved
 
 
+class _SessionSandbox:
+    """The sandbox module with every function call bound to the session's state folder,
+    so paths and URLs (kubeconfig, CA, ports) do not depend on what a test set meanwhile."""
+
+    def __getattr__(self, name):
+        from eks_hub_runbook import sandbox
+
+        attr = getattr(sandbox, name)
+        if not callable(attr):
+            return attr
+
+        def bound(*args, **kwargs):
+            with session_state():
+                return attr(*args, **kwargs)
+
+        return bound
+
+
 def session_kubeconfig() -> Path:
     """The admin kubeconfig of the session's sandbox cluster."""
     from eks_hub_runbook import sandbox
@@ -89,7 +107,7 @@ def full_sandbox(state_dir):
 
     with session_state():
         sandbox.up()
-    yield sandbox
+    yield _SessionSandbox()
     with session_state():
         sandbox.down()
 
@@ -182,7 +200,7 @@ def kube_sandbox(state_dir):
     with session_state():
         started_here = not services.status("kube").running
         sandbox.up(only=("kube",))
-    yield sandbox
+    yield _SessionSandbox()
     if started_here:
         with session_state():
             services.stop("kube")
