@@ -33,7 +33,8 @@ def test_run_list_show_report(records_env):
     assert "hi there from fixture-cli" in result.output
     assert "error: run fixture-cli/" in result.output and "failed at raises, cell 4" in result.output
     run = archive.find_run("latest")
-    assert run.data["command"].startswith("runbook ")
+    assert run.data["command"] == (f"runbook run {FIXTURES / 'ok.ipynb'} {FIXTURES / 'raises.ipynb'}"
+                                   " -p deployment fixture-cli -p greeting 'hi there'")
     assert (run.dir / "report" / "index.html").is_file(), "a failed run still gets its report"
 
     result = cli.invoke(app, ["records", "list"])

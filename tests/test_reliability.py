@@ -185,6 +185,7 @@ def test_cleanup_after_a_partial_deploy_leaves_nothing_and_twice_is_a_no_op(env)
     deploy.wait_for(lambda: len(resources("rel-partial")) >= 3, "the apply to create resources")
     deploy.process.send_signal(signal.SIGTERM)
     assert deploy.wait() == 130, deploy.output
+    assert "asking terraform to stop and save its state" in deploy.output, "terraform was not stopped gracefully"
     assert archive.find_run("latest").status == "interrupted"
     assert resources("rel-partial"), "a partial deploy left resources to clean up"
 

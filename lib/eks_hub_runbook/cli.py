@@ -72,6 +72,22 @@ def _split_run_arguments(tokens: list[str]) -> tuple[list[str], list[str]]:
     return notebooks, parameter_tokens
 
 
+def _command_line(names: list[str], all_notebooks: bool, parameters_file: Optional[Path], parameter_tokens: list[str],
+                  target: Optional[str], resume: bool, run_ref: Optional[str]) -> str:
+    """The ``runbook run`` command as the record shows it, rebuilt from what was parsed (not from sys.argv,
+    which belongs to whatever process hosts the CLI: a shell, pytest, a worker)."""
+    import shlex
+
+    words = ["runbook", "run", *names]
+    words += ["--all"] if all_notebooks else []
+    words += ["-f", str(parameters_file)] if parameters_file else []
+    words += parameter_tokens
+    words += ["--target", target] if target else []
+    words += ["--resume"] if resume else []
+    words += ["--run", run_ref] if run_ref else []
+    return shlex.join(words)
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
@@ -99,9 +115,6 @@ def run_command(
     runbook run 02 03 -f params.yaml; runbook run --resume.
     Secrets (e.g. RUNBOOK_OAUTH_CLIENT_SECRET) come from the environment or --secrets-file, never -p.
     """
-    import shlex
-    import sys
-
     from .errors import RunbookError
     from .records import inputs, report as html_report, runner
 
@@ -113,7 +126,8 @@ def run_command(
             parameters["target"] = target
         selected = None if resume and not (names or all_notebooks) else runner.discover(names, all_notebooks)
         record = runner.run(selected, parameters, secrets_file=secrets_file, resume=resume, run_ref=run_ref,
-                            command=shlex.join(["runbook", *sys.argv[1:]]), kernel_name=kernel)
+                            command=_command_line(names, all_notebooks, parameters_file, parameter_tokens, target, resume, run_ref),
+                            kernel_name=kernel)
     except runner.RunFailed as exc:
         if report:
             html_report.write_report(exc.run)

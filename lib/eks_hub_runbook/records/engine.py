@@ -57,6 +57,12 @@ class RunbookClient(PapermillNotebookClient):
             if left:
                 self.log.warning(f"the kernel died; stopped {left} process(es) it had started")
             raise
+        except KeyboardInterrupt:
+            # Without this the kernel is shut down at once and whatever it runs (terraform mid-apply) is
+            # killed with it, leaving resources that exist in AWS but not in the state.
+            if interrupt_kernel_and_wait(pgid):
+                self.log.warning("interrupted: the running cell was stopped and its commands saved their work")
+            raise
 
     def process_message(self, *args, **kwargs):
         msg = args[0] if args else kwargs.get("msg")
@@ -106,6 +112,26 @@ def stop_process_group(pgid: int | None, grace: float = 60.0) -> int:
     except (ProcessLookupError, PermissionError):
         pass
     return len(members)
+
+
+def interrupt_kernel_and_wait(pgid: int | None, grace: float = 150.0) -> bool:
+    """Interrupt the kernel that leads ``pgid`` (as the Interrupt button does) and wait until the
+    commands it started have exited, so the running cell's own interrupt handling (Terraform asked
+    to stop and save its state) gets to finish. Stragglers are stopped after ``grace`` seconds.
+    Returns whether the kernel had commands running."""
+    if not pgid or pgid == os.getpgrp():
+        return False
+    children = [pid for pid in _group_members(pgid) if pid != pgid]
+    try:
+        os.kill(pgid, signal.SIGINT)
+    except (ProcessLookupError, PermissionError):
+        return False
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(pid != pgid for pid in _group_members(pgid)):
+        time.sleep(0.2)
+    if any(pid != pgid for pid in _group_members(pgid)):
+        stop_process_group(pgid, grace=10.0)
+    return bool(children)
 
 
 def _group_members(pgid: int) -> list[int]:
