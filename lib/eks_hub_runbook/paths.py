@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,3 +44,21 @@ def shared_dir() -> Path:
 def node_bin(tool: str) -> Path:
     """A tool installed by ``npm ci`` into the repository's node_modules."""
     return REPO_ROOT / "node_modules" / ".bin" / tool
+
+
+def write_file(path: Path, data: str | bytes, private: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically: readers see the old file or the whole new one,
+    never a missing or half-written file. ``private`` files (keys, tokens, kubeconfigs,
+    values with secrets) are readable by the owner only (0600) from the first byte."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode() if isinstance(data, str) else data)
+        if not private:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

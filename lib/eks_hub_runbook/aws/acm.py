@@ -34,7 +34,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..errors import ParameterError, RunbookError
 from ..params import DeploymentParameters, covers
-from ..paths import deployment_dir
+from ..paths import deployment_dir, write_file
 from .session import client
 
 # Tags put on every certificate this runbook imports (the leftovers scan finds them by these).
@@ -107,18 +107,6 @@ def certificate_dir(deployment: str) -> Path:
     return path
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` readable by the owner only (0600), atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
-
-
 def certificate_names(cert: x509.Certificate) -> list[str]:
     """DNS names a certificate is valid for: its SANs, or its common name if it has none."""
     try:
@@ -183,7 +171,7 @@ def generate_self_signed(
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     directory.mkdir(parents=True, exist_ok=True)
     key_path, cert_path = directory / "tls.key", directory / "tls.crt"
-    _write_private(key_path, key_pem)
+    write_file(key_path, key_pem, private=True)
     cert_path.write_bytes(cert_pem)
     return CertificateMaterial(cert_pem, key_pem, b"", cert_path, key_path, None, generated=True)
 

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
-from .. import sandbox
-from ..paths import sandbox_dir
+from ..paths import sandbox_dir, write_file
 from ..sandbox import services
 from .values import LoginEndpoints
 
@@ -52,9 +50,8 @@ def claims_for(subject: str) -> dict:
 def start(client_id: str, client_secret: str, redirect_uri: str) -> services.ServiceStatus:
     """Start (or reuse) the provider with the hub registered as its only client."""
     config = sandbox_dir() / "oidc-client.json"
-    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"client_id": client_id, "client_secret": client_secret, "redirect_uri": redirect_uri}, handle)
+    write_file(config, json.dumps({"client_id": client_id, "client_secret": client_secret, "redirect_uri": redirect_uri}),
+               private=True)
     current = services.status(SERVICE)
     if current.running:
         services.stop(SERVICE)  # the client registration may have changed: restart with it

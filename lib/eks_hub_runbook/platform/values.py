@@ -9,7 +9,6 @@ Nothing secret is ever part of the values: the OAuth client secret travels in th
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 from ..errors import PlatformError
 from ..params import DeploymentParameters
-from ..paths import TERRAFORM_DIR
+from ..paths import TERRAFORM_DIR, write_file
 from . import outputs as tf_outputs
 from .templating import deep_merge, dump, load_yaml, substitute
 
@@ -166,12 +165,7 @@ def release_values(values_file: str, params: DeploymentParameters, outputs: Mapp
 
 def write_values(values: Mapping[str, Any], path: Path) -> Path:
     """Write values for ``helm --values``: mode 0600, in the git-ignored state folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(dump(dict(values)))
-    os.chmod(path, 0o600)
-    return path
+    return write_file(path, dump(dict(values)), private=True)
 
 
 def reach_instructions(params: DeploymentParameters) -> str:

@@ -10,13 +10,12 @@ and nothing is written. ``audit_tree`` re-checks a whole folder (a run, ``output
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import SecretLeakError
 from .redact import find_secrets
+from ..paths import write_file
 
 
 def _walk(value: Any, where: str) -> Iterator[tuple[str, str]]:
@@ -55,18 +54,6 @@ def text_leaks(text: str) -> list[str]:
     return [f"line {n}" for n, line in enumerate(text.splitlines(), 1) if find_secrets(line)]
 
 
-def _atomic_write(path: Path, data: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def check_notebook(path: Path) -> None:
     """Raise SecretLeakError if the notebook file at ``path`` contains a known secret."""
     nb = json.loads(Path(path).read_text())
@@ -81,7 +68,7 @@ def check_notebook(path: Path) -> None:
 def archive_notebook(staged: Path, destination: Path) -> Path:
     """Copy a staged notebook into the record after the scrub; raise SecretLeakError instead."""
     check_notebook(staged)
-    _atomic_write(Path(destination), Path(staged).read_text())
+    write_file(Path(destination), Path(staged).read_text())
     return Path(destination)
 
 
@@ -91,7 +78,7 @@ def archive_text(staged: Path, destination: Path) -> Path:
     leaks = text_leaks(text)
     if leaks:
         raise SecretLeakError(f"refusing to archive {Path(staged).name}: a secret value appears on {', '.join(leaks[:5])}")
-    _atomic_write(Path(destination), text)
+    write_file(Path(destination), text)
     return Path(destination)
 
 
@@ -102,7 +89,7 @@ def write_json(value: Any, destination: Path, where: str) -> Path:
     leaks = text_leaks(text) or (["a value"] if find_secrets(value) else [])
     if leaks:
         raise SecretLeakError(f"refusing to write {where}: a secret value appears on {', '.join(leaks[:5])}")
-    _atomic_write(Path(destination), text + "\n")
+    write_file(Path(destination), text + "\n")
     return Path(destination)
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 import hmac
-import os
 import secrets
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
+from ...paths import write_file
 
 EKS_TOKEN_PREFIX = "k8s-aws-v1."
 EKS_TOKEN_MAX_AGE = timedelta(minutes=15)
@@ -26,9 +26,7 @@ def load_or_create_admin_token(state_dir: Path) -> str:
     if path.exists():
         return path.read_text().strip()
     token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token)
+    write_file(path, token, private=True)
     return token
 
 

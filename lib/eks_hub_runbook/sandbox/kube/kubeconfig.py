@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
 import yaml
+from ...paths import write_file
 
 CONTEXT = "sandbox"
 
@@ -26,8 +26,4 @@ def admin_kubeconfig(server: str, ca_pem: bytes, token: str) -> dict:
 
 def write_private_yaml(path: Path, document: dict) -> None:
     """Write YAML readable by the owner only (it holds a credential)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        yaml.safe_dump(document, handle, sort_keys=False)
-    os.chmod(path, 0o600)
+    write_file(path, yaml.safe_dump(document, sort_keys=False), private=True)

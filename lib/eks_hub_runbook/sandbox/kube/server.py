@@ -22,14 +22,14 @@ from .controllers import build_controllers
 from .runtime import Runtime
 from .settings import Settings
 from .storage import VolumeStore
+from ...paths import write_file
 
 log = logging.getLogger("eks_hub_runbook.sandbox.kube")
 
 
 def _write_identity(settings: Settings, ca_pem: bytes, token: str) -> None:
     if settings.ca_file:
-        settings.ca_file.parent.mkdir(parents=True, exist_ok=True)
-        settings.ca_file.write_bytes(ca_pem)
+        write_file(settings.ca_file, ca_pem)
     if settings.kubeconfig:
         kubeconfig.write_private_yaml(settings.kubeconfig, kubeconfig.admin_kubeconfig(settings.url, ca_pem, token))
 
@@ -65,8 +65,9 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None, stop: as
             pass
     for controller in controllers:
         controller.start()
-    await site.start()
+    # before the port opens: whoever waits for the port (``runbook sandbox up``) then finds them
     _write_identity(settings, ca_pem, token)
+    await site.start()
     log.info("cluster emulator listening on %s (state in %s)", settings.url, settings.state_dir)
     if ready:
         ready.set()

@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from ...paths import write_file
 
 VALIDITY = datetime.timedelta(days=3650)
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, 0o600)
 
 
 def _key_pem(key) -> bytes:
@@ -84,11 +79,11 @@ def ensure_certificates(state_dir: Path) -> tuple[Path, Path, bytes]:
         ca_cert = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
     else:
         ca_key, ca_cert = _new_ca()
-        _write_private(ca_key_path, _key_pem(ca_key))
-        ca_cert_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        write_file(ca_key_path, _key_pem(ca_key), private=True)
+        write_file(ca_cert_path, ca_cert.public_bytes(serialization.Encoding.PEM))
         cert_path.unlink(missing_ok=True)
     if not (cert_path.exists() and key_path.exists()):
         key, cert = _new_server_cert(ca_key, ca_cert)
-        _write_private(key_path, _key_pem(key))
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        write_file(key_path, _key_pem(key), private=True)
+        write_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path, ca_cert_path.read_bytes()
