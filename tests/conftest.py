@@ -298,3 +298,27 @@ def karpenter_pool(kubectl, karpenter_crds):
     for name in created:
         kubectl("delete", "nodepool", name, "--ignore-not-found", "--wait=false", check=False)
         kubectl("delete", "ec2nodeclass", name, "--ignore-not-found", "--wait=false", check=False)
+
+
+# --- diagnostics -----------------------------------------------------------------------------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """When a test that uses the session sandbox fails, add what the sandbox looked like:
+    which services ran (pid, since when) and the tail of each service log."""
+    outcome = yield
+    report = outcome.get_result()
+    uses_sandbox = {"kube_sandbox", "full_sandbox", "aws_sandbox"} & set(getattr(item, "fixturenames", ()))
+    if not (report.failed and uses_sandbox and SESSION_STATE_DIR):
+        return
+    from eks_hub_runbook import sandbox
+
+    lines = []
+    with session_state():
+        for status in sandbox.status():
+            lines.append(f"{status.name}: {'running pid ' + str(status.pid) if status.running else 'not running'}")
+            if status.log.exists():
+                tail = status.log.read_text(errors="replace").splitlines()[-15:]
+                lines += [f"  | {line}" for line in tail]
+        lines.append("files: " + ", ".join(sorted(p.name for p in sandbox.kubeconfig_path().parent.iterdir())))
+    report.sections.append(("session sandbox", "\n".join(lines)))
