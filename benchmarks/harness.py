@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from eks_hub_runbook import environment
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -171,16 +173,10 @@ def private_environment(keep: bool = False) -> Iterator[dict[str, Path]]:
         path.mkdir(parents=True, exist_ok=True)
     wanted = {"RUNBOOK_STATE_DIR": str(folders["state"]), "RUNBOOK_OUTPUTS_DIR": str(folders["outputs"]),
               **{k: os.environ.get(k, str(v)) for k, v in EMULATOR_DELAYS.items()}}
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
     try:
-        yield folders
+        with environment.exported(wanted):
+            yield folders
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
 

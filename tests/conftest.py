@@ -46,13 +46,10 @@ SESSION_STATE_DIR: Path | None = None
 @contextmanager
 def session_state():
     """Run a block with RUNBOOK_STATE_DIR at the session's folder (whatever a test set)."""
-    saved = os.environ.get("RUNBOOK_STATE_DIR")
-    os.environ["RUNBOOK_STATE_DIR"] = str(SESSION_STATE_DIR)
-    try:
+    from eks_hub_runbook import environment
+
+    with environment.exported({"RUNBOOK_STATE_DIR": str(SESSION_STATE_DIR)}):
         yield SESSION_STATE_DIR
-    finally:
-        if saved is not None:
-            os.environ["RUNBOOK_STATE_DIR"] = saved
 
 
 class _SessionSandbox:

@@ -24,6 +24,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from eks_hub_runbook import environment
 from eks_hub_runbook.records import archive
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.terraform, pytest.mark.slow]
@@ -36,22 +37,15 @@ KEEP = ["-p", "keep_sandbox", "True"]
 def env(tmp_path_factory):
     """A private state folder (own sandbox) and outputs folder, for this module's runs."""
     root = tmp_path_factory.mktemp("reliability")
-    overrides = {"RUNBOOK_STATE_DIR": str(root / "state"), "RUNBOOK_OUTPUTS_DIR": str(root / "outputs")}
-    saved = {k: os.environ.get(k) for k in overrides}
-    os.environ.update(overrides)
-    try:
-        started = subprocess.run([sys.executable, "-m", "eks_hub_runbook.cli", "sandbox", "up"], cwd=REPO,
-                                 env=dict(os.environ), capture_output=True, text=True, timeout=300)
-        assert started.returncode == 0, started.stdout + started.stderr
-        yield dict(os.environ)
-    finally:
-        subprocess.run([sys.executable, "-m", "eks_hub_runbook.cli", "sandbox", "down"], cwd=REPO, env=dict(os.environ),
-                       capture_output=True, timeout=120)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with environment.exported({"RUNBOOK_STATE_DIR": str(root / "state"), "RUNBOOK_OUTPUTS_DIR": str(root / "outputs")}):
+        try:
+            started = subprocess.run([sys.executable, "-m", "eks_hub_runbook.cli", "sandbox", "up"], cwd=REPO,
+                                     env=dict(os.environ), capture_output=True, text=True, timeout=300)
+            assert started.returncode == 0, started.stdout + started.stderr
+            yield dict(os.environ)
+        finally:
+            subprocess.run([sys.executable, "-m", "eks_hub_runbook.cli", "sandbox", "down"], cwd=REPO,
+                           env=dict(os.environ), capture_output=True, timeout=120)
 
 
 class Runbook:

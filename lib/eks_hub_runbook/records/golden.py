@@ -34,6 +34,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from .. import environment
 from ..errors import RunbookError
 from ..paths import REPO_ROOT, RUNBOOKS_DIR
 from .console import Console
@@ -129,22 +130,14 @@ def isolated_environment(root: Path) -> Iterator[dict[str, str]]:
 
     Any sandbox service started inside is stopped on the way out.
     """
-    env = {"RUNBOOK_STATE_DIR": str(root / "state"), "RUNBOOK_OUTPUTS_DIR": str(root / "outputs")}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield env
-    finally:
-        try:
-            from .. import sandbox
+    from .. import sandbox
 
-            sandbox.down()
+    with environment.exported({"RUNBOOK_STATE_DIR": str(root / "state"),
+                               "RUNBOOK_OUTPUTS_DIR": str(root / "outputs")}) as env:
+        try:
+            yield env
         finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            sandbox.down()
 
 
 def regenerate(

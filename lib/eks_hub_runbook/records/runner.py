@@ -29,7 +29,7 @@ import papermill as pm
 from nbclient.exceptions import DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
-from .. import params as deployment_params
+from .. import environment, params as deployment_params
 from ..errors import ParameterError, RunbookError, SecretLeakError
 from ..paths import RUNBOOKS_DIR, deployment_dir
 from . import archive, engine, scrub, versions
@@ -150,21 +150,6 @@ def _validate(parameters: dict[str, Any]) -> None:
 
 
 # -- process plumbing -------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _exported(env: dict[str, str]) -> Iterator[None]:
-    """Export variables to child processes (the kernel) for the duration, then restore."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @contextlib.contextmanager
@@ -455,7 +440,7 @@ def run(
     deployment = str(parameters.get("deployment") or _default(notebooks, "deployment", deployment_params.DeploymentParameters().deployment))
     target = str(parameters.get("target") or _default(notebooks, "target", "sandbox"))
 
-    with _deployment_lock(deployment), _exported(exported), _sigterm_interrupts():
+    with _deployment_lock(deployment), environment.exported(exported), _sigterm_interrupts():
         if record is None:
             record = Run.create(deployment, notebooks, parameters, target=target, secret_sources=sources,
                                 command=command, root=root)

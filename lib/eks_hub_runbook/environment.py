@@ -1,0 +1,23 @@
+"""Process environment variables set for the duration of a block."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+
+
+@contextlib.contextmanager
+def exported(variables: Mapping[str, str]) -> Iterator[dict[str, str]]:
+    """Set ``variables`` in ``os.environ`` (so child processes inherit them) for the duration;
+    afterwards each is restored to its earlier value, or removed if it had none."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield dict(variables)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
