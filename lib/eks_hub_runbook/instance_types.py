@@ -14,6 +14,20 @@ from fractions import Fraction
 MiB = 2**20
 
 
+def kube_reserved_cpu_milli(vcpu: int) -> int:
+    """The EKS AMI's kube-reserved CPU in millicores: 6 % of the first core, 1 % of the second,
+    0.5 % of the third and fourth, 0.25 % of each further core."""
+    millicores = 0.0
+    for core in range(vcpu):
+        millicores += 60 if core == 0 else 10 if core == 1 else 5 if core < 4 else 2.5
+    return int(millicores)
+
+
+def kube_reserved_memory_mib(max_pods: int) -> int:
+    """The EKS AMI's kube-reserved memory in MiB for a node that runs up to ``max_pods`` pods."""
+    return 255 + 11 * max_pods
+
+
 @dataclass(frozen=True)
 class InstanceType:
     name: str
@@ -85,11 +99,8 @@ class InstanceType:
 
     def kube_reserved(self) -> tuple[Fraction, Fraction]:
         """(cpu cores, memory bytes) reserved for the kubelet, as the EKS AMIs compute them."""
-        millicores = 0.0
-        for core in range(self.vcpu):
-            millicores += 60 if core == 0 else 10 if core == 1 else 5 if core < 4 else 2.5
-        memory = (255 + 11 * self.max_pods) * MiB
-        return Fraction(int(millicores), 1000), Fraction(memory)
+        return (Fraction(kube_reserved_cpu_milli(self.vcpu), 1000),
+                Fraction(kube_reserved_memory_mib(self.max_pods) * MiB))
 
     def capacity(self, disk_gib: int = 20) -> dict[str, Fraction]:
         """Node capacity (memory after the hypervisor's share, as a real node reports it)."""

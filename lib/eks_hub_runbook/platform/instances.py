@@ -12,7 +12,7 @@ from __future__ import annotations
 import yaml
 
 from ..errors import PlatformError
-from ..instance_types import CATALOG, InstanceType
+from ..instance_types import CATALOG, InstanceType, kube_reserved_cpu_milli, kube_reserved_memory_mib
 
 # MIG layouts (label nvidia.com/mig.config) -> slices per GPU, by GPU model.
 MIG_LAYOUTS = {("a100", "all-1g.5gb"): {"nvidia.com/mig-1g.5gb": 7}}
@@ -27,18 +27,6 @@ def get(name: str) -> InstanceType:
         return CATALOG[name]
     except KeyError:
         raise PlatformError(f"instance type {name} is not in the catalog (eks_hub_runbook/instance_types.py); add it") from None
-
-
-def _kube_reserved_cpu_milli(vcpu: int) -> int:
-    """The EKS AMI's kube-reserved CPU: 6 % of the first core, 1 % of the second,
-    0.5 % of the third and fourth, 0.25 % of the rest."""
-    steps = [(1, 60), (1, 10), (2, 5)]
-    reserved, left = 0, vcpu
-    for cores, milli in steps:
-        used = min(left, cores)
-        reserved += used * milli
-        left -= used
-    return reserved + int(left * 2.5)
 
 
 def device_plugin_resources(instance: InstanceType, device_config: str | None, mig_layout: str | None = None) -> dict[str, int]:
@@ -71,8 +59,9 @@ def allocatable(instance: InstanceType, device_config: str | None = None, mig_la
     """What pods can request on a node of this type: cpu in cores, memory in bytes, pods,
     and the device plugins' extended resources."""
     mib = 1024 * 1024
-    cpu_milli = instance.vcpu * 1000 - _kube_reserved_cpu_milli(instance.vcpu) - DAEMONSET_CPU_MILLI
-    memory_mib = instance.memory_gib * 1024 * (1 - VM_MEMORY_OVERHEAD) - (11 * MAX_PODS + 255) - 100 - DAEMONSET_MEMORY_MIB
+    cpu_milli = instance.vcpu * 1000 - kube_reserved_cpu_milli(instance.vcpu) - DAEMONSET_CPU_MILLI
+    memory_mib = (instance.memory_gib * 1024 * (1 - VM_MEMORY_OVERHEAD) - kube_reserved_memory_mib(MAX_PODS)
+                  - 100 - DAEMONSET_MEMORY_MIB)
     return {
         "cpu": cpu_milli / 1000,
         "memory": memory_mib * mib,
