@@ -10,9 +10,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
+
+from eks_hub_runbook.kube import wait_for
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -21,13 +22,7 @@ SYNC = 1.0  # the private emulator polls the private AWS every second
 
 
 def _wait(check, timeout=30.0, interval=0.3, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(check, what, timeout=timeout, interval=interval)
 
 
 def _free_port() -> int:

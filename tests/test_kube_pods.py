@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from eks_hub_runbook.kube import wait_for
+
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 NS = "pods-test"
@@ -23,13 +25,7 @@ MARKER = "RUNBOOK_SANDBOX_CLUSTER"
 
 
 def _wait(check, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(check, what, timeout=timeout, interval=0.2)
 
 
 def _processes_of(state_dir: Path) -> list[int]:

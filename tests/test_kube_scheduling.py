@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from eks_hub_runbook.kube import wait_for
+
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 NS = "sched-test"
@@ -15,13 +17,7 @@ GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSc
 
 
 def _wait(check, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(check, what, timeout=timeout, interval=0.2)
 
 
 def _pod(name: str, pool: str, limits: dict | None = None, tolerations=(), requests=None) -> dict:

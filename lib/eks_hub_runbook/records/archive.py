@@ -48,6 +48,7 @@ from typing import Any, Iterator
 
 from ..errors import RunbookError
 from ..paths import REPO_ROOT, state_dir
+from ..sandbox.services import pid_alive
 from . import scrub
 from .redact import redact
 
@@ -82,18 +83,6 @@ def outputs_root() -> Path:
 def new_run_id(moment: dt.datetime | None = None) -> str:
     """A sortable, unique run id: ``YYYYMMDD-HHMMSS-xxxx`` (UTC)."""
     return f"{(moment or now()).strftime('%Y%m%d-%H%M%S')}-{_random.token_hex(2)}"
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def relative(path: Path | str) -> str:
@@ -204,7 +193,7 @@ class Run:
         """The recorded status, or ``abandoned`` for a run whose runner is gone."""
         status = self.data["status"]
         runner = self.data.get("runner", {})
-        if status == "running" and runner.get("host") == socket.gethostname() and not _pid_alive(runner.get("pid")):
+        if status == "running" and runner.get("host") == socket.gethostname() and not (runner.get("pid") and pid_alive(runner["pid"])):
             return "abandoned"
         return status
 
