@@ -97,6 +97,24 @@ def aws_sandbox(state_dir):
         sandbox.down()
 
 
+@pytest.fixture(scope="module")
+def private_aws_sandbox(tmp_path_factory):
+    """A local AWS of the module's own (own state folder, exported for the module's duration).
+
+    For modules that create and delete EKS clusters: the session's cluster emulator follows the
+    session's local AWS and wipes its state when the clusters it knows are deleted, which would
+    take the CRDs and objects other modules installed with it.
+    """
+    from eks_hub_runbook import environment, sandbox
+
+    with environment.exported({"RUNBOOK_STATE_DIR": str(tmp_path_factory.mktemp("private-aws"))}):
+        try:
+            sandbox.up(only=("aws",))
+            yield sandbox.aws_endpoint_url()
+        finally:
+            sandbox.down()
+
+
 @pytest.fixture(scope="session")
 def full_sandbox(state_dir):
     """All core sandbox services: local AWS and the cluster emulator."""

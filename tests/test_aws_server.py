@@ -21,9 +21,9 @@ AWS_CLI = Path(sys.executable).parent / "aws"
 
 
 @pytest.fixture(scope="module")
-def clients(aws_sandbox):
+def clients(private_aws_sandbox):
     session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-    return {name: session.client(name, endpoint_url=aws_sandbox) for name in ("eks", "ec2", "iam")}
+    return {name: session.client(name, endpoint_url=private_aws_sandbox) for name in ("eks", "ec2", "iam")}
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +65,16 @@ def test_cluster_reports_access_config_and_points_at_the_sandbox_api(clients, cl
 
     pem = b"-----BEGIN CERTIFICATE-----\nTUlJQ2Zha2U=\n-----END CERTIFICATE-----\n"
     ca_path = sandbox.kube_ca_path()
+    previous = ca_path.read_bytes() if ca_path.exists() else None
     ca_path.write_bytes(pem)  # the kube service writes it when it starts; read per request
     try:
         described = clients["eks"].describe_cluster(name=cluster)["cluster"]
         assert base64.b64decode(described["certificateAuthority"]["data"]) == pem
     finally:
-        ca_path.unlink()
+        if previous is None:
+            ca_path.unlink()
+        else:
+            ca_path.write_bytes(previous)
 
 
 def test_cluster_creator_gets_an_admin_entry_when_bootstrapped(clients, network):
@@ -228,18 +232,18 @@ def _aws(endpoint: str, *args: str) -> dict:
     return json.loads(result.stdout) if result.stdout.strip() else {}
 
 
-def test_real_awscli_talks_to_the_layer(aws_sandbox, cluster, network):
+def test_real_awscli_talks_to_the_layer(private_aws_sandbox, cluster, network):
     assert AWS_CLI.exists(), "awscli is a pinned dependency; run make setup"
-    described = _aws(aws_sandbox, "eks", "describe-cluster", "--name", cluster)
+    described = _aws(private_aws_sandbox, "eks", "describe-cluster", "--name", cluster)
     assert described["cluster"]["accessConfig"]["authenticationMode"] == "API"
-    _aws(aws_sandbox, "eks", "create-addon", "--cluster-name", cluster, "--addon-name", "aws-ebs-csi-driver")
-    assert _aws(aws_sandbox, "eks", "list-addons", "--cluster-name", cluster)["addons"] == ["aws-ebs-csi-driver"]
-    _aws(aws_sandbox, "eks", "create-access-entry", "--cluster-name", cluster, "--principal-arn", network["role"])
-    entries = _aws(aws_sandbox, "eks", "list-access-entries", "--cluster-name", cluster)["accessEntries"]
+    _aws(private_aws_sandbox, "eks", "create-addon", "--cluster-name", cluster, "--addon-name", "aws-ebs-csi-driver")
+    assert _aws(private_aws_sandbox, "eks", "list-addons", "--cluster-name", cluster)["addons"] == ["aws-ebs-csi-driver"]
+    _aws(private_aws_sandbox, "eks", "create-access-entry", "--cluster-name", cluster, "--principal-arn", network["role"])
+    entries = _aws(private_aws_sandbox, "eks", "list-access-entries", "--cluster-name", cluster)["accessEntries"]
     assert entries == [network["role"]]
-    associations = _aws(aws_sandbox, "eks", "list-pod-identity-associations", "--cluster-name", cluster)
+    associations = _aws(private_aws_sandbox, "eks", "list-pod-identity-associations", "--cluster-name", cluster)
     assert associations["associations"] == []
-    identity = _aws(aws_sandbox, "sts", "get-caller-identity")
+    identity = _aws(private_aws_sandbox, "sts", "get-caller-identity")
     assert identity["Account"] == "123456789012"
 
 

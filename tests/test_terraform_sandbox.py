@@ -110,7 +110,7 @@ def _destroy_and_check_nothing_is_left(workspace: terraform.Workspace, name: str
     assert pending and all(row["state"] == "PendingDeletion" for row in pending)
 
 
-def test_type_1_dummy_apply_resumes_plans_clean_and_destroys_everything(aws_sandbox):
+def test_type_1_dummy_apply_resumes_plans_clean_and_destroys_everything(private_aws_sandbox):
     name = "hub-type1"
     workspace = terraform.prepare(params.resolve(deployment=name))
     durations: dict[str, float] = {}
@@ -118,7 +118,7 @@ def test_type_1_dummy_apply_resumes_plans_clean_and_destroys_everything(aws_sand
 
     # Provoke a failure in the first stage: a queue with the interruption queue's name and
     # other attributes already exists. The error is not transient, so it is raised at once.
-    sqs = _client(aws_sandbox, "sqs")
+    sqs = _client(private_aws_sandbox, "sqs")
     squatter = sqs.create_queue(QueueName=f"{name}-karpenter", Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
     started = time.monotonic()
     with pytest.raises(TerraformError, match="apply: network failed"):
@@ -136,7 +136,7 @@ def test_type_1_dummy_apply_resumes_plans_clean_and_destroys_everything(aws_sand
     assert any(line.startswith("aws_eks_cluster.this: created") for line in lines)
 
     outputs = terraform.output(workspace)
-    _check_common(aws_sandbox, outputs, name)
+    _check_common(private_aws_sandbox, outputs, name)
     assert outputs["certificate_arn"] == "" and outputs["cognito_user_pool_id"] == ""
     assert leftovers.scan(name, services=["cognito-idp"]) == []
 
@@ -148,9 +148,9 @@ def test_type_1_dummy_apply_resumes_plans_clean_and_destroys_everything(aws_sand
     _record(name, durations)
 
 
-def test_type_2_cognito_apply_plans_clean_and_destroys_everything(aws_sandbox):
+def test_type_2_cognito_apply_plans_clean_and_destroys_everything(private_aws_sandbox):
     name = "hub-type2"
-    arn = _import_self_signed(aws_sandbox, "*.example.com")
+    arn = _import_self_signed(private_aws_sandbox, "*.example.com")
     p = params.resolve(deployment=name, auth="cognito", domain="hub.example.com")
     workspace = terraform.prepare(p, certificate_arn=arn)
     durations: dict[str, float] = {}
@@ -160,7 +160,7 @@ def test_type_2_cognito_apply_plans_clean_and_destroys_everything(aws_sandbox):
     durations["apply"] = time.monotonic() - started
 
     outputs = terraform.output(workspace)
-    _check_common(aws_sandbox, outputs, name)
+    _check_common(private_aws_sandbox, outputs, name)
     assert outputs["certificate_arn"] == arn
     assert "cognito_client_secret" in outputs.sensitive and outputs["cognito_client_secret"]
     assert outputs["cognito_client_secret"] not in repr(outputs)
@@ -170,7 +170,7 @@ def test_type_2_cognito_apply_plans_clean_and_destroys_everything(aws_sandbox):
     assert (outputs["cognito_authorize_url"], outputs["cognito_token_url"], outputs["cognito_userinfo_url"]) == (
         f"{base}/authorize", f"{base}/token", f"{base}/userInfo")
 
-    cognito = _client(aws_sandbox, "cognito-idp")
+    cognito = _client(private_aws_sandbox, "cognito-idp")
     pool = cognito.describe_user_pool(UserPoolId=outputs["cognito_user_pool_id"])["UserPool"]
     assert pool["UsernameAttributes"] == ["email"]
     client = cognito.describe_user_pool_client(UserPoolId=outputs["cognito_user_pool_id"],

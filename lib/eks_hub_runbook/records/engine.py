@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Callable
 
 from nbclient.exceptions import DeadKernelError
@@ -114,24 +115,39 @@ def stop_process_group(pgid: int | None, grace: float = 60.0) -> int:
     return len(members)
 
 
+# Commands that save their work when interrupted (Terraform writes its state and releases its
+# lock), matched on the process name (its provider plugins start with the same name).
+GRACEFUL_COMMANDS = ("terraform",)
+
+
 def interrupt_kernel_and_wait(pgid: int | None, grace: float = 150.0) -> bool:
-    """Interrupt the kernel that leads ``pgid`` (as the Interrupt button does) and wait until the
-    commands it started have exited, so the running cell's own interrupt handling (Terraform asked
-    to stop and save its state) gets to finish. Stragglers are stopped after ``grace`` seconds.
-    Returns whether the kernel had commands running."""
+    """Interrupt the kernel that leads ``pgid`` and give the commands it runs that stop gracefully
+    (``GRACEFUL_COMMANDS``) up to ``grace`` seconds to do so: the running cell's own interrupt
+    handling asks Terraform to stop and save its state. Anything else the kernel started goes with
+    the kernel when it is shut down. Returns whether such a command was running."""
     if not pgid or pgid == os.getpgrp():
         return False
-    children = [pid for pid in _group_members(pgid) if pid != pgid]
+    graceful = _graceful_members(pgid)
     try:
-        os.kill(pgid, signal.SIGINT)
+        os.kill(pgid, signal.SIGINT)  # the kernel only: the cell forwards it to its command once
     except (ProcessLookupError, PermissionError):
         return False
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(pid != pgid for pid in _group_members(pgid)):
+    while graceful and time.monotonic() < deadline and _graceful_members(pgid):
         time.sleep(0.2)
-    if any(pid != pgid for pid in _group_members(pgid)):
-        stop_process_group(pgid, grace=10.0)
-    return bool(children)
+    return bool(graceful)
+
+
+def _graceful_members(pgid: int) -> list[int]:
+    members = []
+    for pid in _group_members(pgid):
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        if pid != pgid and name.startswith(GRACEFUL_COMMANDS):
+            members.append(pid)
+    return members
 
 
 def _group_members(pgid: int) -> list[int]:
