@@ -54,6 +54,11 @@ class EksRequest:
         """Query parameters, last value of each."""
         return {k: v[-1] for k, v in self.query_values.items()}
 
+    def page(self, items: list[Any], key: str, **extra: Any) -> dict[str, Any]:
+        """A List* response: the page of ``items`` that ``maxResults`` and ``nextToken`` ask for."""
+        page, token = paginate(items, self.query.get("maxResults"), self.query.get("nextToken"))
+        return {**extra, key: page, "nextToken": token}
+
 
 def _partition(region: str) -> str:
     if region.startswith("cn-"):
@@ -264,20 +269,17 @@ class EksLayer:
 
     def _addon_versions(self, request: EksRequest) -> dict:
         rows = eks_catalog.addon_versions(request.query.get("addonName"), request.query.get("kubernetesVersion"))
-        page, token = paginate(rows, request.query.get("maxResults"), request.query.get("nextToken"))
-        return {"addons": page, "nextToken": token}
+        return request.page(rows, "addons")
 
     def _access_policy_catalog(self, request: EksRequest) -> dict:
-        page, token = paginate(eks_catalog.access_policies(), request.query.get("maxResults"), request.query.get("nextToken"))
-        return {"accessPolicies": page, "nextToken": token}
+        return request.page(eks_catalog.access_policies(), "accessPolicies")
 
     def _create_addon(self, request: EksRequest, cluster: str) -> dict:
         return {"addon": self.state.create_addon(request.scope, cluster, request.body)}
 
     def _list_addons(self, request: EksRequest, cluster: str) -> dict:
         names = self.state.list_addons(request.scope, cluster)
-        page, token = paginate(names, request.query.get("maxResults"), request.query.get("nextToken"))
-        return {"addons": page, "nextToken": token}
+        return request.page(names, "addons")
 
     def _describe_addon(self, request: EksRequest, cluster: str, addon: str) -> dict:
         return {"addon": self.state.describe_addon(request.scope, cluster, addon)}
@@ -298,8 +300,7 @@ class EksLayer:
 
     def _list_entries(self, request: EksRequest, cluster: str) -> dict:
         principals = self.state.list_access_entries(request.scope, cluster)
-        page, token = paginate(principals, request.query.get("maxResults"), request.query.get("nextToken"))
-        return {"accessEntries": page, "nextToken": token}
+        return request.page(principals, "accessEntries")
 
     def _describe_entry(self, request: EksRequest, cluster: str, principal: str) -> dict:
         return {"accessEntry": self.state.describe_access_entry(request.scope, cluster, principal)}
@@ -317,8 +318,7 @@ class EksLayer:
 
     def _list_policies(self, request: EksRequest, cluster: str, principal: str) -> dict:
         policies = self.state.list_access_policies(request.scope, cluster, principal)
-        page, token = paginate(policies, request.query.get("maxResults"), request.query.get("nextToken"))
-        return {"clusterName": cluster, "principalArn": principal, "associatedAccessPolicies": page, "nextToken": token}
+        return request.page(policies, "associatedAccessPolicies", clusterName=cluster, principalArn=principal)
 
     def _disassociate_policy(self, request: EksRequest, cluster: str, principal: str, policy: str) -> dict:
         self.state.disassociate_access_policy(request.scope, cluster, principal, policy)
@@ -330,8 +330,7 @@ class EksLayer:
     def _list_pod_identities(self, request: EksRequest, cluster: str) -> dict:
         rows = self.state.list_pod_identities(request.scope, cluster, request.query.get("namespace"),
                                               request.query.get("serviceAccount"))
-        page, token = paginate(rows, request.query.get("maxResults"), request.query.get("nextToken"))
-        return {"associations": page, "nextToken": token}
+        return request.page(rows, "associations")
 
     def _describe_pod_identity(self, request: EksRequest, cluster: str, association: str) -> dict:
         return {"association": self.state.describe_pod_identity(request.scope, cluster, association)}
