@@ -34,13 +34,30 @@ def pytest_configure(config):
     """
     import tempfile
 
-    global SESSION_STATE_DIR
+    global SESSION_STATE_DIR, _OWN_STATE_DIR
+    given = os.environ.get("RUNBOOK_TEST_STATE_DIR")  # a test that runs pytest itself chooses the folder
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    SESSION_STATE_DIR = Path(tempfile.mkdtemp(prefix=f"runbook-state-{worker}-"))
+    SESSION_STATE_DIR = Path(given) if given else Path(tempfile.mkdtemp(prefix=f"runbook-state-{worker}-"))
+    _OWN_STATE_DIR = not given
     os.environ["RUNBOOK_STATE_DIR"] = str(SESSION_STATE_DIR)
 
 
 SESSION_STATE_DIR: Path | None = None
+_OWN_STATE_DIR = False
+
+
+def pytest_unconfigure(config):
+    """Stop whatever still runs from the session's state folder, then remove the folder."""
+    import shutil
+
+    if SESSION_STATE_DIR is None or not SESSION_STATE_DIR.exists():
+        return
+    from eks_hub_runbook import sandbox
+
+    with session_state():
+        sandbox.down()
+    if _OWN_STATE_DIR:
+        shutil.rmtree(SESSION_STATE_DIR, ignore_errors=True)
 
 
 @contextmanager

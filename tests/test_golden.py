@@ -39,6 +39,7 @@ def _goldens(variant: str) -> list[Path]:
 def nbval(notebooks: list[Path], root: Path, extra_env: dict[str, str] | None = None, timeout: float = 3600):
     """Run `pytest --nbval` on ``notebooks`` (in order) with a private state folder and sandbox."""
     env = {**os.environ, "RUNBOOK_STATE_DIR": str(root / "state"), "RUNBOOK_OUTPUTS_DIR": str(root / "outputs"),
+           "RUNBOOK_TEST_STATE_DIR": str(root / "state"),  # for the suite's conftest, which the nested run loads
            **(extra_env or {})}
     env.pop("PYTEST_XDIST_WORKER", None)
     argv = [sys.executable, "-m", "pytest", "--nbval", *map(str, notebooks),

@@ -8,6 +8,7 @@ import textwrap
 import pytest
 
 from eks_hub_runbook.errors import TerraformError
+from eks_hub_runbook import terraform
 from eks_hub_runbook.terraform import RetryPolicy, all_transient, is_transient
 from eks_hub_runbook.terraform import commands
 from eks_hub_runbook.terraform.workspace import Workspace
@@ -100,3 +101,32 @@ def test_validation_errors_fail_at_once(tmp_path, workspace, monkeypatch):
         commands._run_retrying(workspace, ["apply"], "apply", None, False, RetryPolicy(5, 0.01, 1))
     assert counter.read_text().strip() == "1"
     assert (workspace.directory / "logs" / "terraform.log").exists()
+
+
+# ---- adopting what an interrupted apply left unrecorded ----------------------------------------
+
+TAKEN = ("creating IAM Policy (demo-karpenter-controller): operation error IAM: CreatePolicy, https response error "
+         "StatusCode: 409, RequestID: x, EntityAlreadyExists: A policy called demo-karpenter-controller already exists.")
+
+
+def test_already_exists_errors_of_the_deployment_are_orphans_to_adopt():
+    from eks_hub_runbook.terraform import adopt
+
+    found = adopt.orphans([terraform.Diagnostic("error", TAKEN, address="aws_iam_policy.karpenter_controller"),
+                           terraform.Diagnostic("warning", "deprecated argument")], "demo")
+    assert found == [adopt.Orphan("aws_iam_policy.karpenter_controller", "demo-karpenter-controller")]
+    assert found[0].resource_type == "aws_iam_policy"
+    assert adopt.Orphan('module.x.aws_iam_role.this["a"]', "demo-a").resource_type == "aws_iam_role"
+
+
+@pytest.mark.parametrize("diagnostics", [
+    [terraform.Diagnostic("error", TAKEN, address="aws_iam_policy.karpenter_controller"),
+     terraform.Diagnostic("error", "creating EKS Cluster (demo): InvalidParameterException", address="aws_eks_cluster.this")],
+    [terraform.Diagnostic("error", TAKEN.replace("demo-", "someone-else-"), address="aws_iam_policy.karpenter_controller")],
+    [terraform.Diagnostic("error", TAKEN.replace("IAM Policy", "SQS Queue"), address="aws_sqs_queue.karpenter")],
+    [terraform.Diagnostic("error", TAKEN, address="")],
+], ids=["another-error-too", "not-the-deployments-name", "type-without-import-id", "no-address"])
+def test_nothing_is_adopted_unless_every_error_is_an_adoptable_name_of_ours(diagnostics):
+    from eks_hub_runbook.terraform import adopt
+
+    assert adopt.orphans(diagnostics, "demo") == []

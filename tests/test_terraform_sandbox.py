@@ -127,13 +127,19 @@ def test_type_1_dummy_apply_resumes_plans_clean_and_destroys_everything(private_
     assert terraform.state_list(workspace), "the stage applied what it could before failing"
     assert (workspace.log_dir / "terraform.log").read_text().count("FAILED") >= 1
 
-    # Re-running after the cause is gone resumes from the saved state and converges.
+    # Re-running after the cause is gone resumes from the saved state and converges. A policy an
+    # interrupted apply created but never recorded (same name, older document) is adopted.
     sqs.delete_queue(QueueUrl=squatter)
+    _client(private_aws_sandbox, "iam").create_policy(
+        PolicyName=f"{name}-karpenter-controller",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "ec2:DescribeInstances", "Resource": "*"}]}))
     started = time.monotonic()
     stages = terraform.deploy(workspace, log=lines.append, bar=False, retry=FAST_RETRY)
     durations["apply (resumed)"] = time.monotonic() - started
     assert [s.stage for s in stages] == ["network", "cluster", "everything"]
     assert any(line.startswith("aws_eks_cluster.this: created") for line in lines)
+    assert any(line.startswith("adopted aws_iam_policy.karpenter_controller") for line in lines), lines[-20:]
 
     outputs = terraform.output(workspace)
     _check_common(private_aws_sandbox, outputs, name)

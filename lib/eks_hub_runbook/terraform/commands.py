@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TerraformError
+from . import adopt
 from .events import Diagnostic, Event, PlannedChange, parse_line
 from .progress import LogCallback, RunProgress, print_line
 from .retry import RetryPolicy, all_transient
@@ -161,11 +162,17 @@ def _raise_for(result: RunResult, title: str, workspace: Workspace, attempts: in
 
 
 def _run_retrying(workspace: Workspace, args: Sequence[str], title: str, log: LogCallback | None, bar: bool,
-                  retry: RetryPolicy) -> tuple[RunResult, int]:
+                  retry: RetryPolicy, adopt_orphans: bool = False) -> tuple[RunResult, int]:
     for attempt in range(1, retry.attempts + 1):
         result = run(workspace, args, title if attempt == 1 else f"{title} (attempt {attempt})", log=log, bar=bar)
         if result.returncode == 0:
             return result, attempt
+        found = adopt.orphans(result.diagnostics, workspace.deployment) if adopt_orphans else []
+        if found and attempt < retry.attempts:
+            for line in adopt.adopt(workspace, found, _argv):
+                if log:
+                    log(line)
+            continue
         if attempt == retry.attempts or not all_transient(result.errors):
             _raise_for(result, title, workspace, attempt)
         delay = retry.delay(attempt)
@@ -240,7 +247,7 @@ def apply(workspace: Workspace, targets: Iterable[str] = (), log: LogCallback | 
     ensure_initialized(workspace, log=log)
     args = ["apply", "-input=false", "-no-color", "-json", "-auto-approve", LOCK_TIMEOUT,
             f"-parallelism={parallelism or _parallelism(workspace)}", *_targets(targets)]
-    result, attempts = _run_retrying(workspace, args, title, log, bar, retry)
+    result, attempts = _run_retrying(workspace, args, title, log, bar, retry, adopt_orphans=True)
     return ApplyResult("apply", result.done, attempts, result.elapsed)
 
 
