@@ -94,7 +94,15 @@ def gpu_pool(kube_api, kubectl, karpenter_pool, nvidia_time_slicing):
 def test_two_users_share_one_time_sliced_g5(kube_sandbox, kube_api, gpu_pool, monkeypatch):
     from eks_hub_runbook import kube
 
+    from kubernetes_asyncio.config import kube_config
+    from kubespawner import clients
+
+    # kubernetes_asyncio reads $KUBECONFIG once, when first imported (maybe by another test module),
+    # and KubeSpawner caches the loaded configuration: point both at the sandbox for this test.
     monkeypatch.setenv("KUBECONFIG", str(kube_sandbox.kubeconfig_path()))
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kube_sandbox.kubeconfig_path()))
+    clients.load_config.cache_clear()
+    monkeypatch.setattr(clients, "_client_cache", {})
     pull_delay = float(os.environ["RUNBOOK_SANDBOX_PULL_DELAY"])
 
     async def scenario():
