@@ -129,26 +129,28 @@ def _family(prefix: str, sizes: list[tuple], **common) -> list[InstanceType]:
     return [InstanceType(f"{prefix}.{size}", *values, **common) for size, *values in sizes]
 
 
+def _gpu_family(prefix: str, gpu_name: str, memory_mib_per_gpu: int, sizes: list[tuple], **common) -> list[InstanceType]:
+    """Rows end with the number of GPUs; GPU memory is per GPU times that number."""
+    return [InstanceType(f"{prefix}.{size}", *values, gpus=gpus, gpu_name=gpu_name,
+                         gpu_memory_mib=memory_mib_per_gpu * gpus, **common) for size, *values, gpus in sizes]
+
+
 # name.size: vcpu, memory GiB, max pods, price (+ per-type extras via keyword arguments)
 CATALOG: dict[str, InstanceType] = {t.name: t for t in [
     *_family("m5", [("large", 2, 8, 29, 0.096), ("xlarge", 4, 16, 58, 0.192), ("2xlarge", 8, 32, 58, 0.384),
                     ("4xlarge", 16, 64, 234, 0.768), ("8xlarge", 32, 128, 234, 1.536),
                     ("12xlarge", 48, 192, 234, 2.304), ("16xlarge", 64, 256, 737, 3.072),
                     ("24xlarge", 96, 384, 737, 4.608)]),
-    *[InstanceType(f"g5.{size}", vcpu, mem, pods, price, gpus=gpus, gpu_name="a10g", gpu_memory_mib=24576 * gpus,
-                   cpu_manufacturer="amd")
-      for size, vcpu, mem, pods, price, gpus in [
-          ("xlarge", 4, 16, 58, 1.006, 1), ("2xlarge", 8, 32, 58, 1.212, 1), ("4xlarge", 16, 64, 234, 1.624, 1),
-          ("8xlarge", 32, 128, 234, 2.448, 1), ("12xlarge", 48, 192, 737, 5.672, 4),
-          ("16xlarge", 64, 256, 234, 4.096, 1), ("24xlarge", 96, 384, 737, 8.144, 4),
-          ("48xlarge", 192, 768, 345, 16.288, 8)]],
-    *[InstanceType(f"g6.{size}", vcpu, mem, pods, price, gpus=gpus, gpu_name="l4", gpu_memory_mib=23034 * gpus,
-                   cpu_manufacturer="amd")
-      for size, vcpu, mem, pods, price, gpus in [
-          ("xlarge", 4, 16, 58, 0.805, 1), ("2xlarge", 8, 32, 58, 0.978, 1), ("4xlarge", 16, 64, 234, 1.323, 1),
-          ("8xlarge", 32, 128, 234, 2.014, 1), ("12xlarge", 48, 192, 234, 4.602, 4),
-          ("16xlarge", 64, 256, 737, 3.397, 1), ("24xlarge", 96, 384, 737, 6.675, 4),
-          ("48xlarge", 192, 768, 737, 13.35, 8)]],
+    *_gpu_family("g5", "a10g", 24576, [
+        ("xlarge", 4, 16, 58, 1.006, 1), ("2xlarge", 8, 32, 58, 1.212, 1), ("4xlarge", 16, 64, 234, 1.624, 1),
+        ("8xlarge", 32, 128, 234, 2.448, 1), ("12xlarge", 48, 192, 737, 5.672, 4),
+        ("16xlarge", 64, 256, 234, 4.096, 1), ("24xlarge", 96, 384, 737, 8.144, 4),
+        ("48xlarge", 192, 768, 345, 16.288, 8)], cpu_manufacturer="amd"),
+    *_gpu_family("g6", "l4", 23034, [
+        ("xlarge", 4, 16, 58, 0.805, 1), ("2xlarge", 8, 32, 58, 0.978, 1), ("4xlarge", 16, 64, 234, 1.323, 1),
+        ("8xlarge", 32, 128, 234, 2.014, 1), ("12xlarge", 48, 192, 234, 4.602, 4),
+        ("16xlarge", 64, 256, 737, 3.397, 1), ("24xlarge", 96, 384, 737, 6.675, 4),
+        ("48xlarge", 192, 768, 737, 13.35, 8)], cpu_manufacturer="amd"),
     InstanceType("p4d.24xlarge", 96, 1152, 737, 32.773, gpus=8, gpu_name="a100", gpu_memory_mib=40960 * 8,
                  network_gbps=400),
     InstanceType("trn1.2xlarge", 8, 32, 58, 1.343, neuron_devices=1, neuron_cores_per_device=2,
