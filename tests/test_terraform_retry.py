@@ -130,3 +130,16 @@ def test_nothing_is_adopted_unless_every_error_is_an_adoptable_name_of_ours(diag
     from eks_hub_runbook.terraform import adopt
 
     assert adopt.orphans(diagnostics, "demo") == []
+
+
+def test_import_ids_come_from_the_identity_the_state_holds():
+    from eks_hub_runbook.terraform import adopt
+
+    state = {"resources": [
+        {"mode": "data", "type": "aws_caller_identity", "instances": [{"attributes": {"account_id": "123456789012"}}]},
+        {"mode": "data", "type": "aws_partition", "instances": [{"attributes": {"partition": "aws"}}]}]}
+    identity = adopt.identity(state)
+    assert adopt.Orphan("aws_iam_policy.x", "demo-x").import_id(identity) == "arn:aws:iam::123456789012:policy/demo-x"
+    assert adopt.Orphan("aws_iam_role.x", "demo-x").import_id(identity) == "demo-x"
+    with pytest.raises(TerraformError, match="aws_caller_identity"):
+        adopt.identity({"resources": []})

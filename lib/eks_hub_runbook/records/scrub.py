@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import SecretLeakError
-from .redact import find_secrets
 from ..paths import write_file
+from .redact import find_secrets
 
 
 def _walk(value: Any, where: str) -> Iterator[tuple[str, str]]:

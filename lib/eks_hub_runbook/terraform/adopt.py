@@ -3,8 +3,8 @@
 An apply that dies between AWS creating a resource and Terraform recording it (the process
 killed, a response lost and the request retried by the AWS SDK) leaves a resource that every
 later apply fails to create: "EntityAlreadyExists". For resource types whose names are
-unique and carry the deployment's name, such a resource is ours: it is imported into the state
-(``terraform import``) and the apply is run again, instead of failing forever.
+unique and carry the deployment's name, such a resource is ours: the apply imports it into the
+state (``terraform import``, in ``commands``) and runs again, instead of failing forever.
 
 Only names that start with the deployment's name are adopted, so a resource someone else
 created is never taken over.
@@ -12,14 +12,11 @@ created is never taken over.
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 from dataclasses import dataclass
 
 from ..errors import TerraformError
 from .events import Diagnostic
-from .workspace import Workspace
 
 # How ``terraform import`` identifies each adoptable type, from the name in the error.
 IMPORT_IDS = {
@@ -43,6 +40,10 @@ class Orphan:
     def resource_type(self) -> str:
         return self.address.split("[")[0].split(".")[-2]
 
+    def import_id(self, identity: dict[str, str]) -> str:
+        """How ``terraform import`` names it (``identity`` from :func:`identity`)."""
+        return IMPORT_IDS[self.resource_type].format(name=self.name, **identity)
+
 
 def orphans(diagnostics: list[Diagnostic], deployment: str) -> list[Orphan]:
     """The "already exists" errors of an apply as orphans to adopt; empty unless *every* error
@@ -60,9 +61,9 @@ def orphans(diagnostics: list[Diagnostic], deployment: str) -> list[Orphan]:
     return found
 
 
-def _identity(workspace: Workspace, run) -> dict[str, str]:
-    """Account id and partition, from the data sources the module already read into the state."""
-    state = json.loads(run("state", "pull").stdout or "{}")
+def identity(state: dict) -> dict[str, str]:
+    """Account id and partition, from the data sources the module reads into the state
+    (``terraform state pull``), to build import ids with."""
     values: dict[str, str] = {}
     for resource in state.get("resources", []):
         attributes = (resource.get("instances") or [{}])[0].get("attributes") or {}
@@ -71,26 +72,5 @@ def _identity(workspace: Workspace, run) -> dict[str, str]:
         elif resource.get("type") == "aws_partition":
             values["partition"] = attributes.get("partition", "")
     if not (values.get("account_id") and values.get("partition")):
-        raise RuntimeError("the state has no aws_caller_identity/aws_partition data to build import ids from")
+        raise TerraformError("cannot adopt: the state has no aws_caller_identity/aws_partition data to build import ids from")
     return values
-
-
-def adopt(workspace: Workspace, found: list[Orphan], argv) -> list[str]:
-    """``terraform import`` each orphan; returns one line per adopted resource. ``argv`` builds
-    the terraform command line for ``workspace`` (``commands._argv``)."""
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(argv(workspace, *args), env=workspace.env(), capture_output=True, text=True)
-
-    try:
-        identity = _identity(workspace, run)
-    except (RuntimeError, ValueError) as exc:
-        raise TerraformError(f"cannot adopt {', '.join(o.address for o in found)}: {exc}") from None
-    adopted = []
-    for orphan in found:
-        import_id = IMPORT_IDS[orphan.resource_type].format(name=orphan.name, **identity)
-        process = run("import", "-input=false", "-no-color", "-lock-timeout=5m", orphan.address, import_id)
-        if process.returncode != 0:
-            raise TerraformError(f"terraform import {orphan.address} {import_id} failed:\n"
-                                 f"{(process.stderr or process.stdout).strip()[-2000:]}")
-        adopted.append(f"adopted {orphan.address} ({orphan.name}): it existed in AWS but not in the state")
-    return adopted

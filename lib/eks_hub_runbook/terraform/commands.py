@@ -112,6 +112,11 @@ def _argv(workspace: Workspace, *args: str) -> list[str]:
     return [TERRAFORM, f"-chdir={workspace.directory}", *args]
 
 
+def _capture(workspace: Workspace, *args: str) -> subprocess.CompletedProcess:
+    """Run a short terraform command in the workspace and capture its output (no live view)."""
+    return subprocess.run(_argv(workspace, *args), env=workspace.env(), capture_output=True, text=True)
+
+
 def run(workspace: Workspace, args: Sequence[str], title: str, log: LogCallback | None = print_line,
         bar: bool = False) -> RunResult:
     """Run one terraform command, streaming its output into progress and log. Never raises on failure."""
@@ -161,6 +166,19 @@ def _raise_for(result: RunResult, title: str, workspace: Workspace, attempts: in
     raise error
 
 
+def _adopt(workspace: Workspace, found: list[adopt.Orphan], log: LogCallback | None) -> None:
+    """``terraform import`` each orphan an apply reported (see :mod:`.adopt`)."""
+    identity = adopt.identity(json.loads(_capture(workspace, "state", "pull").stdout or "{}"))
+    for orphan in found:
+        import_id = orphan.import_id(identity)
+        process = _capture(workspace, "import", "-input=false", "-no-color", LOCK_TIMEOUT, orphan.address, import_id)
+        if process.returncode != 0:
+            raise TerraformError(f"terraform import {orphan.address} {import_id} failed:\n"
+                                 f"{(process.stderr or process.stdout).strip()[-2000:]}")
+        if log:
+            log(f"adopted {orphan.address} ({orphan.name}): it existed in AWS but not in the state")
+
+
 def _run_retrying(workspace: Workspace, args: Sequence[str], title: str, log: LogCallback | None, bar: bool,
                   retry: RetryPolicy, adopt_orphans: bool = False) -> tuple[RunResult, int]:
     for attempt in range(1, retry.attempts + 1):
@@ -169,9 +187,7 @@ def _run_retrying(workspace: Workspace, args: Sequence[str], title: str, log: Lo
             return result, attempt
         found = adopt.orphans(result.diagnostics, workspace.deployment) if adopt_orphans else []
         if found and attempt < retry.attempts:
-            for line in adopt.adopt(workspace, found, _argv):
-                if log:
-                    log(line)
+            _adopt(workspace, found, log)
             continue
         if attempt == retry.attempts or not all_transient(result.errors):
             _raise_for(result, title, workspace, attempt)
@@ -199,8 +215,7 @@ def ensure_initialized(workspace: Workspace, log: LogCallback | None = print_lin
 def validate(workspace: Workspace) -> list[Diagnostic]:
     """``terraform validate``: the configuration's warnings; raises TerraformError if it is invalid."""
     ensure_initialized(workspace, log=None)
-    process = subprocess.run(_argv(workspace, "validate", "-json", "-no-color"), env=workspace.env(),
-                             capture_output=True, text=True)
+    process = _capture(workspace, "validate", "-json", "-no-color")
     try:
         report = json.loads(process.stdout)
     except ValueError:
@@ -263,8 +278,7 @@ def destroy(workspace: Workspace, targets: Iterable[str] = (), log: LogCallback 
 
 def output(workspace: Workspace) -> Outputs:
     """``terraform output -json`` as :class:`Outputs` (empty before the first apply)."""
-    process = subprocess.run(_argv(workspace, "output", "-json", "-no-color"), env=workspace.env(),
-                             capture_output=True, text=True)
+    process = _capture(workspace, "output", "-json", "-no-color")
     if process.returncode != 0:
         raise TerraformError(f"terraform output failed: {process.stderr.strip() or process.stdout.strip()}")
     document = json.loads(process.stdout or "{}")
@@ -276,8 +290,7 @@ def state_list(workspace: Workspace) -> list[str]:
     """Addresses of every resource in the workspace's state (empty when nothing exists)."""
     if not workspace.state_file.exists():
         return []
-    process = subprocess.run(_argv(workspace, "state", "list", "-no-color"), env=workspace.env(),
-                             capture_output=True, text=True)
+    process = _capture(workspace, "state", "list", "-no-color")
     if process.returncode != 0:
         raise TerraformError(f"terraform state list failed: {process.stderr.strip()}")
     return [line for line in process.stdout.splitlines() if line.strip()]

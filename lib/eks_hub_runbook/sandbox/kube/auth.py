@@ -13,6 +13,7 @@ import secrets
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
+
 from ...paths import write_file
 
 EKS_TOKEN_PREFIX = "k8s-aws-v1."

@@ -13,6 +13,7 @@ import ssl
 
 from aiohttp import web
 
+from ...paths import write_file
 from . import bootstrap, kubeconfig, tls
 from .api import ApiServer
 from .auth import Authenticator, load_or_create_admin_token
@@ -22,7 +23,6 @@ from .controllers import build_controllers
 from .runtime import Runtime
 from .settings import Settings
 from .storage import VolumeStore
-from ...paths import write_file
 
 log = logging.getLogger("eks_hub_runbook.sandbox.kube")
 

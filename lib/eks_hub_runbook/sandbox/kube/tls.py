@@ -16,11 +16,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
 from ...paths import write_file
 
 VALIDITY = datetime.timedelta(days=3650)
-
-
 
 
 def _key_pem(key) -> bytes:
