@@ -337,7 +337,7 @@ def karpenter_pool(kubectl, karpenter_crds):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """When a test that uses the session sandbox fails, add what the sandbox looked like:
-    which services ran (pid, since when) and the tail of each service log."""
+    which services ran (pid), the tail of each service log, and the files of its folder."""
     outcome = yield
     report = outcome.get_result()
     uses_sandbox = {"kube_sandbox", "full_sandbox", "aws_sandbox"} & set(getattr(item, "fixturenames", ()))

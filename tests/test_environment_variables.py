@@ -22,3 +22,17 @@ def test_exported_reaches_children_and_restores_both_set_and_unset(monkeypatch):
             raise RuntimeError("a failure inside still restores")
     assert os.environ["RUNBOOK_TEST_KEPT"] == "before"
     assert "RUNBOOK_TEST_NEW" not in os.environ
+
+
+def test_isolated_points_state_and_outputs_under_root_and_stops_its_sandbox(tmp_path):
+    from eks_hub_runbook import sandbox
+    from eks_hub_runbook.sandbox import services
+
+    before = os.environ.get("RUNBOOK_STATE_DIR")
+    with environment.isolated(tmp_path) as env:
+        assert env == {"RUNBOOK_STATE_DIR": str(tmp_path / "state"), "RUNBOOK_OUTPUTS_DIR": str(tmp_path / "outputs")}
+        assert str(sandbox.kubeconfig_path()).startswith(str(tmp_path / "state"))
+        sandbox.up(only=("aws",))
+        pid = services.status("aws").pid
+    assert os.environ.get("RUNBOOK_STATE_DIR") == before
+    assert pid and not services.pid_alive(pid), "the sandbox started inside was stopped on the way out"

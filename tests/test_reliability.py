@@ -37,15 +37,11 @@ KEEP = ["-p", "keep_sandbox", "True"]
 def env(tmp_path_factory):
     """A private state folder (own sandbox) and outputs folder, for this module's runs."""
     root = tmp_path_factory.mktemp("reliability")
-    with environment.exported({"RUNBOOK_STATE_DIR": str(root / "state"), "RUNBOOK_OUTPUTS_DIR": str(root / "outputs")}):
-        try:
-            started = subprocess.run([sys.executable, "-m", "eks_hub_runbook.cli", "sandbox", "up"], cwd=REPO,
-                                     env=dict(os.environ), capture_output=True, text=True, timeout=300)
-            assert started.returncode == 0, started.stdout + started.stderr
-            yield dict(os.environ)
-        finally:
-            subprocess.run([sys.executable, "-m", "eks_hub_runbook.cli", "sandbox", "down"], cwd=REPO,
-                           env=dict(os.environ), capture_output=True, timeout=120)
+    with environment.isolated(root):
+        started = subprocess.run([sys.executable, "-m", "eks_hub_runbook.cli", "sandbox", "up"], cwd=REPO,
+                                 env=dict(os.environ), capture_output=True, text=True, timeout=300)
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield dict(os.environ)
 
 
 class Runbook:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 
 @contextlib.contextmanager
@@ -21,3 +22,16 @@ def exported(variables: Mapping[str, str]) -> Iterator[dict[str, str]]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextlib.contextmanager
+def isolated(root: Path) -> Iterator[dict[str, str]]:
+    """A private state folder (its own sandbox) and outputs folder under ``root``, exported for
+    the duration. Any sandbox service started inside is stopped on the way out."""
+    from . import sandbox
+
+    with exported({"RUNBOOK_STATE_DIR": str(root / "state"), "RUNBOOK_OUTPUTS_DIR": str(root / "outputs")}) as env:
+        try:
+            yield env
+        finally:
+            sandbox.down()

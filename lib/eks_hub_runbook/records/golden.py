@@ -25,14 +25,13 @@ real changes (no new node names, ports or dates).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .. import environment
 from ..errors import RunbookError
@@ -124,22 +123,6 @@ def normalise(nb: dict[str, Any], rules: list[tuple[re.Pattern, str]] | None = N
     return notes
 
 
-@contextlib.contextmanager
-def isolated_environment(root: Path) -> Iterator[dict[str, str]]:
-    """A private state folder (its own sandbox) and outputs folder under ``root``, for the duration.
-
-    Any sandbox service started inside is stopped on the way out.
-    """
-    from .. import sandbox
-
-    with environment.exported({"RUNBOOK_STATE_DIR": str(root / "state"),
-                               "RUNBOOK_OUTPUTS_DIR": str(root / "outputs")}) as env:
-        try:
-            yield env
-        finally:
-            sandbox.down()
-
-
 def regenerate(
     variants: list[str] | None = None,
     notebook_dir: Path = RUNBOOKS_DIR,
@@ -154,7 +137,7 @@ def regenerate(
     written: list[Path] = []
     for variant in variants or list(VARIANTS):
         parameters = variant_parameters(variant, notebooks)
-        with tempfile.TemporaryDirectory(prefix=f"golden-{variant}-") as tmp, isolated_environment(Path(tmp)):
+        with tempfile.TemporaryDirectory(prefix=f"golden-{variant}-") as tmp, environment.isolated(Path(tmp)):
             console.rule(f"golden {variant}: {', '.join(f'{k}={v}' for k, v in parameters.items())}")
             try:
                 run = runner.run(notebooks, parameters, console=console, command=f"runbook golden --variant {variant}")
