@@ -10,19 +10,11 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = Path(os.environ.get("RUNBOOK_SHARED_DIR", REPO_ROOT.parent / "shared"))
 
 # The sandbox cluster's emulated delays, short for tests: a Karpenter node in 0.5 s,
 # a first image pull per node in 1.5 s (defaults: 5 s and 3 s).
 os.environ.setdefault("RUNBOOK_SANDBOX_NODE_DELAY", "0.5")
 os.environ.setdefault("RUNBOOK_SANDBOX_PULL_DELAY", "1.5")
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """Upstream schemas read in place (../shared beside the clone)."""
-    assert SHARED_DIR.is_dir(), f"{SHARED_DIR} is missing: the upstream schemas are read from ../shared"
-    return SHARED_DIR
 
 
 def pytest_configure(config):
@@ -267,9 +259,11 @@ def kubectl(kube_sandbox, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def karpenter_crds(kubectl, shared_dir):
-    """The real Karpenter v1 CRDs (read in place from ../shared), installed once per session."""
-    kubectl("apply", "-f", str(shared_dir / "schemas" / "karpenter-v1.14.1"))
+def karpenter_crds(kubectl):
+    """The real Karpenter v1 CRDs (the package's third-party copy), installed once per session."""
+    from eks_hub_runbook import third_party
+
+    kubectl("apply", "-f", str(third_party.folder(third_party.KARPENTER)))
     return ["nodepools.karpenter.sh", "nodeclaims.karpenter.sh", "ec2nodeclasses.karpenter.k8s.aws"]
 
 

@@ -1,6 +1,7 @@
 """Login matrix in the sandbox: cognito (type 2) and oauth (type 3) logins go through the real
 GenericOAuthenticator code flow against the local OpenID Connect provider; a user the allow
-rule does not name is refused (defect 3 stays fixed without letting everyone in)."""
+rule does not name is refused (there is an allow rule, unlike the blueprint's, whose cognito hub
+let nobody in, and it does not let everyone in either)."""
 
 from __future__ import annotations
 

@@ -97,7 +97,7 @@ def test_home_is_private_and_shared_is_common(users):
     assert two.read_file(f"{HOME_DIR}/private.txt") is None
     one.write_file(f"{SHARED_DIR}/hello.txt", "shared by user-1")
     assert two.read_file(f"{SHARED_DIR}/hello.txt") == "shared by user-1"
-    assert "user-1" not in two.list_dir(SHARED_DIR), "the shared folder must not expose homes (defect 5)"
+    assert "user-1" not in two.list_dir(SHARED_DIR), "the shared folder must not expose homes (the blueprint mounted the EFS root there)"
 
 
 def test_stopping_servers_leaves_no_processes(users, core_api):

@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import pytest
 
-from eks_hub_runbook import instance_types
+from eks_hub_runbook import instance_types, third_party
 from eks_hub_runbook.sandbox.kube import patch, quantity, selectors, validation
 from eks_hub_runbook.sandbox.kube.apply import server_side_apply
 from eks_hub_runbook.sandbox.kube.auth import eks_token_cluster
@@ -159,10 +159,10 @@ def test_cluster_rejects_what_a_real_server_rejects():
     assert error.value.code == 400 and 'unknown field "spec.bogus"' in error.value.message
 
 
-def test_custom_resources_are_pruned_defaulted_and_validated(shared_dir):
+def test_custom_resources_are_pruned_defaulted_and_validated():
     import yaml
     cluster = Cluster()
-    crd = yaml.safe_load((shared_dir / "schemas/karpenter-v1.14.1/karpenter.sh_nodepools.yaml").read_text())
+    crd = yaml.safe_load(third_party.file(third_party.KARPENTER, "karpenter.sh_nodepools.yaml").read_text())
     cluster.create(cluster.resource("apiextensions.k8s.io", "customresourcedefinitions"), None, crd)
     pools = cluster.resource("karpenter.sh", "nodepools")
     pool = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "p"},

@@ -11,6 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from eks_hub_runbook import third_party
 from eks_hub_runbook.platform import charts, manifests, values
 
 KUBERNETES_VERSION = "1.33.0"
@@ -25,11 +26,11 @@ pytestmark = pytest.mark.usefixtures("state_dir")
 
 
 @pytest.fixture(scope="module")
-def crd_schemas(shared_dir):
+def crd_schemas():
     """openAPIV3Schema of each Karpenter kind, from the real CRDs read in place."""
     schemas = {}
     for (api_version, kind), name in CRD_FILES.items():
-        crd = yaml.safe_load((shared_dir / "schemas" / "karpenter-v1.14.1" / name).read_text())
+        crd = yaml.safe_load(third_party.file(third_party.KARPENTER, name).read_text())
         group = crd["spec"]["group"]
         for version in crd["spec"]["versions"]:
             if f"{group}/{version['name']}" == api_version:
@@ -102,7 +103,7 @@ def test_node_classes_use_terraform_role_and_discovery_tags(rendered, terraform_
 
 
 def test_efs_volumes_map_home_and_shared_to_their_own_access_points(rendered, terraform_outputs):
-    """Defect 5: the shared volume points at the shared access point, never the file-system root."""
+    """The shared volume is the shared access point, never the file-system root (the blueprint's exposed every home)."""
     fs = terraform_outputs["efs_file_system_id"]
     home = by_name(rendered, "PersistentVolume", "efs-persist")["spec"]
     shared = by_name(rendered, "PersistentVolume", "efs-persist-shared")["spec"]
@@ -127,7 +128,7 @@ def test_gp3_is_the_only_default_storage_class(rendered):
 
 
 def test_singleuser_service_account_matches_terraform(deployment_params, terraform_outputs):
-    """Defect 6: the service account the IAM role trusts is the one created and the one user pods use."""
+    """The service account the IAM role trusts (the blueprint's trusted another name) is the one created and the one user pods use."""
     custom = {**terraform_outputs, "singleuser_service_account": "notebook-users", "singleuser_namespace": "jupyterhub"}
     rendered = manifests.render(deployment_params["dummy"], custom)
     account = by_name(rendered, "ServiceAccount", "notebook-users")

@@ -1,6 +1,7 @@
 """Every profile of the hub, built into a pod by the real KubeSpawner (no cluster), is a valid
 Kubernetes pod and schedulable on exactly the NodePool it is meant for. A profile no pool
-can run fails here (REFERENCE.md defects 1 and 2)."""
+can run fails here (as the blueprint's time-slicing profile did, selecting a NodePool it no longer
+creates, and its MIG profile, selecting a label no node carries with requests but no limits)."""
 
 from __future__ import annotations
 
@@ -121,7 +122,7 @@ def test_profile_pod_details(slug, hub_values, cluster, offline_kubespawner):
     assert claims[mounts["/home/shared"]["name"]] == "efs-persist-shared"
     limits, requests = container["resources"]["limits"], container["resources"]["requests"]
     for resource in set(limits) | set(requests):
-        if "/" in resource:  # extended resources: requests AND limits, equal (defect 2)
+        if "/" in resource:  # extended resources: requests AND limits, equal (a request alone cannot schedule)
             assert limits.get(resource) == requests.get(resource), resource
     assert spec["nodeSelector"] == {"node-pool": INTENDED_POOL[slug]}
 
@@ -162,9 +163,9 @@ def broken(hub_values, slug, **override):
 
 
 @pytest.mark.parametrize("slug, override, why", [
-    # defect 1: selects a pool (gpu-ts label of an old blueprint) that no NodePool creates
+    # the blueprint's time-slicing profile: selects a pool (gpu-ts label) that no NodePool creates
     ("gpu-time-slicing", {"node_selector": {"node-pool": "gpu-ts-old"}}, "nodeSelector"),
-    # defect 2: a node label no node carries
+    # the blueprint's MIG profile: a node label no node carries
     ("gpu-mig", {"node_selector": {"node-pool": "gpu-mig", "nvidia.com/mig.strategy": "single"}}, "nodeSelector"),
     # no toleration for the GPU taint
     ("gpu-time-slicing", {"tolerations": []}, "taint nvidia.com/gpu"),

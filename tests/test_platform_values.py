@@ -1,5 +1,6 @@
 """Helm values: one base + overlays, valid against the z2jh 4.4.0 chart schema for every
-login method and exposure type, with the blueprint's login defects (3, 4) absent."""
+login method and exposure type, without the original blueprint's login defects (no allow rule,
+so nobody may log in; the removed ``userdata_method`` / ``username_key`` options)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from eks_hub_runbook.errors import PlatformError
+from eks_hub_runbook import third_party
 from eks_hub_runbook.platform import hubconfig, templating, values
 
 AUTHS = ("dummy", "cognito", "oauth")
@@ -21,13 +23,13 @@ pytestmark = pytest.mark.usefixtures("state_dir")
 
 
 @pytest.fixture(scope="module")
-def chart_schema(shared_dir):
-    return yaml.safe_load((shared_dir / "schemas" / "z2jh-4.4.0" / "values.schema.yaml").read_text())
+def chart_schema():
+    return yaml.safe_load(third_party.file(third_party.Z2JH, "values.schema.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
-def chart_defaults(shared_dir):
-    return yaml.safe_load((shared_dir / "schemas" / "z2jh-4.4.0" / "values.yaml").read_text())
+def chart_defaults():
+    return yaml.safe_load(third_party.file(third_party.Z2JH, "values.yaml").read_text())
 
 
 def validate(chart_schema, chart_defaults, user_values):
@@ -133,7 +135,8 @@ def test_login_wiring(deployment_params, terraform_outputs, oauth_secret_env):
 
 @pytest.mark.parametrize("auth", AUTHS)
 def test_explicit_allow_rule_and_no_removed_options(auth, deployment_params, terraform_outputs, oauth_secret_env):
-    """Defect 3 (nobody may log in) and defect 4 (removed options) cannot come back."""
+    """An explicit allow rule (without one OAuthenticator 16+ lets nobody in) and none of the removed
+    options (``userdata_method``, ``username_key``): the blueprint shipped both mistakes."""
     rendered = values.jupyterhub_values(deployment_params[auth], terraform_outputs)
     allow = rendered["hub"]["config"]["Authenticator"]
     params = deployment_params[auth]

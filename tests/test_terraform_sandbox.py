@@ -76,7 +76,7 @@ def _check_common(endpoint: str, outputs: terraform.Outputs, name: str) -> None:
     assert core["labels"] == {"NodeGroupType": "core"} and core["instanceTypes"] == ["m5.xlarge"]
     assert core["scalingConfig"] == {"minSize": 2, "maxSize": 8, "desiredSize": 2}
 
-    # Defect 6: the notebook role trusts exactly the service account the platform creates.
+    # The notebook role trusts (the blueprint's trusted another name) exactly the service account the platform creates.
     associations = eks.list_pod_identity_associations(clusterName=name)["associations"]
     bound = {(a["namespace"], a["serviceAccount"]) for a in associations}
     assert (outputs["singleuser_namespace"], outputs["singleuser_service_account"]) == ("jupyterhub", "jupyterhub-singleuser")
@@ -85,7 +85,7 @@ def _check_common(endpoint: str, outputs: terraform.Outputs, name: str) -> None:
     entries = eks.list_access_entries(clusterName=name)["accessEntries"]
     assert any(e.endswith(f":role/{outputs['karpenter_node_role_name']}") for e in entries)
 
-    # Defect 5: shared storage is its own tree, not the file-system root above the homes.
+    # Shared storage is its own tree (the blueprint's was the root), not the file-system root above the homes.
     points = {p["AccessPointId"]: p["RootDirectory"]["Path"]
               for p in efs.describe_access_points(FileSystemId=outputs["efs_file_system_id"])["AccessPoints"]}
     assert points[outputs["efs_home_access_point_id"]] == "/home"

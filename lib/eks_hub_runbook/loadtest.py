@@ -47,7 +47,8 @@ SINGLEUSER_SELECTOR = "component=singleuser-server"
 USERNAME_LABEL = "hub.jupyter.org/username"
 DEFAULT_NAMESPACE = "jupyterhub"
 Progress = Callable[[str], None]
-# REFERENCE.md defect 10: expected, reported, not a failure of the load check.
+# Karpenter over-provisions GPU nodes under time-slicing (it counts physical GPUs, not
+# replicas): expected, reported, not a failure of the load check.
 OVERPROVISION_NOTE = ("Karpenter sizes GPU nodes by physical GPUs, not time-sliced replicas, so pods pending "
                       "together each get a node (upstream karpenter issue 729); consolidation removes them once empty")
 

@@ -1,4 +1,4 @@
-"""Where things live: the repository, the git-ignored state folder, shared upstream data."""
+"""Where things live: the repository and the git-ignored state folder."""
 
 from __future__ import annotations
 
@@ -29,16 +29,15 @@ def sandbox_dir() -> Path:
     return path
 
 
-def deployment_dir(deployment: str) -> Path:
-    """Per-deployment state: Terraform working dir and state, rendered values, generated keys."""
+def deployment_dir(deployment: str, create: bool = True) -> Path:
+    """Per-deployment state: Terraform working dir and state, rendered values, generated keys.
+
+    Readers that only look (``create=False``) leave no folder behind for a deployment that
+    does not exist."""
     path = state_dir() / "deployments" / deployment
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def shared_dir() -> Path:
-    """Upstream schemas and reference data, read in place (``../shared`` beside the clone)."""
-    return Path(os.environ.get("RUNBOOK_SHARED_DIR", REPO_ROOT.parent / "shared"))
 
 
 def node_bin(tool: str) -> Path:

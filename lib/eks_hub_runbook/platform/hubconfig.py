@@ -13,7 +13,7 @@ KubeSpawner with exactly the configuration the chart would give it on EKS:
   by a callback, as the kubelet would)
 
 Values are first merged over the chart's own defaults (``values.yaml`` of the pinned
-chart release, read in place from the shared folder), as helm does.
+chart release, carried in ``third_party/``), as helm does.
 """
 
 from __future__ import annotations
@@ -25,21 +25,20 @@ from typing import Any
 
 from traitlets.config import Config
 
-from ..paths import shared_dir
+from .. import third_party
 from .templating import deep_merge, load_yaml
 
-CHART_VERSION = "4.4.0"
+CHART_VERSION = third_party.Z2JH.removeprefix("z2jh-")
 CHART_NAME = "jupyterhub"
 
 
 def chart_defaults_file() -> Path:
-    return shared_dir() / "schemas" / f"z2jh-{CHART_VERSION}" / "values.yaml"
+    return third_party.file(third_party.Z2JH, "values.yaml")
 
 
 def chart_defaults() -> dict:
-    """The chart's default values ({} when the shared folder is not there)."""
-    path = chart_defaults_file()
-    return load_yaml(path) or {} if path.is_file() else {}
+    """The chart's default values (its ``values.yaml``)."""
+    return load_yaml(chart_defaults_file()) or {}
 
 
 def effective_values(values: Mapping[str, Any]) -> dict:

@@ -8,7 +8,7 @@
   nothing. Manifest groups are applied with the kubernetes client (server-side apply).
 - ``sandbox``: the same manifest groups applied to the cluster emulator the same way;
   the controllers the releases would install are played by the emulator (the Karpenter
-  release contributes its CRDs, read from the shared upstream copy); the chart's
+  release contributes its CRDs, carried in ``third_party/``); the chart's
   ``proxy-public`` Service and hub database PVC are created as the chart would; then the
   hub runs as a real JupyterHub process (:mod:`.sandbox_hub`), with the local OpenID
   Connect provider (:mod:`.oidc`) for cognito / oauth.
@@ -25,9 +25,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import third_party
 from ..errors import PlatformError
 from ..params import DeploymentParameters
-from ..paths import deployment_dir, shared_dir
+from ..paths import deployment_dir
 from . import charts, manifests, outputs as tf_outputs, values
 from .templating import load_documents
 
@@ -214,10 +215,8 @@ def install_aws(params: DeploymentParameters, outputs: Mapping[str, Any], kubeco
 
 
 def karpenter_crds() -> list[dict]:
-    """The CRDs the Karpenter chart installs, from the shared upstream copy of v1.14.1."""
-    folder = shared_dir() / "schemas" / "karpenter-v1.14.1"
-    if not folder.is_dir():
-        raise PlatformError(f"{folder} is missing: the Karpenter CRDs are read from the shared upstream schemas")
+    """The CRDs the Karpenter chart installs (v1.14.1, carried in ``third_party/``)."""
+    folder = third_party.folder(third_party.KARPENTER)
     return [doc for path in sorted(folder.glob("*.yaml")) for doc in load_documents(path)]
 
 

@@ -8,7 +8,7 @@
   registered the expected devices), so a pod waiting for its GPU node does not
   trigger a second node.
 - Like the real Karpenter it counts physical GPUs only (it does not know about
-  time-slicing replicas: REFERENCE defect 10). Deliberate sandbox allowance:
+  time-slicing replicas, upstream karpenter issue 729). Deliberate sandbox allowance:
   ``nvidia.com/mig-*`` requests are treated as satisfiable by MIG-capable (A100) GPUs.
 - Disruption: nodes that stay empty (no non-DaemonSet pods) for the NodePool's
   ``consolidateAfter`` are removed (policy WhenEmpty or WhenEmptyOrUnderutilized);
