@@ -7,26 +7,31 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup browser demo test test-fast golden bench clean sandbox-down
+.PHONY: setup tools browser demo test test-fast golden bench clean sandbox-down
 
-setup: $(STAMP) node_modules/.installed
+setup: tools $(STAMP) node_modules/.installed
 
-$(VENV)/bin/python:
+# Before anything else: install the tools Debian offers (kubectl, node/npm) when missing,
+# and name what cannot be installed (terraform: version needed, install page).
+tools:
+	@$(PYTHON) lib/eks_hub_runbook/tools.py setup
+
+$(VENV)/bin/python: | tools
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==25.3
 
 $(STAMP): $(VENV)/bin/python pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (eks-hub-runbook)" >/dev/null
+	$(BIN)/python -m eks_hub_runbook.kernel >/dev/null
 	touch $(STAMP)
 
-node_modules/.installed: package.json package-lock.json
+node_modules/.installed: package.json package-lock.json | tools
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Debian's chromium for the browser walkthrough (never a downloaded browser build).
-browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+browser: tools
+	@$(PYTHON) lib/eks_hub_runbook/tools.py setup --browser
 
 demo: setup
 	$(BIN)/runbook demo

@@ -10,75 +10,17 @@ running.
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import shutil
-import subprocess
-from dataclasses import dataclass
-from typing import Callable
 
 from . import sandbox
 from .errors import RunbookError, SandboxError
+from .tools import TOOLS, problem, tool_version, version_tuple
 from .params import DEPLOYMENT_TYPES, SECRET_ENV, DeploymentParameters
 from .paths import node_bin
 
 
 class PrerequisiteError(RunbookError):
     """One or more prerequisite checks failed; the table above says which and how to fix them."""
-
-
-@dataclass(frozen=True)
-class Tool:
-    """A command-line tool the runbook runs, and the oldest version it works with."""
-
-    name: str
-    minimum: tuple[int, ...]
-    argv: tuple[str, ...]
-    parse: Callable[[str], str]
-    targets: tuple[str, ...]
-    install: str
-
-
-def _terraform_version(out: str) -> str:
-    return json.loads(out)["terraform_version"]
-
-
-def _kubectl_version(out: str) -> str:
-    return json.loads(out)["clientVersion"]["gitVersion"].lstrip("v")
-
-
-def _first_semver(out: str) -> str:
-    match = re.search(r"v?(\d+\.\d+(?:\.\d+)?)", out)
-    if not match:
-        raise ValueError(f"no version in {out[:80]!r}")
-    return match.group(1)
-
-
-TOOLS = (
-    Tool("terraform", (1, 5), ("terraform", "version", "-json"), _terraform_version, ("aws", "sandbox"),
-         "https://developer.hashicorp.com/terraform/install"),
-    Tool("kubectl", (1, 30), ("kubectl", "version", "--client", "-o", "json"), _kubectl_version, ("aws",),
-         "https://kubernetes.io/docs/tasks/tools/"),
-    Tool("helm", (3, 12), ("helm", "version", "--short"), _first_semver, ("aws",),
-         "https://helm.sh/docs/intro/install/"),
-)
-
-
-def version_tuple(text: str) -> tuple[int, ...]:
-    """``'1.32.4-dispatcher'`` -> ``(1, 32, 4)``."""
-    return tuple(int(part) for part in re.findall(r"\d+", text.split("-", 1)[0])[:3])
-
-
-def tool_version(tool: Tool, timeout: float = 30.0) -> str | None:
-    """The installed version of ``tool``, or None if it is not on PATH or does not answer."""
-    if shutil.which(tool.argv[0]) is None:
-        return None
-    try:
-        proc = subprocess.run(tool.argv, capture_output=True, text=True, timeout=timeout, check=False)
-        return tool.parse(proc.stdout or proc.stderr)
-    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, json.JSONDecodeError):
-        return None
 
 
 def _row(check: str, needed: str, found: str, status: str) -> dict[str, str]:
@@ -91,7 +33,7 @@ def tool_rows(params: DeploymentParameters) -> list[dict[str, str]]:
     for tool in TOOLS:
         if params.target not in tool.targets:
             continue
-        minimum = tool.minimum
+        minimum = tool.minimum()
         if tool.name == "kubectl":
             # kubectl supports one minor version of skew either side of the API server.
             major, minor = version_tuple(params.kubernetes_version)[:2]
@@ -100,7 +42,7 @@ def tool_rows(params: DeploymentParameters) -> list[dict[str, str]]:
         found = tool_version(tool)
         if found is None:
             rows.append(_row(tool.name, needed, "not found", "fail"))
-        elif version_tuple(found)[: len(minimum)] < minimum:
+        elif problem(tool, found, minimum):
             rows.append(_row(tool.name, needed, f"{found} (too old; see {tool.install})", "fail"))
         else:
             rows.append(_row(tool.name, needed, found, "pass"))
@@ -146,6 +88,8 @@ def secret_rows(params: DeploymentParameters) -> list[dict[str, str]]:
     present = bool(os.environ.get(env_name))
     if present:
         return [_row("OAuth client secret", f"${env_name}", "set (not shown)", "pass")]
+    if params.target == "sandbox":
+        return [_row("OAuth client secret", f"${env_name}", "not set: generated for the sandbox (sandbox default, not shown)", "pass")]
     return [_row("OAuth client secret", f"${env_name}", f"not set: export {env_name}=... (any value on the sandbox)", "fail")]
 
 
