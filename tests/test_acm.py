@@ -160,3 +160,16 @@ def test_ensure_certificate_creates_one_on_sandbox_only(aws_sandbox, cognito):
     on_aws = resolve(target="aws", deployment=cognito.deployment, auth="cognito", domain="hub.example.com")
     with pytest.raises(ParameterError, match="certificate_arn.*run 01_certificate"):
         acm.ensure_certificate(on_aws)
+
+
+@pytest.mark.sandbox
+def test_a_recorded_certificate_the_restarted_sandbox_lost_is_replaced(aws_sandbox, cognito):
+    """The local AWS starts empty with every sandbox start, so the ARN 02 recorded before a
+    05_cleanup is gone on the next deploy: the sandbox makes a new one; a given ARN stays an error."""
+    gone = "arn:aws:acm:us-west-2:123456789012:certificate/00000000-0000-4000-8000-000000000000"
+    arn = acm.ensure_certificate(cognito, recalled_arn=gone)
+    assert arn != gone and acm.find_imported(cognito) == [arn]
+    acm.delete(cognito)
+    given = resolve(deployment=cognito.deployment, auth="cognito", domain="hub.example.com", certificate_arn=gone)
+    with pytest.raises(ParameterError, match="certificate_arn.*not a certificate in ACM"):
+        acm.ensure_certificate(given)

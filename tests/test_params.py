@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eks_hub_runbook import params
-from eks_hub_runbook.errors import ParameterError
+from eks_hub_runbook.errors import ParameterError, ParameterErrors
 
 COGNITO = {"auth": "cognito", "domain": "hub.example.com"}
 OAUTH = {"auth": "oauth", "domain": "hub.example.com", "oauth_domain": "keycloak.example.com", "oauth_client_id": "jupyterhub"}
@@ -44,15 +44,15 @@ def test_papermill_coerced_values_are_converted():
         ({"region": "us-west-9"}, "region", "us-west-2"),
         ({"deployment": "Bad_Name"}, "deployment", "lowercase"),
         ({"deployment": 7}, "deployment", "lowercase"),
-        ({"auth": "cognito"}, "domain", "-p domain"),
+        ({"auth": "cognito", "target": "aws"}, "domain", "-p domain"),
         ({"auth": "dummy", "domain": "hub.example.com"}, "domain", "type 1"),
         ({**COGNITO, "domain": "hub_example"}, "domain", "fully qualified"),
         ({**COGNITO, "domain": "*.example.com"}, "domain", "wildcard"),
         ({**COGNITO, "certificate_domain": "*.other.org"}, "certificate_domain", "does not cover"),
         ({**COGNITO, "certificate_arn": "arn:aws:iam::1:role/x"}, "certificate_arn", "ACM certificate ARN"),
         ({**COGNITO, "allowed_users": ""}, "allowed_users", "nobody could log in"),
-        ({**OAUTH, "oauth_client_id": ""}, "oauth_client_id", "client id"),
-        ({**OAUTH, "oauth_domain": ""}, "oauth_domain", "identity provider"),
+        ({**OAUTH, "target": "aws", "oauth_client_id": ""}, "oauth_client_id", "client id"),
+        ({**OAUTH, "target": "aws", "oauth_domain": ""}, "oauth_domain", "identity provider"),
         ({"kubernetes_version": 1.3}, "kubernetes_version", "quote it"),
         ({"public_access_cidrs": "10.0.0.1/8"}, "public_access_cidrs", "CIDR"),
         ({"nat_gateway_mode": "none"}, "nat_gateway_mode", "single, per-az"),
@@ -90,3 +90,57 @@ def test_secrets_come_from_the_environment_only(monkeypatch):
     monkeypatch.setenv("RUNBOOK_OAUTH_CLIENT_SECRET", "s3cr3t-value")
     assert params.secret("oauth_client_secret") == "s3cr3t-value"
     assert "oauth_client_secret" not in params.parameter_names()
+
+
+def test_every_login_method_works_on_the_sandbox_with_no_other_parameter():
+    cognito = params.resolve(auth="cognito")
+    assert (cognito.domain, cognito.certificate_domain, cognito.defaulted) == ("hub.example.com", "*.example.com", ("domain",))
+    oauth = params.resolve(auth="oauth")
+    assert (oauth.domain, oauth.oauth_domain, oauth.oauth_client_id) == ("hub.example.com", "keycloak.example.com", "jupyterhub")
+    assert set(oauth.defaulted) == {"domain", "oauth_domain", "oauth_client_id"}
+    assert "defaulted" not in oauth.as_dict() and "defaulted" not in params.parameter_names()
+    given = params.resolve(auth="oauth", domain="jupyter.example.org", oauth_client_id="hub")
+    assert given.defaulted == ("oauth_domain",) and given.domain == "jupyter.example.org"
+    # the defaults are names reserved for examples (RFC 2606)
+    assert all(value.endswith(".example.com") for name, value in params.SANDBOX_DEFAULTS.items() if "domain" in name)
+
+
+@pytest.mark.parametrize("auth", ["cognito", "oauth"])
+def test_on_aws_the_login_method_still_needs_its_names(auth):
+    with pytest.raises(ParameterError) as error:
+        params.resolve(target="aws", auth=auth)
+    names = {e.parameter for e in error.value.errors}
+    assert names == ({"domain"} if auth == "cognito" else {"domain", "oauth_domain", "oauth_client_id"})
+
+
+def test_every_bad_parameter_is_reported_at_once():
+    with pytest.raises(ParameterErrors) as error:
+        params.resolve(target="gcp", region="mars-1", allow_all="maybe", public_access_cidrs="10.0.0.1/8",
+                       kubernetes_version="1.20", deployment="Bad_Name")
+    assert error.value.parameters == ["target", "deployment", "region", "kubernetes_version", "public_access_cidrs", "allow_all"]
+    lines = str(error.value).splitlines()
+    assert lines[0] == "6 parameters are invalid:"
+    assert all(line.startswith("parameter '") and "Fix:" in line for line in lines[1:])
+    assert error.value.rows()[0] == {"parameter": "target", "problem": "'gcp' is not one of sandbox, aws",
+                                     "fix": "use one of: sandbox, aws"}
+
+
+@pytest.mark.parametrize(("blueprint", "runbook"), sorted(params.BLUEPRINT_NAMES.items()))
+def test_a_blueprint_name_says_which_parameter_it_is(blueprint, runbook):
+    with pytest.raises(ParameterError) as error:
+        params.resolve(**{blueprint: "x"})
+    assert error.value.parameter == blueprint
+    assert f"`{runbook}`" in error.value.problem and f"-p {runbook}" in error.value.fix
+
+
+def test_the_blueprint_client_secret_is_named_a_secret():
+    error = params.unknown_parameter("oauth_jupyter_client_secret", params.parameter_names())
+    assert "secret" in error.problem and "RUNBOOK_OAUTH_CLIENT_SECRET" in error.fix and "--secrets-file" in error.fix
+
+
+def test_a_misspelt_name_gets_the_nearest_parameter_and_a_module_variable_is_refused():
+    assert params.unknown_parameter("domian", ["domain", "auth"]).fix == "did you mean `domain`?"
+    vpc = params.unknown_parameter("vpc_cidr", params.parameter_names())
+    assert "Terraform module" in vpc.problem and "vpc_cidr" in params.module_variables()
+    other = params.unknown_parameter("colour", ["domain", "auth"], "a parameter of 03_verify")
+    assert other.problem == "is not a parameter of 03_verify" and other.fix == "use one of: auth, domain"

@@ -106,7 +106,7 @@ def test_failing_notebook_records_the_failing_cell(records_env):
 
 
 def test_unknown_or_invalid_parameters_stop_before_anything_runs(records_env):
-    with pytest.raises(ParameterError, match="'colour': is not a parameter of any selected notebook"):
+    with pytest.raises(ParameterError, match="'colour': is not a parameter of any notebook of this run \(ok\)"):
         runner.run(notebooks("ok"), {"colour": "red"}, console=quiet())
     with pytest.raises(ParameterError, match="'deployment'"):
         runner.run(notebooks("ok"), {"deployment": "Not_A_Name"}, console=quiet())
@@ -256,3 +256,61 @@ def test_plain_papermill_still_works_and_leaves_scraps(records_env):
     assert sb.read_notebook(str(out)).scraps["greeting"].data == "bonjour"
     from eks_hub_runbook import records
     assert records.recall("fixture-plain", "greeting") == "bonjour"
+
+
+# -- the whole run's parameters, checked before the first notebook starts (the real runbooks) --
+
+RUNBOOK_DIR = REPO / "runbooks"
+
+
+def plan(parameters, *names):
+    from eks_hub_runbook.notebook import contract
+
+    selected = runner.discover(list(names) or None, all_notebooks=not names, notebook_dir=RUNBOOK_DIR)
+    return runner.plan_parameters([contract.read(path) for _, path in selected], parameters)
+
+
+def test_all_without_confirm_is_refused_before_anything_runs(records_env):
+    started = time.monotonic()
+    with pytest.raises(ParameterError) as error:
+        runner.run(runner.discover(None, True, notebook_dir=RUNBOOK_DIR), {"auth": "cognito"}, console=quiet())
+    assert error.value.parameter == "confirm" and "05_cleanup deletes the deployment and confirm is False" in str(error.value)
+    assert "-p confirm True" in error.value.fix
+    assert not (records_env / "outputs").exists() and not (records_env / "state" / "deployments").exists()
+    assert time.monotonic() - started < 30
+
+
+def test_each_parameter_goes_to_the_notebooks_that_declare_it(records_env):
+    per_notebook = plan({"auth": "cognito", "confirm": True, "domain": "hub.example.org", "profile": "gpu-time-slicing"})
+    assert per_notebook["02_deploy"] == {"auth": "cognito", "domain": "hub.example.org"}
+    assert per_notebook["03_verify"] == {"auth": "cognito"}
+    assert per_notebook["04_gpu_sharing"] == {"auth": "cognito", "profile": "gpu-time-slicing"}
+    assert per_notebook["05_cleanup"] == {"auth": "cognito", "confirm": True}
+
+
+def test_every_bad_parameter_of_the_run_is_reported_at_once(records_env):
+    with pytest.raises(ParameterError) as error:
+        plan({"jupyterhub_domain": "hub.example.com", "domian": "x", "vpc_cidr": "10.1.0.0/33", "region": "mars-1",
+              "timeout_minutes": 0})
+    by_name = {e.parameter: e for e in error.value.errors}
+    assert set(by_name) == {"jupyterhub_domain", "domian", "vpc_cidr"}, "unknown names first, before values are judged"
+    assert "`domain`" in by_name["jupyterhub_domain"].problem and by_name["domian"].fix == "did you mean `domain`?"
+    with pytest.raises(ParameterError) as error:
+        plan({"region": "mars-1", "timeout_minutes": 0, "kubernetes_version": "1.20"})
+    messages = [str(e) for e in error.value.errors]
+    assert {e.parameter for e in error.value.errors} == {"region", "timeout_minutes", "kubernetes_version", "confirm"}
+    region = next(m for m in messages if m.startswith("parameter 'region'"))
+    assert "(in 00_prerequisites, 01_certificate, 02_deploy, 03_verify, 04_gpu_sharing, 05_cleanup)" in region
+
+
+def test_a_later_notebook_is_checked_against_the_record_or_what_02_will_record(records_env, monkeypatch):
+    saved = {"target": "sandbox", "deployment": "jupyterhub-on-eks", "region": "us-west-2", "auth": "cognito",
+             "domain": "hub.example.com", "allowed_users": ["user-1@example.com"]}
+    monkeypatch.setattr(runner, "recorded_parameters", lambda deployment: dict(saved))
+    with pytest.raises(ParameterError) as error:
+        plan({"auth": "oauth"}, "03")
+    assert error.value.parameter == "auth" and "deployed with auth 'cognito'" in error.value.problem
+    assert "(in 03_verify)" in error.value.problem
+    # with 02 in the run, 03 is held against what this 02 will record
+    assert plan({"auth": "oauth"}, "02", "03")["03_verify"] == {"auth": "oauth"}
+    assert plan({}, "03", "04")["04_gpu_sharing"] == {}

@@ -43,11 +43,11 @@ BAD_PARAMETERS = [
     ({"region": "mars-north-1"}, "region"),
     ({"auth": "saml"}, "auth"),
     ({"auth": "dummy", "domain": "hub.example.com"}, "domain"),
-    ({"auth": "cognito"}, "domain"),
+    ({"auth": "cognito", "target": "aws"}, "domain"),
     ({"public_access_cidrs": "10.0.0.1/8"}, "public_access_cidrs"),
     ({"kubernetes_version": 1.3}, "kubernetes_version"),
     ({"auth": "cognito", "domain": "hub.example.com", "certificate_arn": "arn:aws:acm:nope"}, "certificate_arn"),
-    ({"auth": "oauth", "domain": "hub.example.com"}, "oauth_domain"),
+    ({"auth": "oauth", "target": "aws", "domain": "hub.example.com", "oauth_client_id": "hub"}, "oauth_domain"),
     ({"nat_gateway_mode": "double"}, "nat_gateway_mode"),
 ]
 

@@ -73,13 +73,14 @@ def _split_run_arguments(tokens: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _command_line(names: list[str], all_notebooks: bool, parameters_file: Optional[Path], parameter_tokens: list[str],
-                  target: Optional[str], resume: bool, run_ref: Optional[str]) -> str:
+                  target: Optional[str], resume: bool, run_ref: Optional[str], tfvars: Optional[Path] = None) -> str:
     """The ``runbook run`` command as the record shows it, rebuilt from what was parsed (not from sys.argv,
     which belongs to whatever process hosts the CLI: a shell, pytest, a worker)."""
     import shlex
 
     words = ["runbook", "run", *names]
     words += ["--all"] if all_notebooks else []
+    words += ["--tfvars", str(tfvars)] if tfvars else []
     words += ["-f", str(parameters_file)] if parameters_file else []
     words += parameter_tokens
     words += ["--target", target] if target else []
@@ -102,6 +103,9 @@ def run_command(
         show_default=False)] = None,
     all_notebooks: Annotated[bool, typer.Option("--all", help="Run every notebook in runbooks/, in order.")] = False,
     parameters_file: Annotated[Optional[Path], typer.Option("-f", "--parameters-file", help="YAML mapping of parameters (overridden by -p).")] = None,
+    tfvars: Annotated[Optional[Path], typer.Option(
+        "--tfvars", help="The original blueprint's blueprint.tfvars: its variables become the runbook's parameters "
+                         "(jupyterhub_domain -> domain, ...); overridden by -f and -p. A client secret in it is refused.")] = None,
     target: Annotated[Optional[str], typer.Option("--target", help="sandbox (default) or aws: sets the `target` parameter.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the latest failed run from the notebook that failed.")] = False,
     run_ref: Annotated[Optional[str], typer.Option("--run", help="With --resume: the run to continue (id or deployment/id).")] = None,
@@ -111,22 +115,25 @@ def run_command(
 ) -> None:
     """Run notebooks with papermill, live, and archive them in outputs/<deployment>/<run-id>/.
 
-    Examples: runbook run --all -p auth cognito -p domain hub.example.com;
+    Examples: runbook run --all -p auth cognito -p confirm True; runbook run 00 01 02 --tfvars blueprint.tfvars;
     runbook run 02 03 -f params.yaml; runbook run --resume.
     Secrets (e.g. RUNBOOK_OAUTH_CLIENT_SECRET) come from the environment or --secrets-file, never -p.
     """
+    from .blueprint import parameters_from_tfvars
     from .errors import RunbookError
     from .records import inputs, report as html_report, runner
 
     names, parameter_tokens = _split_run_arguments(list(notebooks or []) + list(ctx.args))
     try:
-        parameters = inputs.load_parameters_file(parameters_file) if parameters_file else {}
+        parameters = parameters_from_tfvars(tfvars) if tfvars else {}
+        parameters.update(inputs.load_parameters_file(parameters_file) if parameters_file else {})
         parameters.update(inputs.parse_cli_parameters(parameter_tokens))
         if target:
             parameters["target"] = target
         selected = None if resume and not (names or all_notebooks) else runner.discover(names, all_notebooks)
         record = runner.run(selected, parameters, secrets_file=secrets_file, resume=resume, run_ref=run_ref,
-                            command=_command_line(names, all_notebooks, parameters_file, parameter_tokens, target, resume, run_ref),
+                            command=_command_line(names, all_notebooks, parameters_file, parameter_tokens, target, resume, run_ref,
+                                                  tfvars),
                             kernel_name=kernel)
     except runner.RunFailed as exc:
         if report:
@@ -295,7 +302,7 @@ def demo_command(ctx: typer.Context) -> None:
     _, parameter_tokens = _split_run_arguments(list(ctx.args))
     deployment = str(inputs.parse_cli_parameters(parameter_tokens).get("deployment", DeploymentParameters.deployment))
     ctx.invoke(run_command, ctx=ctx, notebooks=list(DEMO_NOTEBOOKS), all_notebooks=False, parameters_file=None,
-               target=None, resume=False, run_ref=None, secrets_file=None, report=True, kernel=None)
+               tfvars=None, target=None, resume=False, run_ref=None, secrets_file=None, report=True, kernel=None)
     hub_url = recall(deployment, "hub_url")
     typer.echo("")
     if hub_url:

@@ -116,9 +116,9 @@ def preflight(params: DeploymentParameters) -> None:
     notebook works on a fresh clone without 00_prerequisites); nothing is created.
     """
     if params.auth == "oauth":
-        from .params import secret
+        from .params import oauth_client_secret
 
-        secret("oauth_client_secret")
+        oauth_client_secret(params)
     if params.target == "sandbox":
         from . import prerequisites
 

@@ -19,6 +19,44 @@ class ParameterError(RunbookError, ValueError):
         self.fix = fix
         super().__init__(f"parameter '{parameter}': {problem}. Fix: {fix}")
 
+    @property
+    def errors(self) -> list["ParameterError"]:
+        """The single errors this one stands for (itself)."""
+        return [self]
+
+    def rows(self) -> list[dict[str, str]]:
+        """One row per bad parameter, for a table: parameter, problem, fix."""
+        return [{"parameter": e.parameter, "problem": e.problem, "fix": e.fix} for e in self.errors]
+
+
+class ParameterErrors(ParameterError):
+    """Several parameters are invalid: every one of them, each on its own line of the message."""
+
+    def __init__(self, errors: list[ParameterError]):
+        self._errors = [single for error in errors for single in error.errors]
+        first = self._errors[0]
+        self.parameter, self.problem, self.fix = first.parameter, first.problem, first.fix
+        ValueError.__init__(self, f"{len(self._errors)} parameters are invalid:\n" + "\n".join(str(e) for e in self._errors))
+
+    @property
+    def errors(self) -> list[ParameterError]:
+        return list(self._errors)
+
+    @property
+    def parameters(self) -> list[str]:
+        return [e.parameter for e in self._errors]
+
+
+def raise_all(errors: list[ParameterError]) -> None:
+    """Raise nothing, the one error, or :class:`ParameterErrors` for several (duplicates dropped)."""
+    unique: dict[str, ParameterError] = {}
+    for error in (single for e in errors for single in e.errors):
+        unique.setdefault(str(error), error)
+    if len(unique) == 1:
+        raise next(iter(unique.values()))
+    if unique:
+        raise ParameterErrors(list(unique.values()))
+
 
 class SandboxError(RunbookError):
     """A local sandbox service could not be started, reached or stopped."""

@@ -2,8 +2,8 @@
 
 papermill injects values as Python literals and coerces what looks like a number
 (``-p account 007`` arrives as ``7``), so every value is converted and checked
-here. ``resolve`` raises one :class:`ParameterError` naming the parameter and the
-fix, before anything is created.
+here. ``resolve`` reports every bad parameter at once (one :class:`ParameterError`
+each, naming the parameter and the fix), before anything is created.
 
 Deployment types (from the blueprint):
 
@@ -18,12 +18,16 @@ type  auth        how the hub is reached
 
 from __future__ import annotations
 
+import difflib
+import functools
 import ipaddress
 import re
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Callable, Iterable, TypeVar
 
-from .errors import ParameterError
+from .errors import ParameterError, raise_all
+
+T = TypeVar("T")
 
 TARGETS = ("sandbox", "aws")
 AUTH_METHODS = ("dummy", "cognito", "oauth")
@@ -40,6 +44,25 @@ REGIONS = (
 SECRET_PARAMETERS = ("oauth_client_secret", "demo_password")
 # Environment variable each secret is read from (never a papermill parameter).
 SECRET_ENV = {"oauth_client_secret": "RUNBOOK_OAUTH_CLIENT_SECRET", "demo_password": "RUNBOOK_DEMO_PASSWORD"}
+
+# What a login method needs and the sandbox fills in when it is not given: names under
+# the domains RFC 2606 reserves for examples (the sandbox's own OpenID provider answers for
+# oauth_domain). On AWS these stay required.
+SANDBOX_DEFAULTS = {"domain": "hub.example.com", "oauth_domain": "keycloak.example.com", "oauth_client_id": "jupyterhub"}
+
+# The original blueprint's variables (blueprint.tfvars) -> the runbook parameter for each.
+# Names the two share (region, oauth_domain) need no entry.
+BLUEPRINT_NAMES = {
+    "name": "deployment",
+    "jupyter_hub_auth_mechanism": "auth",
+    "jupyterhub_domain": "domain",
+    "acm_certificate_domain": "certificate_domain",
+    "oauth_jupyter_client_id": "oauth_client_id",
+    "oauth_username_key": "oauth_username_claim",
+    "eks_cluster_version": "kubernetes_version",
+}
+# Blueprint variables that are secrets -> the runbook secret they are.
+SECRET_BLUEPRINT_NAMES = {"oauth_jupyter_client_secret": "oauth_client_secret"}
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -76,6 +99,8 @@ class DeploymentParameters:
     enable_monitoring: bool = False
     enable_kubecost: bool = False
     profiles: tuple[str, ...] = field(default_factory=tuple)
+    # names filled in from SANDBOX_DEFAULTS (not a parameter: not recorded, not compared)
+    defaulted: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def deployment_type(self) -> int:
@@ -110,11 +135,12 @@ class DeploymentParameters:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (lists, not tuples), suitable for JSON and papermill."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if k != "defaulted"}
 
 
 def parameter_names() -> list[str]:
-    return [f.name for f in fields(DeploymentParameters)]
+    """The deployment parameters (the fields of :class:`DeploymentParameters`)."""
+    return [f.name for f in fields(DeploymentParameters) if f.name != "defaulted"]
 
 
 def _text(name: str, value: Any) -> str:
@@ -175,112 +201,125 @@ def covers(certificate_domain: str, host: str) -> bool:
     return certificate_domain == host
 
 
+class Problems:
+    """Collects the :class:`ParameterError` of every bad parameter, so one validation run
+    reports them all (:meth:`raise_all`), not only the first."""
+
+    def __init__(self) -> None:
+        self.errors: list[ParameterError] = []
+
+    def check(self, convert: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """``convert(*args)``, or None after recording its error."""
+        try:
+            return convert(*args, **kwargs)
+        except ParameterError as exc:
+            self.errors.extend(exc.errors)
+            return None
+
+    def add(self, parameter: str, problem: str, fix: str) -> None:
+        self.errors.append(ParameterError(parameter, problem, fix))
+
+    def failed(self, *names: str) -> bool:
+        """True if any of ``names`` already has an error (checks that depend on it are skipped)."""
+        return any(e.parameter in names for e in self.errors)
+
+    def raise_all(self) -> None:
+        raise_all(self.errors)
+
+
 def resolve(**raw: Any) -> DeploymentParameters:
     """Convert and validate raw parameter values (from papermill, a form or the CLI).
 
-    Unknown names are rejected too, so a typo does not silently fall back to a default.
+    Every bad parameter is reported at once (:class:`ParameterErrors`). Unknown names are
+    rejected too, so a typo does not silently fall back to a default. On the sandbox a
+    login method's required names that are not given get :data:`SANDBOX_DEFAULTS`
+    (listed in ``defaulted``); on AWS they stay required.
     """
-    unknown = sorted(set(raw) - set(parameter_names()) - {"interactive", "confirm"})
-    if unknown:
-        raise ParameterError(unknown[0], "is not a deployment parameter", f"use one of: {', '.join(parameter_names())}")
+    problems = Problems()
+    for name in sorted(set(raw) - set(parameter_names()) - {"interactive", "confirm"}):
+        problems.errors.append(unknown_parameter(name, parameter_names(), "a deployment parameter"))
     defaults = DeploymentParameters()
     get = lambda name: raw.get(name, getattr(defaults, name))  # noqa: E731
+    defaulted: list[str] = []
 
-    target = _choice("target", get("target"), TARGETS)
-    deployment = _text("deployment", get("deployment")).lower()
-    if not _NAME.match(deployment):
-        raise ParameterError(
-            "deployment", f"{deployment!r} is not a valid name",
-            "use 3-32 characters: lowercase letters, digits and '-', starting with a letter (e.g. jupyterhub-on-eks)",
-        )
-    region = _text("region", get("region")).lower()
-    auth_raw = _text("auth", get("auth")).lower()
-    if auth_raw == "cognito" and re.search("aws|amazon|cognito", deployment):
-        raise ParameterError(
-            "deployment", f"{deployment!r} contains a word Cognito forbids in hosted-UI domain prefixes (aws, amazon, cognito)",
-            "choose a deployment name without them, e.g. jupyterhub-demo",
-        )
-    if region not in REGIONS:
-        raise ParameterError("region", f"{region!r} is not a supported AWS region", f"use one of: {', '.join(REGIONS)}")
-    auth = _choice("auth", get("auth"), AUTH_METHODS)
-    kubernetes_version = _text("kubernetes_version", get("kubernetes_version"))
-    if kubernetes_version not in KUBERNETES_VERSIONS:
-        raise ParameterError(
-            "kubernetes_version", f"{kubernetes_version!r} is not supported",
-            f"use one of: {', '.join(KUBERNETES_VERSIONS)} (quote it: -p kubernetes_version '1.33')",
-        )
-    nat_gateway_mode = _choice("nat_gateway_mode", get("nat_gateway_mode"), NAT_MODES)
+    target = problems.check(_choice, "target", get("target"), TARGETS)
+    deployment = problems.check(_deployment_name, get("deployment"))
+    region = problems.check(_region, get("region"))
+    auth = problems.check(_choice, "auth", get("auth"), AUTH_METHODS)
+    if auth == "cognito" and deployment and re.search("aws|amazon|cognito", deployment):
+        problems.add("deployment", f"{deployment!r} contains a word Cognito forbids in hosted-UI domain prefixes (aws, amazon, cognito)",
+                     "choose a deployment name without them, e.g. jupyterhub-demo")
+    kubernetes_version = problems.check(_kubernetes_version, get("kubernetes_version"))
+    nat_gateway_mode = problems.check(_choice, "nat_gateway_mode", get("nat_gateway_mode"), NAT_MODES)
+    cidrs = problems.check(_cidrs, get("public_access_cidrs"))
 
-    cidrs = _list("public_access_cidrs", get("public_access_cidrs"))
-    if not cidrs:
-        raise ParameterError("public_access_cidrs", "is empty", "give at least one CIDR, e.g. 203.0.113.0/24")
-    for cidr in cidrs:
-        try:
-            ipaddress.IPv4Network(cidr, strict=True)
-        except ValueError:
-            raise ParameterError("public_access_cidrs", f"{cidr!r} is not an IPv4 CIDR block", "use a network such as 203.0.113.0/24") from None
+    def sandbox_default(name: str, value: str) -> str:
+        if value or target != "sandbox":
+            return value
+        defaulted.append(name)
+        return SANDBOX_DEFAULTS[name]
 
-    domain = _text("domain", get("domain"))
-    certificate_domain = _text("certificate_domain", get("certificate_domain"))
-    certificate_arn = _text("certificate_arn", get("certificate_arn"))
-    if auth == "dummy":
-        if domain:
-            raise ParameterError(
-                "domain", "dummy login is only allowed with deployment type 1 (port-forward, no domain)",
-                "drop -p domain, or use -p auth cognito / oauth for a public hub",
-            )
-    else:
+    domain = problems.check(_text, "domain", get("domain")) or ""
+    certificate_domain = problems.check(_text, "certificate_domain", get("certificate_domain")) or ""
+    certificate_arn = problems.check(_text, "certificate_arn", get("certificate_arn")) or ""
+    if auth == "dummy" and domain:
+        problems.add("domain", "dummy login is only allowed with deployment type 1 (port-forward, no domain)",
+                     "drop -p domain, or use -p auth cognito / oauth for a public hub")
+    elif auth in ("cognito", "oauth") and not problems.failed("domain"):
+        domain = sandbox_default("domain", domain)
         if not domain:
-            raise ParameterError("domain", f"auth '{auth}' (deployment type {DEPLOYMENT_TYPES[auth]}) needs the hub's domain name",
-                                 "pass -p domain hub.example.com")
-        if domain.startswith("*"):
-            raise ParameterError("domain", "the hub domain cannot be a wildcard", "pass a concrete name such as hub.example.com")
-        domain = _hostname("domain", domain)
-        certificate_domain = _hostname("certificate_domain", certificate_domain or "*." + domain.split(".", 1)[1], wildcard=True)
-        if not covers(certificate_domain, domain) and not covers(certificate_domain.lstrip("*."), domain):
-            raise ParameterError(
-                "certificate_domain", f"{certificate_domain!r} does not cover the hub domain {domain!r}",
-                f"use *.{domain.split('.', 1)[1]} or {domain}",
-            )
+            problems.add("domain", f"auth '{auth}' (deployment type {DEPLOYMENT_TYPES[auth]}) needs the hub's domain name",
+                         "pass -p domain hub.example.com")
+        elif domain.startswith("*"):
+            problems.add("domain", "the hub domain cannot be a wildcard", "pass a concrete name such as hub.example.com")
+        else:
+            domain = problems.check(_hostname, "domain", domain)
+        if domain and not problems.failed("domain", "certificate_domain"):
+            certificate_domain = problems.check(_hostname, "certificate_domain",
+                                                certificate_domain or "*." + domain.split(".", 1)[1], wildcard=True)
+            if certificate_domain and not covers(certificate_domain, domain) and not covers(certificate_domain.lstrip("*."), domain):
+                problems.add("certificate_domain", f"{certificate_domain!r} does not cover the hub domain {domain!r}",
+                             f"use *.{domain.split('.', 1)[1]} or {domain}")
         if certificate_arn and not _ACM_ARN.match(certificate_arn):
-            raise ParameterError("certificate_arn", f"{certificate_arn!r} is not an ACM certificate ARN",
-                                 "use arn:aws:acm:<region>:<account>:certificate/<id>, or leave it empty to use the one from 01_certificate")
+            problems.add("certificate_arn", f"{certificate_arn!r} is not an ACM certificate ARN",
+                         "use arn:aws:acm:<region>:<account>:certificate/<id>, or leave it empty to use the one from 01_certificate")
 
-    oauth_domain = _text("oauth_domain", get("oauth_domain"))
-    oauth_client_id = _text("oauth_client_id", get("oauth_client_id"))
-    oauth_realm = _text("oauth_realm", get("oauth_realm"))
-    oauth_username_claim = _text("oauth_username_claim", get("oauth_username_claim"))
-    if not _CLAIM.match(oauth_username_claim):
-        raise ParameterError("oauth_username_claim", f"{oauth_username_claim!r} is not a claim name", "use e.g. preferred_username or email")
+    oauth_domain = problems.check(_text, "oauth_domain", get("oauth_domain")) or ""
+    oauth_client_id = problems.check(_text, "oauth_client_id", get("oauth_client_id")) or ""
+    oauth_realm = problems.check(_text, "oauth_realm", get("oauth_realm")) or ""
+    oauth_username_claim = problems.check(_text, "oauth_username_claim", get("oauth_username_claim")) or ""
+    if not problems.failed("oauth_username_claim") and not _CLAIM.match(oauth_username_claim):
+        problems.add("oauth_username_claim", f"{oauth_username_claim!r} is not a claim name", "use e.g. preferred_username or email")
     if auth == "oauth":
+        oauth_domain = sandbox_default("oauth_domain", oauth_domain)
+        oauth_client_id = sandbox_default("oauth_client_id", oauth_client_id)
         if not oauth_domain:
-            raise ParameterError("oauth_domain", "auth 'oauth' needs the identity provider's host", "pass -p oauth_domain keycloak.example.com")
-        if not oauth_domain.startswith("127.0.0.1") and not oauth_domain.startswith("localhost"):
-            oauth_domain = _hostname("oauth_domain", oauth_domain)
+            problems.add("oauth_domain", "auth 'oauth' needs the identity provider's host", "pass -p oauth_domain keycloak.example.com")
+        elif not oauth_domain.startswith(("127.0.0.1", "localhost")):
+            oauth_domain = problems.check(_hostname, "oauth_domain", oauth_domain)
         if not oauth_client_id:
-            raise ParameterError("oauth_client_id", "auth 'oauth' needs the OAuth client id registered for the hub",
-                                 "pass -p oauth_client_id jupyterhub (the client secret goes in $RUNBOOK_OAUTH_CLIENT_SECRET)")
-        if not _CLIENT_ID.match(oauth_client_id):
-            raise ParameterError("oauth_client_id", f"{oauth_client_id!r} has characters a client id cannot have", "use letters, digits, '.', '_', ':' or '-'")
+            problems.add("oauth_client_id", "auth 'oauth' needs the OAuth client id registered for the hub",
+                         "pass -p oauth_client_id jupyterhub (the client secret goes in $RUNBOOK_OAUTH_CLIENT_SECRET)")
+        elif not _CLIENT_ID.match(oauth_client_id):
+            problems.add("oauth_client_id", f"{oauth_client_id!r} has characters a client id cannot have", "use letters, digits, '.', '_', ':' or '-'")
         if not re.match(r"^[\w.-]{1,64}$", oauth_realm):
-            raise ParameterError("oauth_realm", f"{oauth_realm!r} is not a realm name", "use letters, digits, '.', '_' or '-'")
+            problems.add("oauth_realm", f"{oauth_realm!r} is not a realm name", "use letters, digits, '.', '_' or '-'")
 
-    allow_all = _bool("allow_all", get("allow_all"))
-    allowed_users = _list("allowed_users", get("allowed_users"))
-    admin_users = _list("admin_users", get("admin_users"))
-    for name, users in (("allowed_users", allowed_users), ("admin_users", admin_users)):
-        for user in users:
-            if not _USER.match(user):
-                raise ParameterError(name, f"{user!r} is not a valid JupyterHub user name", "use lowercase letters, digits, '.', '_', '@' or '-'")
-    if auth == "cognito":
+    allow_all = problems.check(_bool, "allow_all", get("allow_all"))
+    allowed_users = problems.check(_users, "allowed_users", get("allowed_users"))
+    admin_users = problems.check(_users, "admin_users", get("admin_users"))
+    if auth == "cognito" and domain and not problems.failed("domain"):
         email_domain = domain.split(".", 1)[1]
-        allowed_users = tuple(u if "@" in u else f"{u}@{email_domain}" for u in allowed_users)
-        admin_users = tuple(u if "@" in u else f"{u}@{email_domain}" for u in admin_users)
-    if auth != "dummy" and not allow_all and not allowed_users and not admin_users:
-        raise ParameterError(
-            "allowed_users", f"with auth '{auth}' nobody could log in (OAuthenticator 16+ allows no one by default)",
-            "pass -p allowed_users user-1,user-2 or -p allow_all True",
-        )
+        allowed_users = tuple(u if "@" in u else f"{u}@{email_domain}" for u in allowed_users or ())
+        admin_users = tuple(u if "@" in u else f"{u}@{email_domain}" for u in admin_users or ())
+    if (auth in ("cognito", "oauth") and allow_all is False and not problems.failed("allowed_users", "admin_users")
+            and not allowed_users and not admin_users):
+        problems.add("allowed_users", f"with auth '{auth}' nobody could log in (OAuthenticator 16+ allows no one by default)",
+                     "pass -p allowed_users user-1,user-2 or -p allow_all True")
+    enable_monitoring = problems.check(_bool, "enable_monitoring", get("enable_monitoring"))
+    enable_kubecost = problems.check(_bool, "enable_kubecost", get("enable_kubecost"))
+    profiles = problems.check(_list, "profiles", get("profiles"))
+    problems.raise_all()
 
     return DeploymentParameters(
         target=target,
@@ -300,10 +339,110 @@ def resolve(**raw: Any) -> DeploymentParameters:
         kubernetes_version=kubernetes_version,
         public_access_cidrs=cidrs,
         nat_gateway_mode=nat_gateway_mode,
-        enable_monitoring=_bool("enable_monitoring", get("enable_monitoring")),
-        enable_kubecost=_bool("enable_kubecost", get("enable_kubecost")),
-        profiles=_list("profiles", get("profiles")),
+        enable_monitoring=enable_monitoring,
+        enable_kubecost=enable_kubecost,
+        profiles=profiles,
+        defaulted=tuple(defaulted),
     )
+
+
+def _deployment_name(value: Any) -> str:
+    deployment = _text("deployment", value).lower()
+    if not _NAME.match(deployment):
+        raise ParameterError(
+            "deployment", f"{deployment!r} is not a valid name",
+            "use 3-32 characters: lowercase letters, digits and '-', starting with a letter (e.g. jupyterhub-on-eks)",
+        )
+    return deployment
+
+
+def _region(value: Any) -> str:
+    region = _text("region", value).lower()
+    if region not in REGIONS:
+        raise ParameterError("region", f"{region!r} is not a supported AWS region", f"use one of: {', '.join(REGIONS)}")
+    return region
+
+
+def _kubernetes_version(value: Any) -> str:
+    version = _text("kubernetes_version", value)
+    if version not in KUBERNETES_VERSIONS:
+        raise ParameterError(
+            "kubernetes_version", f"{version!r} is not supported",
+            f"use one of: {', '.join(KUBERNETES_VERSIONS)} (quote it: -p kubernetes_version '1.33')",
+        )
+    return version
+
+
+def _cidrs(value: Any) -> tuple[str, ...]:
+    cidrs = _list("public_access_cidrs", value)
+    if not cidrs:
+        raise ParameterError("public_access_cidrs", "is empty", "give at least one CIDR, e.g. 203.0.113.0/24")
+    for cidr in cidrs:
+        try:
+            ipaddress.IPv4Network(cidr, strict=True)
+        except ValueError:
+            raise ParameterError("public_access_cidrs", f"{cidr!r} is not an IPv4 CIDR block", "use a network such as 203.0.113.0/24") from None
+    return cidrs
+
+
+def _users(name: str, value: Any) -> tuple[str, ...]:
+    users = _list(name, value)
+    for user in users:
+        if not _USER.match(user):
+            raise ParameterError(name, f"{user!r} is not a valid JupyterHub user name", "use lowercase letters, digits, '.', '_', '@' or '-'")
+    return users
+
+
+def unknown_parameter(name: str, known: Iterable[str], what: str = "a parameter of this notebook") -> ParameterError:
+    """The error for a name that is not ``what`` (e.g. "a parameter of 03_verify"): which runbook
+    parameter a blueprint variable is, else the nearest of ``known``, else the list of them."""
+    known = sorted(set(known))
+    if name in BLUEPRINT_NAMES:
+        runbook_name = BLUEPRINT_NAMES[name]
+        return ParameterError(name, f"is the blueprint's variable for the runbook parameter `{runbook_name}`",
+                              f"pass -p {runbook_name} ... (or give the whole blueprint.tfvars: runbook run --tfvars FILE)")
+    if name in SECRET_BLUEPRINT_NAMES:
+        return ParameterError(name, "is the blueprint's OAuth client secret, and secrets are never parameters",
+                              f"export {SECRET_ENV[SECRET_BLUEPRINT_NAMES[name]]}=... or put it in a --secrets-file (mode 0600)")
+    nearest = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if nearest:
+        return ParameterError(name, f"is not {what}", f"did you mean `{nearest[0]}`?")
+    if name in module_variables():
+        return ParameterError(name, f"is not {what}: it is a variable of the Terraform module that the runbook does not expose",
+                              "drop it: the runbook keeps the module's default (terraform/variables.tf)")
+    return ParameterError(name, f"is not {what}", f"use one of: {', '.join(known)}")
+
+
+@functools.cache
+def module_variables() -> frozenset[str]:
+    """The root module's variable names (terraform/variables.tf)."""
+    from .paths import TERRAFORM_DIR
+
+    path = TERRAFORM_DIR / "variables.tf"
+    return frozenset(re.findall(r'^variable "([\w-]+)"', path.read_text(), re.MULTILINE)) if path.is_file() else frozenset()
+
+
+SANDBOX_CLIENT_SECRET_FILE = "oauth-client-secret"
+
+
+def oauth_client_secret(params: DeploymentParameters) -> str:
+    """The OAuth client secret of an ``oauth`` deployment: ``$RUNBOOK_OAUTH_CLIENT_SECRET``; on the
+    sandbox, when that is not set, one generated for the deployment (kept 0600 in its state
+    folder, so re-runs and later notebooks get the same one) and registered for redaction."""
+    value = secret("oauth_client_secret", required=params.target != "sandbox")
+    if value:
+        return value
+    import secrets as tokens
+
+    from .paths import deployment_dir, write_file
+    from .records.redact import register_secret
+
+    path = deployment_dir(params.deployment) / SANDBOX_CLIENT_SECRET_FILE
+    if not path.is_file():
+        write_file(path, tokens.token_urlsafe(32), private=True)
+    value = path.read_text().strip()
+    register_secret(value)
+    return value
 
 
 def secret(name: str, required: bool = True) -> str:

@@ -544,13 +544,23 @@ def ensure_certificate(params: DeploymentParameters, recalled_arn: str = "") -> 
     (``recalled_arn``); on the sandbox only, a self-signed certificate made and imported
     now (so 02_deploy works on a fresh clone). On ``aws`` a missing certificate is a
     ``ParameterError``: importing into a real account is left to 01_certificate.
+
+    On the sandbox a recorded certificate that is gone or does not cover the domain is
+    replaced: the local AWS starts empty whenever the sandbox starts, so a certificate
+    recorded before ``05_cleanup`` (or ``runbook sandbox down``) no longer exists.
     """
     if not params.uses_domain:
         return ""
-    for arn in (params.certificate_arn, recalled_arn):
-        if arn:
-            check_arn(params, arn)
-            return arn
+    if params.certificate_arn:
+        check_arn(params, params.certificate_arn)
+        return params.certificate_arn
+    if recalled_arn:
+        try:
+            check_arn(params, recalled_arn)
+            return recalled_arn
+        except ParameterError:
+            if params.target != "sandbox":
+                raise
     if params.target != "sandbox":
         raise ParameterError("certificate_arn", f"auth '{params.auth}' needs an ACM certificate for {params.domain} and none was recorded",
                              "run 01_certificate for this deployment first, or pass -p certificate_arn arn:aws:acm:...")

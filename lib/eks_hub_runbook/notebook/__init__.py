@@ -4,7 +4,8 @@ A runbook imports this module as ``nb``::
 
     from eks_hub_runbook import notebook as nb
     form = nb.parameter_form(globals())          # widgets only when interactive=True
-    params = nb.resolve_from(form)               # validated DeploymentParameters
+    params = nb.resolve_from(form)               # validated DeploymentParameters (every problem at once)
+    nb.table(nb.parameter_rows(form))            # what it runs with, and where each value came from
     nb.table(rows)                               # a DataFrame with a pass/fail column
 """
 
@@ -25,13 +26,13 @@ from .forms import (
     ParameterForm,
     options_from,
     parameter_form,
-    require_confirm,
+    parameter_rows,
     resolve_from,
     runbook_parameter_names,
 )
 
 __all__ = [
     "OPTIONS", "STATUS_MARKS", "ChecksFailed", "ParameterForm", "Progress", "checks", "failures", "note",
-    "options_from", "parameter_form", "require_confirm", "require_pass", "resolve_from", "runbook_parameter_names",
+    "options_from", "parameter_form", "parameter_rows", "require_pass", "resolve_from", "runbook_parameter_names",
     "show", "table", "target_note",
 ]

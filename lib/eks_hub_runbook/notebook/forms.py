@@ -5,8 +5,10 @@ A runbook's ``parameters`` cell holds the defaults (papermill overrides them).
 ``interactive`` is true it shows a form (dropdowns for choices, text with live
 validation for domains, a password field for secrets, checkboxes, numbers) and
 otherwise shows nothing. The next cell calls ``resolve_from(form)``, which reads the
-widgets (or the plain values) and validates everything through ``params.resolve``:
-one ``ParameterError`` naming the parameter and the fix, before anything is created.
+widgets (or the plain values) and validates everything (:mod:`.validation`): names
+papermill injected that the notebook does not take, secrets passed as parameters, the
+options and the deployment parameters, every problem at once (a table in the notebook
+and one ``parameter 'x': ... Fix: ...`` line each), before anything is created.
 
 Nothing here ever calls ``input()``: headless runs never block.
 """
@@ -22,6 +24,8 @@ from .. import params as P
 from ..aws.quotas import PROFILE_NODES
 from ..errors import ParameterError
 from ..records.redact import register_secret
+from . import injection
+from .validation import FROM_RECORD, RECORDED, RECORDED_BY, Validated, convert_option, validate
 
 
 @dataclass(frozen=True)
@@ -104,10 +108,14 @@ class ParameterForm:
     password field (their values go to the environment, never into a record).
     """
 
-    def __init__(self, values: Mapping[str, Any], interactive: bool = False, secrets: tuple[str, ...] = ()):
+    def __init__(self, values: Mapping[str, Any], interactive: bool = False, secrets: tuple[str, ...] = (),
+                 injected: injection.Injection | None = None, injected_values: Mapping[str, Any] | None = None):
         self.values = dict(values)
         self.interactive = interactive
         self.secrets = tuple(secrets)
+        self.injection = injected or injection.Injection()
+        self.injected_values = dict(injected_values or {})  # values of injected names the notebook does not take
+        self.validated: Validated | None = None
         self.widgets: dict[str, Any] = {}
         self.feedback: dict[str, Any] = {}
         self.status = None
@@ -124,10 +132,13 @@ class ParameterForm:
         layout = w.Layout(width="560px")
         tooltip = HELP.get(name, "")
         if name in CHOICES:
-            options = list(CHOICES[name])
-            if value not in options and value not in ("", None):
+            options: list = list(CHOICES[name])
+            if value == "" and name in FROM_RECORD:
+                options.insert(0, (f"(as {RECORDED_BY} recorded)", ""))
+            elif value not in options and value not in ("", None):
                 options.append(value)  # keep an out-of-list default visible; resolve will name the problem
-            return w.Dropdown(options=options, value=value if value in options else options[0], description=name,
+            values = [o[1] if isinstance(o, tuple) else o for o in options]
+            return w.Dropdown(options=options, value=value if value in values else values[0], description=name,
                               description_tooltip=tooltip, style=style, layout=layout)
         if isinstance(value, bool):
             return w.Checkbox(value=value, description=name, description_tooltip=tooltip, indent=False, style=style)
@@ -180,7 +191,7 @@ class ParameterForm:
                 label.value = f"<span style='color:#b00'>{_escape(exc.problem)}</span>"
         if self.status is not None:
             try:
-                _resolve(current)
+                P.resolve(**{name: current[name] for name in P.parameter_names() if name in current})
                 self.status.value = "<span style='color:green'>&#10004; parameters are valid</span>"
             except ParameterError as exc:
                 self.status.value = f"<span style='color:#b00'>&#10008; {_escape(str(exc))}</span>"
@@ -195,6 +206,12 @@ class ParameterForm:
                 continue
             result[name] = widget.value
         return result
+
+    def given(self) -> set[str]:
+        """Names set from outside the parameters cell: injected by papermill, or changed in the form."""
+        changed = {name for name, widget in self.widgets.items() if name not in self.secrets
+                   and name in self.values and widget.value != _widget_value(self.values[name])}
+        return set(self.injection.injected) | changed
 
     def secret_values(self) -> dict[str, str]:
         """Secrets typed into password fields (empty ones left out)."""
@@ -222,9 +239,16 @@ def parameter_form(namespace: Mapping[str, Any], secrets: tuple[str, ...] | list
     ``interactive`` (default False) comes from the namespace too. Headless runs get
     a form object with no widgets, so the same next cell works either way.
     """
+    from .. import kernel
+
+    executed = kernel.executed_cells()
+    injected = injection.read(executed if executed is not None else namespace.get("In") or [])
     values = _pick(namespace)
-    interactive = _convert_option("interactive", values.get("interactive", False))
-    form = ParameterForm(values, interactive=interactive, secrets=tuple(secrets))
+    if injected.declared:  # what the parameters cell declares, not every runbook name in globals()
+        values = {name: value for name, value in values.items() if name in injected.declared}
+    unknown = {name: namespace.get(name) for name in injected.unknown()}
+    interactive = convert_option("interactive", values.get("interactive", False))
+    form = ParameterForm(values, interactive=interactive, secrets=tuple(secrets), injected=injected, injected_values=unknown)
     if interactive:
         from IPython.display import display
 
@@ -238,93 +262,92 @@ def _values(source: ParameterForm | Mapping[str, Any]) -> dict[str, Any]:
     return _pick(source)
 
 
-RECORDED = "parameters"  # the record 02_deploy glues: the deployment's parameters
+def _widget_value(value: Any) -> Any:
+    return ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
 
 
-def resolve_from(source: ParameterForm | Mapping[str, Any], recorded: bool = False) -> P.DeploymentParameters:
-    """Validate the deployment parameters of a form or a ``globals()`` mapping.
+def resolve_from(source: ParameterForm | Mapping[str, Any], recorded: bool = False,
+                 confirm: str | None = None) -> P.DeploymentParameters:
+    """Validate a form's (or a ``globals()`` mapping's) parameters and return the deployment's.
 
-    With ``recorded=True`` (notebooks after 02_deploy) parameters the notebook does not
-    set are taken from what 02_deploy recorded for the deployment, so ``auth``, ``domain``
-    and the rest need not be repeated; a ``target`` or ``region`` that contradicts the
-    record is an error naming it.
+    Every problem is reported at once, as a table in the notebook and one line each in the
+    error (:mod:`.validation`). With ``recorded=True`` (notebooks after 02_deploy) what the
+    notebook does not set comes from what 02_deploy recorded for the deployment, so ``auth``,
+    ``domain`` and the rest need not be repeated; a given ``target``, ``region`` or ``auth``
+    that contradicts the record is an error naming both. ``confirm`` (what the notebook
+    destroys, e.g. "deletes the deployment") makes ``confirm = True`` required.
 
     Secrets typed into the form's password fields are put into their environment
     variables for this kernel (and registered for redaction), never returned.
     """
-    if isinstance(source, ParameterForm):
-        for name, value in source.secret_values().items():
+    form = source if isinstance(source, ParameterForm) else None
+    if form is not None:
+        for name, value in form.secret_values().items():
             register_secret(value)
             os.environ[P.SECRET_ENV[name]] = value
     values = _values(source)
-    if recorded:
-        values = _with_recorded(values)
-    return _resolve(values)
-
-
-def _with_recorded(values: dict[str, Any]) -> dict[str, Any]:
-    from ..records import recall
-
+    declared = list(form.values) if form is not None else list(values)
     deployment = P._text("deployment", values.get("deployment", P.DeploymentParameters.deployment)).lower()
     try:
-        saved = recall(deployment, RECORDED) or {}
-    except (OSError, ValueError):
-        saved = {}
-    if not saved:
-        return values
-    for name in ("target", "region"):
-        given = P._text(name, values.get(name, "")).lower()
-        if given and saved.get(name) and given != saved[name]:
-            raise ParameterError(name, f"deployment {deployment!r} was deployed with {name} {saved[name]!r} "
-                                       f"(recorded by 02_deploy), not {given!r}",
-                                 f"pass -p {name} {saved[name]}, or another -p deployment")
-    known = set(P.parameter_names())
-    return {**{k: v for k, v in saved.items() if k in known}, **values}
+        validated = validate(
+            {**values, **(form.injected_values if form is not None else {})},
+            declared=declared,
+            given=form.given() if form is not None else (),
+            unknown=list(form.injected_values) if form is not None else (),
+            record=recorded_parameters(deployment) if recorded else None,
+            from_record=recorded,
+            confirm_action=f"this notebook {confirm}" if confirm else None,
+            output_path=injection.papermill_output_path() if form is not None and form.injection.found else None,
+        )
+    except ParameterError as exc:
+        _show_problems(exc)
+        raise
+    if form is not None:
+        form.validated = validated
+    return validated.params
+
+
+def _show_problems(error: ParameterError) -> None:
+    """The bad parameters as a table above the error (in a notebook)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        from .display import table
+
+        display(table(error.rows(), index="parameter"))
+
+
+def parameter_rows(form: ParameterForm) -> list[dict[str, str]]:
+    """The notebook's parameters as it runs with them: ``parameter, value, source`` (given, default,
+    sandbox default, recorded by 02_deploy), after :func:`resolve_from`; plus the values the sandbox
+    filled in. Secrets are never among them."""
+    if form.validated is None:
+        raise RuntimeError("call resolve_from(form) first")
+    names = [name for name in form.values if name != "interactive"]
+    names += [name for name, source in form.validated.sources.items() if source == "sandbox default" and name not in names]
+    return form.validated.rows(names)
 
 
 def recorded_parameters(deployment: str) -> dict[str, Any]:
     """The parameters 02_deploy recorded for ``deployment`` (empty if it never ran)."""
     from ..records import recall
 
-    return dict(recall(deployment, RECORDED) or {})
-
-
-def _resolve(values: Mapping[str, Any]) -> P.DeploymentParameters:
-    return P.resolve(**{name: values[name] for name in P.parameter_names() if name in values})
-
-
-def _convert_option(name: str, value: Any) -> Any:
-    option = OPTIONS[name]
-    if option.kind is bool:
-        return P._bool(name, value)
-    if option.kind is int:
-        try:
-            number = int(str(value).strip()) if not isinstance(value, bool) else None
-        except ValueError:
-            number = None
-        if number is None:
-            raise ParameterError(name, f"{value!r} is not a whole number", "pass e.g. -p " + name + " 30")
-        if option.minimum is not None and number < option.minimum or option.maximum is not None and number > option.maximum:
-            raise ParameterError(name, f"{number} is out of range", f"use a value from {option.minimum} to {option.maximum}")
-        return number
-    text = P._text(name, value)
-    if name in CHOICES and text and text not in CHOICES[name]:
-        raise ParameterError(name, f"{text!r} is not one of {', '.join(CHOICES[name])}", f"use one of: {', '.join(CHOICES[name])}")
-    return text
+    try:
+        return dict(recall(deployment, RECORDED) or {})
+    except (OSError, ValueError):
+        return {}
 
 
 def options_from(source: ParameterForm | Mapping[str, Any]) -> SimpleNamespace:
     """The notebook-specific parameters (``confirm``, ``keep_servers``...), converted and checked.
 
     Returned as a namespace (``options.confirm``) holding only the options the
-    notebook defines.
+    notebook defines (the ones :func:`resolve_from` checked, when it ran).
     """
+    if isinstance(source, ParameterForm) and source.validated is not None:
+        return source.validated.options
     values = _values(source)
-    return SimpleNamespace(**{name: _convert_option(name, values[name]) for name in OPTIONS if name in values})
-
-
-def require_confirm(options: SimpleNamespace, action: str) -> None:
-    """Stop unless ``confirm`` is True (destructive steps)."""
-    if not getattr(options, "confirm", False):
-        raise ParameterError("confirm", f"this notebook {action} and confirm is False",
-                             "re-run with -p confirm True once you are sure (or tick confirm in the form)")
+    return SimpleNamespace(**{name: convert_option(name, values[name]) for name in OPTIONS if name in values})

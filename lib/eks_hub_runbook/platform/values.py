@@ -81,10 +81,10 @@ def client_secret(params: DeploymentParameters, outputs: Mapping[str, Any]) -> s
     if params.auth == "cognito":
         return outputs["cognito_client_secret"]
     if params.auth == "oauth":
+        from ..params import oauth_client_secret
         from ..records.redact import register_secret
-        from ..params import secret
 
-        value = secret("oauth_client_secret")
+        value = oauth_client_secret(params)
         register_secret(value)
         return value
     return None

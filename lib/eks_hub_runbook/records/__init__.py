@@ -18,13 +18,13 @@ from ..paths import deployment_dir
 _LOCK = threading.Lock()
 
 
-def _scraps_file(deployment: str) -> Path:
-    return deployment_dir(deployment) / "scraps.json"
+def _scraps_file(deployment: str, create: bool = True) -> Path:
+    return deployment_dir(deployment, create=create) / "scraps.json"
 
 
 def recall_all(deployment: str) -> dict[str, Any]:
     """Every value glued so far for ``deployment`` (name -> value)."""
-    path = _scraps_file(deployment)
+    path = _scraps_file(deployment, create=False)
     if not path.exists():
         return {}
     return json.loads(path.read_text())

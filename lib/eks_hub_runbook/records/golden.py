@@ -44,7 +44,7 @@ SANITIZE_FILE = GOLDEN_DIR / "nbval_sanitize.cfg"
 # (and avoid "cognito"/"aws": they prefix the Cognito hosted-UI domain, which forbids them).
 VARIANTS: dict[str, dict[str, Any]] = {
     "dummy": {"deployment": "golden-type1", "auth": "dummy"},
-    "cognito": {"deployment": "golden-type2", "auth": "cognito", "domain": "hub.example.com"},
+    "cognito": {"deployment": "golden-type2", "auth": "cognito"},  # the domain: the sandbox default
 }
 # Parameters given to every variant when a notebook declares them.
 COMMON: dict[str, Any] = {"confirm": True, "keep_sandbox": False}

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 import yaml
 
 from ..errors import ParameterError, RunbookError
-from ..params import SECRET_ENV, SECRET_PARAMETERS
+from ..params import SECRET_BLUEPRINT_NAMES, SECRET_ENV, SECRET_PARAMETERS
 from .redact import register_secret
 
 # Names that must never travel as a notebook parameter (they would be written,
@@ -57,7 +57,7 @@ def is_secret_name(name: str) -> bool:
 
 
 def _env_hint(name: str) -> str:
-    env = SECRET_ENV.get(name)
+    env = SECRET_ENV.get(SECRET_BLUEPRINT_NAMES.get(name, name))
     where = f"export {env}=..." if env else "put it in the environment"
     return f"{where}, or put `{name}: ...` in a secrets file passed with --secrets-file (mode 0600)"
 

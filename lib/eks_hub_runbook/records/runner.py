@@ -13,7 +13,6 @@ and registered for redaction.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import fcntl
 import json
@@ -30,12 +29,16 @@ from nbclient.exceptions import DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
 from .. import environment, params as deployment_params
-from ..errors import ParameterError, RunbookError, SecretLeakError
+from ..errors import ParameterError, RunbookError, SecretLeakError, raise_all
+from ..notebook import contract
+from ..notebook.forms import recorded_parameters
+from ..notebook.validation import validate
+from ..params import Problems
 from ..paths import RUNBOOKS_DIR, deployment_dir
 from . import archive, engine, scrub, versions
 from .archive import Run, iso, now
 from .console import Console, papermill_output
-from .inputs import check_not_secret, secret_environment, secret_sources
+from .inputs import check_not_secret, is_secret_name, secret_environment, secret_sources
 from .redact import find_secrets, redact
 
 
@@ -102,51 +105,57 @@ def discover(names: list[str] | None = None, all_notebooks: bool = False, notebo
 
 def declared_parameters(path: Path) -> dict[str, Any]:
     """The notebook's parameters (name -> default value where it is a literal)."""
-    declared = {}
-    for name, info in pm.inspect_notebook(str(path)).items():
+    return contract.read(path).declared
+
+
+def plan_parameters(contracts: list[contract.Contract], parameters: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Which of ``parameters`` goes into which notebook, after validating every notebook of the run.
+
+    Each ``-p`` goes to the notebooks that declare it; a name none of them declares, a
+    secret, and every value a notebook's validation cell would refuse (05_cleanup's
+    ``confirm`` included) is reported here, all at once (:class:`ParameterErrors`), before
+    the first notebook starts. Notebooks that work on an existing deployment are checked
+    against what 02_deploy recorded, or will record earlier in this run.
+    """
+    per_notebook = {c.name: {k: v for k, v in parameters.items() if k in c.declared} for c in contracts}
+    known = sorted({name for c in contracts for name in c.declared})
+    problems = Problems()
+    for name, value in parameters.items():
+        if is_secret_name(name):
+            problems.check(check_not_secret, name)
+        elif name not in known:
+            problems.errors.append(deployment_params.unknown_parameter(
+                name, known, f"a parameter of any notebook of this run ({', '.join(c.name for c in contracts)})"))
+        elif find_secrets(value):
+            problems.add(name, "its value equals a known secret",
+                         "pass secrets only through the environment or --secrets-file, never as -p values")
+    problems.raise_all()
+
+    deployment = str(parameters.get("deployment") or _default(contracts, "deployment", deployment_params.DeploymentParameters.deployment))
+    record = recorded_parameters(deployment)
+    found: dict[tuple[str, str, str], list[str]] = {}
+    for c in contracts:
+        given = per_notebook[c.name]
         try:
-            declared[name] = ast.literal_eval(info["default"])
-        except (ValueError, SyntaxError, TypeError):
-            declared[name] = info["default"]
-    return declared
-
-
-def plan_parameters(notebooks: list[tuple[str, Path]], parameters: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Which of ``parameters`` goes into which notebook; unknown names are an error."""
-    per_notebook = {}
-    known: set[str] = set()
-    for name, path in notebooks:
-        declared = declared_parameters(path)
-        known.update(declared)
-        per_notebook[name] = {k: v for k, v in parameters.items() if k in declared}
-    for name in parameters:
-        check_not_secret(name)
-        if name not in known:
-            raise ParameterError(
-                name, "is not a parameter of any selected notebook",
-                f"use one of: {', '.join(sorted(known)) or '(none declared)'} (see papermill --help-notebook)",
-            )
+            validated = validate({**c.declared, **given}, declared=c.declared, given=given, record=record,
+                                 from_record=c.from_record, confirm_action=f"{c.name} {c.confirm}" if c.confirm else None,
+                                 where=c.name)
+        except ParameterError as exc:
+            for error in exc.errors:
+                found.setdefault((error.parameter, error.problem, error.fix), []).append(c.name)
+        else:
+            if c.records_parameters:
+                record = validated.params.as_dict()
+    raise_all([ParameterError(name, f"{problem} (in {', '.join(where)})", fix) for (name, problem, fix), where in found.items()])
     return per_notebook
 
 
-def _default(notebooks: list[tuple[str, Path]], name: str, fallback: Any) -> Any:
-    for _, path in notebooks:
-        value = declared_parameters(path).get(name)
+def _default(contracts: list[contract.Contract], name: str, fallback: Any) -> Any:
+    for c in contracts:
+        value = c.declared.get(name)
         if value not in (None, ""):
             return value
     return fallback
-
-
-def _validate(parameters: dict[str, Any]) -> None:
-    """Fail fast on deployment parameters the library would reject anyway."""
-    subset = {k: v for k, v in parameters.items() if k in deployment_params.parameter_names()}
-    if subset:
-        deployment_params.resolve(**subset)
-    if find_secrets(parameters):
-        raise ParameterError(
-            "parameters", "a parameter value equals a known secret",
-            "pass secrets only through the environment or --secrets-file, never as -p values",
-        )
 
 
 # -- process plumbing -------------------------------------------------------------
@@ -435,10 +444,10 @@ def run(
             raise RunbookError("no notebooks to run")
         record = None
 
-    per_notebook = plan_parameters(notebooks, parameters)
-    _validate(parameters)
-    deployment = str(parameters.get("deployment") or _default(notebooks, "deployment", deployment_params.DeploymentParameters().deployment))
-    target = str(parameters.get("target") or _default(notebooks, "target", "sandbox"))
+    contracts = [contract.read(path) for _, path in notebooks]
+    per_notebook = plan_parameters(contracts, parameters)
+    deployment = str(parameters.get("deployment") or _default(contracts, "deployment", deployment_params.DeploymentParameters.deployment))
+    target = str(parameters.get("target") or recorded_parameters(deployment).get("target") or _default(contracts, "target", "sandbox"))
 
     with _deployment_lock(deployment), environment.exported(exported), _sigterm_interrupts():
         if record is None:
