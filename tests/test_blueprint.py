@@ -71,3 +71,21 @@ def test_literals_are_read_and_expressions_refused_with_their_line(tmp_path):
     assert blueprint.read_tfvars(write(tmp_path, '{"region": "eu-west-1"}', "b.tfvars.json")) == {"region": "eu-west-1"}
     with pytest.raises(ParameterError, match="cannot be read"):
         blueprint.read_tfvars(tmp_path / "missing.tfvars")
+
+
+def test_runbook_run_takes_tfvars_and_refuses_before_anything_runs(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from eks_hub_runbook.cli import app
+
+    monkeypatch.setenv("RUNBOOK_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("RUNBOOK_OUTPUTS_DIR", str(tmp_path / "outputs"))
+    path = write(tmp_path, TYPE_3 + 'oauth_jupyter_client_secret = "s3cr3t-in-a-file"\nvpc_cidr = "10.1.0.0/21"\n')
+    result = CliRunner().invoke(app, ["run", "--all", "--tfvars", str(path)])
+    assert result.exit_code == 2
+    assert "parameter 'oauth_jupyter_client_secret'" in result.output and "parameter 'vpc_cidr'" in result.output
+    assert "s3cr3t-in-a-file" not in result.output
+    # without them, the mapped parameters reach the notebooks' validation: --all still needs confirm
+    result = CliRunner().invoke(app, ["run", "--all", "--tfvars", str(write(tmp_path, TYPE_3))])
+    assert result.exit_code == 2 and "parameter 'confirm': 05_cleanup deletes the deployment" in result.output
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "state" / "deployments").exists()
