@@ -1,260 +1,42 @@
-"""The workshop journey in a real browser: login, server options, spawn, JupyterLab, terminal.
+"""One user's journey through the hub's pages, driven with Playwright in one browser context.
 
-Drives Debian's headless Chromium (``/usr/bin/chromium``, installed by ``make browser``;
-never a downloaded browser build) with Playwright through ``executable_path``. Each
-user walks the journey the blueprint documents, in its own browser context (the
-"private window" of the walkthrough):
+The steps, in order (:data:`STEPS`; ``identity-provider`` between the first two for OAuth
+logins, ``stop-running-server`` when the user's server was already running):
 
 1. ``login``: the hub's login page; dummy form, or "Sign in with ..." then the OpenID
    Connect provider's page (the sandbox's stand-in for Cognito's hosted UI / Keycloak);
 2. ``server-options``: the profile list; every expected display name must be there;
-   the chosen profile (time-slicing by default) is picked and started;
+   the chosen profile is picked and started;
 3. ``spawn-pending``: the progress page, until the hub redirects to the server;
 4. ``jupyterlab``: the JupyterLab launcher;
-5. ``terminal``: a terminal runs ``ls`` on the home and shared folders; the output is
-   read from the terminal's own websocket (what xterm.js paints on its canvas).
+5. ``terminal``: a terminal runs ``ls`` on the home and shared folders (see :mod:`.terminal`).
 
-A PNG screenshot of every page lands in ``out_dir``; :class:`Walkthrough` lists them as
-``(step, path)`` pairs for a notebook to show. A failing step raises :class:`HubError`
-naming the user and the step, with a screenshot of the failing page saved beside the
-others.
-
-Usage (a notebook cell)::
-
-    from eks_hub_runbook import browser
-    result = browser.walkthrough(hub_url, record_dir / "screenshots")
-    result.table()          # one row per user and step
-    result.screenshots      # [("user-1 login", Path(...)), ...]
+Each step is timed and leaves a screenshot; a failing step raises :class:`.BrowserError`
+with a screenshot of the failing page.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import secrets
-import shutil
-import struct
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 from urllib.parse import urljoin, urlsplit
 
-from .errors import HubError, RunbookError
-from .paths import TERRAFORM_DIR
+from ..errors import HubError, RunbookError
+from .results import BrowserError, Profile, StepResult, UserJourney
+from .terminal import (command_finished, command_output, display_path, is_terminal_websocket, listing_command,
+                       new_marker, parse_listing, stdout_text)
 
 if TYPE_CHECKING:  # playwright is imported lazily: importing this module must stay cheap
     from playwright.sync_api import BrowserContext, Page
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
-VIEWPORT = {"width": 1024, "height": 640}
-DEFAULT_USERS = ("user-1", "user-2")
-TIME_SLICING_PROFILE = "gpu-time-slicing"
-# Folders the terminal lists: the user's EFS home and the shared EFS folder. Relative names
-# are under the parent of $HOME: /home in a user pod on EKS; in the sandbox the kubelet gives
-# each pod its own root folder, so this is the equivalent of `ls /home/jovyan /home/shared`.
-DEFAULT_DIRECTORIES = ("jovyan", "shared")
-POD_HOME_PARENT = "/home"
-# Dummy login accepts any password; this is a form value, not a secret.
-DUMMY_PASSWORD = "workshop"
 STEPS = ("login", "server-options", "spawn-pending", "jupyterlab", "terminal")
-BASE_VALUES = TERRAFORM_DIR / "helm-values" / "jupyterhub" / "base.yaml"
-
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][A-Za-z0-9]|\x1b[=>]")
-_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
-class BrowserError(HubError):
-    """A step of the browser walkthrough failed.
-
-    ``user`` and ``step`` say where; ``screenshot`` is the PNG of the page at the moment
-    of failure (``None`` if the browser could not even take one).
-    """
-
-    def __init__(self, user: str, step: str, problem: str, screenshot: Path | None):
-        self.user = user
-        self.step = step
-        self.problem = problem
-        self.screenshot = screenshot
-        where = f"; screenshot of the page: {screenshot}" if screenshot else ""
-        super().__init__(f"browser walkthrough, {user}, step '{step}': {problem}{where}")
-
-
-@dataclass(frozen=True)
-class Profile:
-    """One entry of the hub's server-options page."""
-
-    slug: str
-    display_name: str
-
-
-@dataclass
-class StepResult:
-    """One page of one user's journey."""
-
-    user: str
-    step: str
-    seconds: float
-    screenshot: Path
-    detail: str = ""
-
-
-@dataclass
-class UserJourney:
-    """Everything one user saw and did."""
-
-    user: str
-    profile: Profile
-    profiles_seen: list[str] = field(default_factory=list)
-    steps: list[StepResult] = field(default_factory=list)
-    listing: dict[str, list[str]] = field(default_factory=dict)
-    terminal_output: str = ""
-    server_url: str = ""
-    restarted: bool = False
-
-    @property
-    def seconds(self) -> float:
-        return sum(s.seconds for s in self.steps)
-
-
-@dataclass
-class Walkthrough:
-    """The result of :func:`walkthrough`: one journey per user, screenshots in order."""
-
-    hub_url: str
-    auth: str
-    profile: Profile
-    journeys: list[UserJourney]
-    out_dir: Path
-
-    @property
-    def screenshots(self) -> list[tuple[str, Path]]:
-        """``(step, path)`` for every page, in the order they were taken (``"user-1 login"``...)."""
-        return [(f"{s.user} {s.step}", s.screenshot) for j in self.journeys for s in j.steps]
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One row per user and step: user, step, seconds, detail, screenshot file name."""
-        return [
-            {"user": s.user, "step": s.step, "seconds": round(s.seconds, 1), "detail": s.detail,
-             "screenshot": s.screenshot.name}
-            for j in self.journeys for s in j.steps
-        ]
-
-    def table(self):
-        """:meth:`rows` as a pandas DataFrame."""
-        import pandas as pd
-
-        return pd.DataFrame(self.rows())
-
-    def listing_rows(self) -> list[dict[str, Any]]:
-        """What each user's terminal listed: user, folder, entries."""
-        return [
-            {"user": j.user, "folder": folder, "entries": ", ".join(entries) or "(empty)"}
-            for j in self.journeys for folder, entries in j.listing.items()
-        ]
-
-    def as_record(self) -> dict[str, Any]:
-        """JSON-serialisable summary for a run record (paths relative to ``out_dir``)."""
-        return {
-            "hub_url": self.hub_url,
-            "auth": self.auth,
-            "profile": self.profile.slug,
-            "users": [
-                {
-                    "user": j.user,
-                    "profiles_seen": j.profiles_seen,
-                    "listing": j.listing,
-                    "restarted": j.restarted,
-                    "seconds": round(j.seconds, 1),
-                    "steps": [{"step": s.step, "seconds": round(s.seconds, 1), "detail": s.detail,
-                               "screenshot": s.screenshot.name} for s in j.steps],
-                }
-                for j in self.journeys
-            ],
-        }
-
-    def show(self, width: int = 512) -> None:
-        """Display every screenshot with its caption (in a notebook)."""
-        from IPython.display import HTML, Image, display
-
-        for caption, path in self.screenshots:
-            display(HTML(f"<b>{caption}</b>"), Image(filename=str(path), width=width))
-
-
-# -- profiles ------------------------------------------------------------------------------
-
-
-def profiles(values_file: Path = BASE_VALUES) -> list[Profile]:
-    """The profiles the hub offers, from the z2jh values (``singleuser.profileList``)."""
-    import yaml
-
-    try:
-        values = yaml.safe_load(Path(values_file).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise RunbookError(f"cannot read the hub's profiles from {values_file}: {exc}") from exc
-    items = ((values or {}).get("singleuser") or {}).get("profileList") or []
-    return [Profile(p["slug"], p["display_name"]) for p in items]
-
-
-def _find_profile(wanted: str, offered: Sequence[Profile]) -> Profile:
-    for profile in offered:
-        if wanted in (profile.slug, profile.display_name):
-            return profile
-    names = ", ".join(p.slug for p in offered) or "none"
-    raise RunbookError(f"profile {wanted!r} is not one of the hub's profiles ({names}); pass a slug or a display name")
-
-
-# -- chromium --------------------------------------------------------------------------------
-
-
-def chromium_path(executable: str | Path | None = None) -> Path:
-    """Debian's Chromium binary, or a clear error saying how to install it."""
-    candidates = [Path(executable)] if executable else [CHROMIUM]
-    if not executable:
-        found = shutil.which("chromium")
-        if found:
-            candidates.append(Path(found))
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise RunbookError(
-        f"Chromium is not installed at {candidates[0]}; run `make browser` "
-        "(apt-get install chromium). The walkthrough never downloads a browser build."
-    )
-
-
-def _is_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return host in _LOOPBACK_HOSTS or host.startswith("127.")
-
-
-# -- PNG helpers ------------------------------------------------------------------------------
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    """(width, height) of a PNG file; raises ValueError if it is not a PNG."""
-    head = Path(path).read_bytes()[:24]
-    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        raise ValueError(f"{path} is not a PNG image")
-    return struct.unpack(">II", head[16:24])
-
-
-# -- the journey ----------------------------------------------------------------------------
-
-
-class _Journey:
-    """One user's walk through the hub in one browser context."""
+class Journey:
+    """One user's walk through the hub in one browser context; :meth:`run` walks it."""
 
     def __init__(self, context: "BrowserContext", *, hub_url: str, user: str, password: str, auth: str,
                  profile: Profile, expected: Sequence[str], directories: Sequence[str], out_dir: Path,
@@ -330,24 +112,22 @@ class _Journey:
     # websocket reader for the terminal
 
     def _watch_websocket(self, ws) -> None:
-        if "/terminals/websocket/" not in ws.url:
+        if not is_terminal_websocket(ws.url):
             return
         chunks: list[str] = []
         self._terminals.append(chunks)
 
         def received(payload: str | bytes) -> None:
-            try:
-                message = json.loads(payload)
-            except (TypeError, ValueError):
-                return
-            if isinstance(message, list) and len(message) >= 2 and message[0] == "stdout":
-                chunks.append(str(message[1]))
+            text = stdout_text(payload)
+            if text is not None:
+                chunks.append(text)
 
         ws.on("framereceived", received)
 
     # the steps
 
     def run(self) -> UserJourney:
+        """Every step in order (the provider's page only for OAuth logins); the user's results."""
         self.login()
         if self.auth != "dummy":
             self.identity_provider()
@@ -430,6 +210,7 @@ class _Journey:
                            "(is the user in allowed_users?)")
 
     def server_options(self) -> None:
+        """The profile list: every expected name shown, the chosen profile picked."""
         page = self.page
         if "/hub/spawn" not in self._path() or "/hub/spawn-pending" in self._path():
             self._stop_running_server()
@@ -515,6 +296,7 @@ class _Journey:
             return "progress page shown"
 
     def jupyterlab(self) -> None:
+        """JupyterLab's launcher, with its Terminal card and no error dialog."""
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
         page = self.page
@@ -551,6 +333,7 @@ class _Journey:
             raise HubError(f"JupyterLab shows a dialog: {title or 'untitled'}{': ' + body if body else ''}")
 
     def terminal(self) -> None:
+        """A new terminal lists the folders; the listing is read from its websocket."""
         page = self.page
         with self.step("terminal") as note:
             known = len(self._terminals)
@@ -561,19 +344,16 @@ class _Journey:
             term.wait_for()
             # the shell is ready once it has printed its prompt over the websocket
             self._wait_for(lambda: "".join(stdout).strip() != "", "the terminal showed no prompt")
-            mark = "walkthrough-" + secrets.token_hex(4)
-            listing = " ".join(_shell_quote(d) for d in self.directories)
-            cd = 'cd "$HOME/.." && ' if any(not d.startswith("/") for d in self.directories) else ""
-            # quotes split the markers in the echoed command line, so only the output matches
-            command = f'echo "{mark}"-begin; {cd}ls -1A {listing}; echo "{mark}"-end'
+            mark = new_marker()
+            command = listing_command(self.directories, mark)
             term.click()
             page.keyboard.type(command)
             page.keyboard.press("Enter")
-            self._wait_for(lambda: f"{mark}-end" in _clean("".join(stdout)), "the terminal command did not finish")
-            output = _clean("".join(stdout))
-            body = output.split(f"{mark}-begin", 1)[1].split(f"{mark}-end", 1)[0].strip("\n")
+            self._wait_for(lambda: command_finished("".join(stdout), mark),
+                           "the terminal command did not finish")
+            body = command_output("".join(stdout), mark)
             self.result.terminal_output = body
-            self.result.listing = {_display_path(d): entries
+            self.result.listing = {display_path(d): entries
                                    for d, entries in parse_listing(body, self.directories).items()}
             page.wait_for_timeout(300)  # let xterm paint the output before the screenshot
             note["detail"] = "; ".join(f"{d}: {len(e)} entries" for d, e in self.result.listing.items())
@@ -585,144 +365,3 @@ class _Journey:
                 raise RunbookError(f"{problem} within {self.step_timeout:.0f} s")
             self.page.wait_for_timeout(200)
 
-
-def _shell_quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
-
-
-def _display_path(directory: str) -> str:
-    """How a listed folder is named in results: its path inside the user pod."""
-    return directory if directory.startswith("/") else f"{POD_HOME_PARENT}/{directory}"
-
-
-def _clean(text: str) -> str:
-    """Terminal output without escape sequences and carriage returns."""
-    return _ANSI.sub("", text).replace("\r", "")
-
-
-def parse_listing(output: str, directories: Sequence[str]) -> dict[str, list[str]]:
-    """Parse ``ls -1A DIR...`` output into ``{dir: [entries]}``; an unreadable folder raises."""
-    problems = [line for line in output.splitlines() if line.startswith("ls: ")]
-    if problems:
-        raise RunbookError("listing the folders failed: " + "; ".join(problems))
-    listing: dict[str, list[str]] = {d: [] for d in directories}
-    if len(directories) == 1:
-        listing[directories[0]] = [line for line in output.splitlines() if line.strip()]
-        return listing
-    current: str | None = None
-    for line in output.splitlines():
-        if line.endswith(":") and line[:-1] in listing:
-            current = line[:-1]
-        elif line.strip() and current is not None:
-            listing[current].append(line)
-    return listing
-
-
-# -- public entry point -------------------------------------------------------------------
-
-
-def walkthrough(
-    hub_url: str,
-    out_dir: str | Path,
-    *,
-    users: Sequence[str] = DEFAULT_USERS,
-    auth: str = "dummy",
-    password: str | Callable[[str], str] = DUMMY_PASSWORD,
-    profile: str = TIME_SLICING_PROFILE,
-    expected_profiles: Sequence[str] | None = None,
-    directories: Sequence[str] = DEFAULT_DIRECTORIES,
-    spawn_timeout: float = 600.0,
-    step_timeout: float = 60.0,
-    restart_running: bool = True,
-    ignore_https_errors: bool = False,
-    offline: bool | None = None,
-    executable: str | Path | None = None,
-) -> Walkthrough:
-    """Walk the workshop journey in headless Chromium for each user, one browser context each.
-
-    Args:
-        hub_url: the hub's public URL (sandbox: the proxy on 127.0.0.1; EKS: https://<domain>/
-            or the port-forward URL).
-        out_dir: folder for the screenshots (the run record's folder); created if missing.
-        users: who walks the journey, in order, each in a fresh browser context.
-        auth: ``dummy`` (the hub's login form) or ``cognito`` / ``oauth`` (the identity
-            provider's login page; the sandbox's local OpenID Connect provider).
-        password: typed into password fields (dummy accepts any; never recorded), or a function
-            user -> password (e.g. ``gpu_sharing.passwords(params)`` for Cognito users).
-        profile: slug or display name of the profile to start (default: time-slicing).
-        expected_profiles: display names the server-options page must show; default: every
-            profile in the hub's values (``singleuser.profileList``).
-        directories: folders the terminal lists (the EFS home and shared folder); relative
-            names are under the parent of ``$HOME`` (``/home`` in a user pod).
-        spawn_timeout: seconds to wait on the progress page (a cold GPU node takes minutes).
-        step_timeout: seconds any other page or element may take.
-        restart_running: if a user's server is already running, stop it from the hub's home
-            page first so the server-options page can be shown (otherwise fail).
-        ignore_https_errors: accept a self-signed certificate (deployment types 2/3 in tests;
-            pass ``verify is not True`` when a notebook has a ``requests``-style ``verify``).
-        offline: block requests to non-loopback hosts (e.g. the provider page's CDN stylesheet);
-            default: when the hub itself is on loopback.
-        executable: Chromium binary; default Debian's ``/usr/bin/chromium``.
-
-    Returns:
-        A :class:`Walkthrough`: ``.screenshots`` is ``[(step, path), ...]``; ``.rows()`` /
-        ``.table()`` one row per user and step; ``.journeys[i].listing`` the folders listed.
-
-    Raises:
-        BrowserError (a HubError): a step failed; the message names the user and the step,
-        and ``.screenshot`` is the failing page's PNG in ``out_dir``.
-        RunbookError: Chromium or Playwright is missing, or the profile is unknown.
-    """
-    if auth not in ("dummy", "cognito", "oauth"):
-        raise RunbookError(f"auth {auth!r} is not one of dummy, cognito, oauth")
-    if not users:
-        raise RunbookError("walkthrough needs at least one user")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:  # pragma: no cover - a broken environment
-        raise RunbookError("the playwright package is missing; run `make setup`") from exc
-
-    offered = profiles()
-    chosen = _find_profile(profile, offered) if offered else Profile(profile, profile)
-    expected = list(expected_profiles) if expected_profiles is not None else [p.display_name for p in offered]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    chromium = chromium_path(executable)
-    if offline is None:
-        offline = _is_loopback(hub_url)
-
-    journeys: list[UserJourney] = []
-    with sync_playwright() as pw:
-        try:
-            # launch() gives Chromium a fresh temporary user-data dir and deletes it on close
-            browser = pw.chromium.launch(executable_path=str(chromium), headless=True, args=list(CHROMIUM_FLAGS))
-        except Exception as exc:  # noqa: BLE001 - Playwright raises a generic Error
-            raise RunbookError(f"Chromium ({chromium}) did not start: {str(exc).splitlines()[0]}") from exc
-        try:
-            for index, user in enumerate(users, start=1):
-                context = browser.new_context(viewport=VIEWPORT, ignore_https_errors=ignore_https_errors)
-                try:
-                    if offline:
-                        context.route("**/*", _loopback_only)
-                    secret = password(user) if callable(password) else password
-                    journey = _Journey(
-                        context, hub_url=hub_url, user=user, password=secret, auth=auth, profile=chosen,
-                        expected=expected, directories=directories, out_dir=out, index=index,
-                        spawn_timeout=spawn_timeout, step_timeout=step_timeout, restart_running=restart_running,
-                    )
-                    journeys.append(journey.run())
-                finally:
-                    context.close()
-        finally:
-            browser.close()
-    return Walkthrough(hub_url=hub_url, auth=auth, profile=chosen, journeys=journeys, out_dir=out)
-
-
-def _loopback_only(route) -> None:
-    """Route handler: let loopback requests through, abort the rest (no network in the sandbox)."""
-    if _is_loopback(route.request.url) or route.request.url.startswith(("data:", "blob:")):
-        route.continue_()
-    else:
-        route.abort("blockedbyclient")
