@@ -33,7 +33,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
 from .errors import HubError, RunbookError
@@ -47,6 +47,7 @@ SINGLEUSER_SELECTOR = "component=singleuser-server"
 USERNAME_LABEL = "hub.jupyter.org/username"
 DEFAULT_NAMESPACE = "jupyterhub"
 Progress = Callable[[str], None]
+T = TypeVar("T")
 # Karpenter over-provisions GPU nodes under time-slicing (it counts physical GPUs, not
 # replicas): expected, reported, not a failure of the load check.
 OVERPROVISION_NOTE = ("Karpenter sizes GPU nodes by physical GPUs, not time-sliced replicas, so pods pending "
@@ -355,11 +356,250 @@ def _user_pods(api, namespace: str, users: Sequence[str]) -> dict[str, dict]:
     return found
 
 
+# -- per-user state and what each concurrent step hands back ----------------------------------
+
+
+@dataclass
+class _SignedIn:
+    """What signing one user in handed back: its client (None when refused) and whether this run created it."""
+
+    client: _UserClient | None = None
+    created: bool = False
+    login_s: float | None = None
+    error: str = ""
+    unexpected: Exception | None = None  # anything but a HubError; raised by the caller after merging
+
+
+@dataclass
+class _Started:
+    """What starting one user's server handed back: seconds to ready, and whether it answered."""
+
+    ready_s: float | None = None
+    answered: bool = False
+    error: str = ""
+    unexpected: Exception | None = None
+
+
+@dataclass
+class _Stopped:
+    """What stopping one user's server handed back."""
+
+    stopped: bool = False
+    error: str = ""
+    unexpected: Exception | None = None
+
+
+@dataclass
+class _LoadUser:
+    """One load user during a run: its result row, its client once signed in, and whether this run
+    created it (only those are deleted). Worker threads never touch it: the caller merges their outcomes."""
+
+    row: UserResult
+    client: _UserClient | None = None
+    created: bool = False
+
+    def signed_in(self, outcome: _SignedIn) -> None:
+        """Merge the sign-in outcome: the client to use from now on, login time or error."""
+        self.client, self.created = outcome.client, outcome.created
+        self.row.login_s = outcome.login_s
+        if outcome.error:
+            self.row.error = outcome.error
+
+    def started(self, outcome: _Started) -> None:
+        """Merge the start outcome: time to ready, answered, error."""
+        self.row.ready_s = outcome.ready_s
+        self.row.answered = outcome.answered
+        if outcome.error:
+            self.row.error = outcome.error
+
+    def stopped(self, outcome: _Stopped) -> None:
+        """Merge the stop outcome; a stop error is appended to any earlier one."""
+        self.row.stopped = outcome.stopped
+        if outcome.error:
+            self.row.error = (self.row.error + "; " if self.row.error else "") + outcome.error
+
+    def placed(self, pod: dict) -> None:
+        """Record where the user's pod runs (a row of :func:`_user_pods`)."""
+        self.row.node = pod.get("node", "")
+        self.row.instance_type = pod.get("instance_type", "")
+
+
+def _raise_unexpected(outcomes: Iterable[_SignedIn | _Started | _Stopped]) -> None:
+    """Raise the first exception other than HubError that a worker caught (after its outcome was merged)."""
+    for outcome in outcomes:
+        if outcome.unexpected is not None:
+            raise outcome.unexpected
+
+
+# -- the per-user work (runs on worker threads; returns, never shares) -------------------------
+
+
+def _sign_in(name: str, admin: _AdminClient | None, hub_url: str, verify: bool | str, password: str,
+             token_life: int) -> _SignedIn:
+    """Sign one load user in: created by the admin and given its own token, or logged in through the login page."""
+    outcome = _SignedIn()
+    t0 = time.monotonic()
+    try:
+        if admin is not None:
+            outcome.created = admin.create_user(name)
+            outcome.client = admin.user_client(name, expires_in=token_life)
+        else:
+            client = _UserClient(hub_url, verify=verify)
+            client.login(name, password)
+            client.token(note="eks-hub-runbook loadtest", expires_in=token_life)
+            outcome.client = client
+        outcome.login_s = time.monotonic() - t0
+    except HubError as exc:
+        outcome.error = f"login: {exc}"
+    except Exception as exc:  # the caller raises it, but first learns which user was created
+        outcome.unexpected = exc
+    return outcome
+
+
+def _start_server(client: _UserClient, profile: str, deadline: float, stop_timeout: float) -> _Started:
+    """Start one user's server with ``profile``, wait until ready (timed from the request), then check it answers."""
+    outcome = _Started()
+    t0 = time.monotonic()
+    try:
+        if client.server() is not None:
+            client.stop(timeout=stop_timeout)  # a leftover server from an earlier run
+        client.spawn(profile)
+        client.wait_ready(timeout=max(1.0, deadline - time.monotonic()))
+        outcome.ready_s = time.monotonic() - t0
+    except HubError as exc:
+        outcome.error = f"spawn: {exc}"
+        return outcome
+    except Exception as exc:
+        outcome.unexpected = exc
+        return outcome
+    return _check_answers(client, outcome)
+
+
+def _check_answers(client: _UserClient, outcome: _Started) -> _Started:
+    """Check a ready server answers through the proxy with the user's own token; returns ``outcome`` completed."""
+    try:
+        client.status()
+        outcome.answered = True
+    except HubError as exc:
+        outcome.error = f"status: {exc}"
+    except Exception as exc:
+        outcome.unexpected = exc
+    return outcome
+
+
+def _stop_server(client: _UserClient | None, stop_timeout: float) -> _Stopped:
+    """Stop one user's server if it runs (a user that never signed in has nothing to stop)."""
+    if client is None:
+        return _Stopped(stopped=True)
+    try:
+        if client.server() is not None:
+            client.stop(timeout=stop_timeout)
+        return _Stopped(stopped=True)
+    except HubError as exc:
+        return _Stopped(error=f"stop: {exc}")
+    except Exception as exc:
+        return _Stopped(unexpected=exc)
+
+
+def _concurrently(work: Callable[[str], T], names: Sequence[str], workers: int, label: str,
+                  while_waiting: Callable[[], object] | None = None) -> dict[str, T]:
+    """``work(name)`` for every name on up to ``workers`` threads; the results by name, in ``names`` order.
+
+    Every call has finished when this returns. ``while_waiting``, when given, is called on this
+    thread about once a second until they have (the GPU node watch while servers start).
+    """
+    with ThreadPoolExecutor(workers, thread_name_prefix=f"load-{label}") as pool:
+        futures = {name: pool.submit(work, name) for name in names}
+        if while_waiting is not None:
+            while not all(f.done() for f in futures.values()):
+                while_waiting()
+                time.sleep(1.0)
+    return {name: future.result() for name, future in futures.items()}
+
+
+# -- cluster figures ---------------------------------------------------------------------------
+
+
+class _GpuWatch:
+    """The GPU nodes there were before the run, and every one seen since (the peak); no-op without cluster access."""
+
+    def __init__(self, kube_api) -> None:
+        self.kube_api = kube_api
+        self.before: dict[str, dict] | None = _gpu_nodes(kube_api) if kube_api is not None else None
+        self.seen: set[str] = set(self.before or {})
+
+    def sample(self) -> None:
+        """Look at the GPU nodes now and remember them for the peak."""
+        if self.kube_api is not None:
+            self.seen.update(_gpu_nodes(self.kube_api))
+
+
+@dataclass
+class _GpuCount:
+    """GPU nodes the load users' pods landed on, against the ideal, and before / at the peak of the run."""
+
+    nodes: int
+    ideal: int
+    per_node: int
+    before: int
+    peak: int
+
+
+def _count_gpu_nodes(users: int, pods: dict[str, dict], gpu_nodes: dict[str, dict], gpus_per_node: int | None,
+                     before: dict | None, seen: set[str]) -> _GpuCount:
+    """Count the GPU nodes in use by ``pods`` (user -> :func:`_user_pods` row) among ``gpu_nodes``.
+
+    GPUs per node: ``gpus_per_node`` if given, else the most allocatable on a used node, else 4;
+    GPUs per user: the largest request of a pod, at least 1. The ideal is 0 when no pod is on a GPU node.
+    """
+    used = {pod.get("node", "") for pod in pods.values()}
+    used = {node for node in used if node and node in gpu_nodes}
+    per_node = gpus_per_node or max((gpu_nodes[n]["gpu_allocatable"] for n in used), default=4)
+    per_user = max((int(pod.get("gpu_request") or 0) for pod in pods.values()), default=1) or 1
+    return _GpuCount(nodes=len(used), ideal=ideal_gpu_nodes(users, per_user, per_node) if used else 0,
+                     per_node=per_node, before=len(before or {}), peak=len(seen))
+
+
+@dataclass
+class _Orphans:
+    """What was left of the load users after the stop."""
+
+    pods: list[str]
+    processes: list[int]
+    check: str
+
+
+def _orphan_note(checks: Sequence[str], found: int) -> str:
+    """The orphan check's one-line verdict, e.g. ``none (pods checked)``, ``2 left``, ``not checked (...)``."""
+    if not checks:
+        return "not checked (no cluster access, remote hub)"
+    return f"none ({' and '.join(checks)} checked)" if not found else f"{found} left"
+
+
+def _check_orphans(names: Sequence[str], kube_api, namespace: str, hub_url: str, grace: float = 60.0) -> _Orphans:
+    """Wait (bounded) until no pod and no local server process of the load users remains."""
+    local = _is_loopback(hub_url)
+    checks = []
+    if kube_api is not None:
+        checks.append("pods")
+    if local:
+        checks.append("jupyterhub-singleuser processes")
+    deadline = time.monotonic() + grace
+    while True:
+        pods = sorted(_user_pods(kube_api, namespace, names)) if kube_api is not None else []
+        processes = singleuser_processes(names) if local else []
+        if (not pods and not processes) or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    return _Orphans(pods, processes, _orphan_note(checks, len(pods) + len(processes)))
+
+
 # -- the run -----------------------------------------------------------------------------------
 
 
 def _admin_client(hub_url: str, verify: bool | str, admin_token: str | None, admin_user: str | None,
                   password: str) -> _AdminClient | None:
+    """The admin session that creates the load users (token, else an admin user who logs in); None without one."""
     token = admin_token or os.environ.get(ADMIN_TOKEN_ENV) or None
     if token:
         admin = _AdminClient.with_token(hub_url, token, verify)
@@ -371,6 +611,122 @@ def _admin_client(hub_url: str, verify: bool | str, admin_token: str | None, adm
         return None
     admin.check_admin()
     return admin
+
+
+def _check_arguments(users: int, profile: str) -> None:
+    """Refuse a crowd outside 1..MAX_USERS or a missing profile, before anything runs."""
+    if not 1 <= int(users) <= MAX_USERS:
+        raise RunbookError(f"--users must be between 1 and {MAX_USERS} (got {users})")
+    if not profile:
+        raise RunbookError("a profile slug is needed (e.g. gpu-time-slicing)")
+
+
+@dataclass
+class _LoadRun:
+    """One run's settings and its users' state; the steps of :func:`run` are its methods.
+
+    Only the thread that calls the methods changes ``users``; the per-user work on worker
+    threads returns outcome objects that the methods merge.
+    """
+
+    hub_url: str
+    profile: str
+    users: dict[str, _LoadUser]
+    admin: _AdminClient | None
+    gpus: _GpuWatch
+    verify: bool | str
+    password: str
+    deadline: float
+    stop_timeout: float
+    token_life: int
+    say: Progress
+
+    @property
+    def names(self) -> list[str]:
+        """Every load user, in order."""
+        return list(self.users)
+
+    @property
+    def workers(self) -> int:
+        """Threads per concurrent step."""
+        return min(len(self.users), 32)
+
+    @property
+    def login_mode(self) -> str:
+        """How the users sign in, as the summary says it."""
+        return "admin API (users and tokens created by an admin)" if self.admin else "login page"
+
+    def signed_in_names(self) -> list[str]:
+        """The users who signed in (they hold a client)."""
+        return [name for name, user in self.users.items() if user.client is not None]
+
+    def sign_in_all(self) -> None:
+        """Create the users and their tokens (admin), or log each in; HubError with advice if none got in."""
+        self.say(f"signing in {len(self.users)} users ({self.login_mode})")
+        outcomes = _concurrently(
+            lambda name: _sign_in(name, self.admin, self.hub_url, self.verify, self.password, self.token_life),
+            self.names, self.workers, "login")
+        for name, outcome in outcomes.items():
+            self.users[name].signed_in(outcome)
+        _raise_unexpected(outcomes.values())
+        if not self.signed_in_names():
+            first = next(iter(self.users.values())).row.error
+            raise HubError(f"no load user could sign in ({first}); give an admin: --admin-user NAME "
+                           f"(deployed with -p admin_users NAME) or ${ADMIN_TOKEN_ENV}, or deploy with -p allow_all True")
+
+    def start_all(self) -> None:
+        """Start every signed-in user's server at once, wait until each is ready and answers.
+
+        The GPU nodes are sampled about once a second meanwhile, for the peak.
+        """
+        names = self.signed_in_names()
+        self.say(f"starting {len(names)} servers with profile '{self.profile}'")
+        outcomes = _concurrently(
+            lambda name: _start_server(self.users[name].client, self.profile, self.deadline, self.stop_timeout),
+            names, self.workers, "spawn", while_waiting=self.gpus.sample)
+        for name, outcome in outcomes.items():
+            self.users[name].started(outcome)
+        # Not raised, as before: an error other than HubError leaves the row not ready or not answering.
+        rows = [user.row for user in self.users.values()]
+        self.say(f"{sum(r.ready for r in rows)}/{len(rows)} ready; {sum(r.answered for r in rows)} answered")
+
+    def measure(self, namespace: str, gpus_per_node: int | None) -> LoadResult:
+        """The result so far; with cluster access, each user's node and the GPU node counts."""
+        result = LoadResult(self.hub_url, self.profile, [user.row for user in self.users.values()],
+                            self.login_mode, 0.0)
+        kube_api = self.gpus.kube_api
+        if kube_api is None:
+            return result
+        self.gpus.sample()
+        pods = _user_pods(kube_api, namespace, self.names)
+        for name, pod in pods.items():
+            self.users[name].placed(pod)
+        count = _count_gpu_nodes(len(self.users), pods, _gpu_nodes(kube_api), gpus_per_node,
+                                 self.gpus.before, self.gpus.seen)
+        result.gpu_nodes, result.gpu_per_node, result.gpu_nodes_ideal = count.nodes, count.per_node, count.ideal
+        result.gpu_nodes_before, result.gpu_nodes_peak = count.before, count.peak
+        return result
+
+    def stop_all(self) -> None:
+        """Stop every user's server (always, even after a failure), waiting until each is gone."""
+        self.say(f"stopping {len(self.signed_in_names())} servers")
+        outcomes = _concurrently(lambda name: _stop_server(self.users[name].client, self.stop_timeout),
+                                 self.names, self.workers, "stop")
+        for name, outcome in outcomes.items():
+            self.users[name].stopped(outcome)
+        _raise_unexpected(outcomes.values())
+
+    def delete_created(self) -> None:
+        """Delete the users this run created (admin mode); a failure is reported, not raised."""
+        if self.admin is None:
+            return
+        for name, user in self.users.items():
+            if not user.created:
+                continue
+            try:
+                self.admin.delete_user(name)
+            except HubError as exc:
+                self.say(f"could not delete {name}: {exc}")
 
 
 def run(
@@ -395,7 +751,7 @@ def run(
     """Start ``users`` servers with ``profile`` at once, measure, check, stop, look for orphans.
 
     Args:
-        hub_url: the hub's public URL (sandbox: ``platform.sandbox_hub.url()``).
+        hub_url: the hub's public URL (a local target's: ``Target.local_hub_url()``).
         users: how many users (1..MAX_USERS); named ``<user_prefix>001``...
         profile: profile slug (e.g. ``gpu-time-slicing``).
         out_dir: when given, rows, summary and plot are written there (:meth:`LoadResult.write`).
@@ -416,141 +772,27 @@ def run(
     Raises:
         RunbookError: bad arguments; HubError: no way to sign users in (the message says how).
     """
-    if not 1 <= int(users) <= MAX_USERS:
-        raise RunbookError(f"--users must be between 1 and {MAX_USERS} (got {users})")
-    if not profile:
-        raise RunbookError("a profile slug is needed (e.g. gpu-time-slicing)")
-    say = progress or (lambda _message: None)
+    _check_arguments(users, profile)
     names = [f"{user_prefix}{i:03d}" for i in range(1, int(users) + 1)]
-    results = {name: UserResult(name) for name in names}
-    clients: dict[str, _UserClient] = {}
     started = time.monotonic()
-    deadline = started + timeout
-
     admin = _admin_client(hub_url, verify, admin_token, admin_user, password)
-    login_mode = "admin API (users and tokens created by an admin)" if admin else "login page"
-    created: list[str] = []
-    before = _gpu_nodes(kube_api) if kube_api is not None else None
-    peak: set[str] = set(before or {})
-    workers = min(len(names), 32)
-
-    def sign_in(name: str) -> None:
-        t0 = time.monotonic()
-        try:
-            if admin is not None:
-                if admin.create_user(name):
-                    created.append(name)
-                clients[name] = admin.user_client(name, expires_in=int(timeout + stop_timeout + 300))
-            else:
-                client = _UserClient(hub_url, verify=verify)
-                client.login(name, password)
-                client.token(note="eks-hub-runbook loadtest", expires_in=int(timeout + stop_timeout + 300))
-                clients[name] = client
-            results[name].login_s = time.monotonic() - t0
-        except HubError as exc:
-            results[name].error = f"login: {exc}"
-
-    def spawn(name: str) -> None:
-        client = clients.get(name)
-        if client is None:
-            return
-        t0 = time.monotonic()
-        try:
-            if client.server() is not None:
-                client.stop(timeout=stop_timeout)  # a leftover server from an earlier run
-            client.spawn(profile)
-            client.wait_ready(timeout=max(1.0, deadline - time.monotonic()))
-            results[name].ready_s = time.monotonic() - t0
-        except HubError as exc:
-            results[name].error = f"spawn: {exc}"
-            return
-        try:
-            client.status()
-            results[name].answered = True
-        except HubError as exc:
-            results[name].error = f"status: {exc}"
-
-    def stop(name: str) -> None:
-        client = clients.get(name)
-        if client is None:
-            results[name].stopped = True
-            return
-        try:
-            if client.server() is not None:
-                client.stop(timeout=stop_timeout)
-            results[name].stopped = True
-        except HubError as exc:
-            results[name].error = (results[name].error + "; " if results[name].error else "") + f"stop: {exc}"
-
+    job = _LoadRun(hub_url, profile, users={name: _LoadUser(UserResult(name)) for name in names}, admin=admin,
+                   gpus=_GpuWatch(kube_api), verify=verify, password=password, deadline=started + timeout,
+                   stop_timeout=stop_timeout, token_life=int(timeout + stop_timeout + 300),
+                   say=progress or (lambda _message: None))
     try:
-        say(f"signing in {len(names)} users ({login_mode})")
-        with ThreadPoolExecutor(workers, thread_name_prefix="load-login") as pool:
-            list(pool.map(sign_in, names))
-        if not clients:
-            first = next(iter(results.values())).error
-            raise HubError(f"no load user could sign in ({first}); give an admin: --admin-user NAME "
-                           f"(deployed with -p admin_users NAME) or ${ADMIN_TOKEN_ENV}, or deploy with -p allow_all True")
-        say(f"starting {len(clients)} servers with profile '{profile}'")
-        with ThreadPoolExecutor(workers, thread_name_prefix="load-spawn") as pool:
-            futures = [pool.submit(spawn, name) for name in names]
-            while not all(f.done() for f in futures):
-                if kube_api is not None:
-                    peak.update(_gpu_nodes(kube_api))
-                time.sleep(1.0)
-        ready = sum(r.ready for r in results.values())
-        say(f"{ready}/{len(names)} ready; {sum(r.answered for r in results.values())} answered")
-
-        result = LoadResult(hub_url, profile, list(results.values()), login_mode, 0.0)
-        if kube_api is not None:
-            peak.update(_gpu_nodes(kube_api))
-            placed = _user_pods(kube_api, namespace, names)
-            for name, info in placed.items():
-                results[name].node = info.get("node", "")
-                results[name].instance_type = info.get("instance_type", "")
-            gpu_nodes = _gpu_nodes(kube_api)
-            used = {r.node for r in results.values() if r.node and r.node in gpu_nodes}
-            per_node = gpus_per_node or max((gpu_nodes[n]["gpu_allocatable"] for n in used), default=4)
-            per_user = max((int(info.get("gpu_request") or 0) for info in placed.values()), default=1) or 1
-            result.gpu_nodes = len(used)
-            result.gpu_per_node = per_node
-            result.gpu_nodes_ideal = ideal_gpu_nodes(len(names), per_user, per_node) if used else 0
-            result.gpu_nodes_before = len(before or {})
-            result.gpu_nodes_peak = len(peak)
+        job.sign_in_all()
+        job.start_all()
+        result = job.measure(namespace, gpus_per_node)
     finally:
-        say(f"stopping {len(clients)} servers")
-        with ThreadPoolExecutor(workers, thread_name_prefix="load-stop") as pool:
-            list(pool.map(stop, names))
-        if admin is not None and delete_users:
-            for name in created:
-                try:
-                    admin.delete_user(name)
-                except HubError as exc:
-                    say(f"could not delete {name}: {exc}")
+        job.stop_all()
+        if delete_users:
+            job.delete_created()
 
     result.wall_s = time.monotonic() - started
-    _check_orphans(result, names, kube_api, namespace, hub_url)
-    say(f"orphans: {result.orphan_check}")
+    orphans = _check_orphans(names, kube_api, namespace, hub_url)
+    result.orphan_pods, result.orphan_processes, result.orphan_check = orphans.pods, orphans.processes, orphans.check
+    job.say(f"orphans: {result.orphan_check}")
     if out_dir is not None:
         result.write(out_dir)
     return result
-
-
-def _check_orphans(result: LoadResult, names: Sequence[str], kube_api, namespace: str, hub_url: str,
-                   grace: float = 60.0) -> None:
-    """Wait (bounded) until no pod and no local server process of the load users remains."""
-    local = _is_loopback(hub_url)
-    checks = []
-    if kube_api is not None:
-        checks.append("pods")
-    if local:
-        checks.append("jupyterhub-singleuser processes")
-    deadline = time.monotonic() + grace
-    while True:
-        result.orphan_pods = sorted(_user_pods(kube_api, namespace, names)) if kube_api is not None else []
-        result.orphan_processes = singleuser_processes(names) if local else []
-        if (not result.orphan_pods and not result.orphan_processes) or time.monotonic() > deadline:
-            break
-        time.sleep(1.0)
-    found = len(result.orphan_pods) + len(result.orphan_processes)
-    result.orphan_check = (f"none ({' and '.join(checks)} checked)" if checks and not found
-                           else f"{found} left" if checks else "not checked (no cluster access, remote hub)")
