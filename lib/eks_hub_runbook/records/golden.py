@@ -147,10 +147,10 @@ def regenerate(
             staged = Path(tmp) / "golden"
             staged.mkdir()
             for entry in run.notebooks:
-                nb = json.loads((run.dir / entry["output"]).read_text())
+                nb = json.loads((run.dir / entry.output).read_text())
                 for note in normalise(nb):
-                    console.write(f"{entry['name']} {note} (add the tag to runbooks/{entry['name']}.ipynb)")
-                (staged / entry["output"]).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+                    console.write(f"{entry.name} {note} (add the tag to runbooks/{entry.name}.ipynb)")
+                (staged / entry.output).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
             if target.exists():
                 shutil.rmtree(target)
             shutil.copytree(staged, target)

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 from . import scrub
 from .archive import Run, format_duration, iter_runs, outputs_root
+from .model import Failure, NotebookEntry
 
 REPORT_DIR = "report"
 
@@ -77,77 +78,78 @@ def notebook_html(notebook: Path) -> str:
     return body
 
 
-def _cells_table(entry: dict[str, Any], page: str | None) -> str:
-    cells = entry.get("cells") or []
+def _cells_table(entry: NotebookEntry, page: str | None) -> str:
+    cells = entry.cells
     if not cells:
         return "<p>No cells executed.</p>"
-    longest = max((c.get("duration_s") or 0) for c in cells) or 1
+    longest = max((c.duration_s or 0) for c in cells) or 1
     rows = []
     for cell in cells:
-        duration = cell.get("duration_s")
+        duration = cell.duration_s
         width = int(200 * (duration or 0) / longest)
         rows.append([
-            _e(cell["index"]), _e(cell.get("execution_count") or ""), _badge(cell.get("status", "")),
+            _e(cell.index), _e(cell.execution_count or ""), _badge(cell.status),
             f'{_e(format_duration(duration))} <span class="bar" style="width:{width}px"></span>',
-            f"<code>{_e(cell.get('first_line', ''))}</code>",
+            f"<code>{_e(cell.first_line)}</code>",
         ])
     return _table(["cell", "In", "status", "duration", "code"], rows)
 
 
 def _index_body(run: Run, pages: dict[str, str]) -> str:
-    data = run.data
+    record = run.record
     parts = [f"<h1>Run {_e(run.deployment)}/{_e(run.run_id)} {_badge(run.status)}</h1>"]
     overview = [
-        ["target", _e(data.get("target"))],
-        ["started", _e(data.get("started_at"))], ["ended", _e(data.get("ended_at"))],
-        ["duration", _e(format_duration(data.get("duration_s")))],
-        ["command", f"<code>{_e(data.get('command'))}</code>"],
-        ["git", _e(" ".join(str(v) for v in (data.get("git", {}).get("commit"), data.get("git", {}).get("branch")) if v)
-                 + (" (uncommitted changes)" if data.get("git", {}).get("dirty") else ""))],
-        ["attempts", _e(len(data.get("attempts", [])))],
+        ["target", _e(record.target)],
+        ["started", _e(record.started_at)], ["ended", _e(record.ended_at)],
+        ["duration", _e(format_duration(record.duration_s))],
+        ["command", f"<code>{_e(record.command)}</code>"],
+        ["git", _e(" ".join(str(v) for v in (record.git.get("commit"), record.git.get("branch")) if v)
+                 + (" (uncommitted changes)" if record.git.get("dirty") else ""))],
+        ["attempts", _e(len(record.attempts))],
     ]
     parts.append(_table(["", ""], overview))
-    failure = data.get("failure")
+    failure = record.failure
     if failure:
-        link = pages.get(failure.get("notebook", ""))
-        where = f'<a href="{_e(link)}#papermill-error-cell">{_e(failure.get("notebook"))}</a>' if link else _e(failure.get("notebook"))
-        what = failure.get("reason") or f"{failure.get('ename', '')}: {failure.get('evalue', '')}"
-        parts.append(f"<h2>Failure</h2><p>{where}, cell {_e(failure.get('cell_index', '?'))} "
-                     f"(In [{_e(failure.get('execution_count') or ' ')}])</p><pre>{_e(what)}</pre>"
+        link = pages.get(failure.notebook or "")
+        where = f'<a href="{_e(link)}#papermill-error-cell">{_e(failure.notebook)}</a>' if link else _e(failure.notebook)
+        what = failure.reason or f"{failure.ename or ''}: {failure.evalue or ''}"
+        cell = "?" if failure.cell_index is None else failure.cell_index
+        parts.append(f"<h2>Failure</h2><p>{where}, cell {_e(cell)} "
+                     f"(In [{_e(failure.execution_count or ' ')}])</p><pre>{_e(what)}</pre>"
                      f"<p>Continue with <code>runbook run --resume --run {_e(run.run_id)}</code>.</p>")
 
     rows = []
     for entry in run.notebooks:
-        link = pages.get(entry["name"])
-        name = f'<a href="{_e(link)}">{_e(entry["name"])}</a>' if link else _e(entry["name"])
-        fail = entry.get("failure") or {}
-        rows.append([name, _badge(entry["status"]), _e(entry.get("attempt", 0)), _e(format_duration(entry.get("duration_s"))),
-                     _e(f"cell {fail['cell_index']}" if fail.get("cell_index") is not None else fail.get("reason", ""))])
+        link = pages.get(entry.name)
+        name = f'<a href="{_e(link)}">{_e(entry.name)}</a>' if link else _e(entry.name)
+        fail = entry.failure or Failure()
+        rows.append([name, _badge(entry.status), _e(entry.attempt), _e(format_duration(entry.duration_s)),
+                     _e(f"cell {fail.cell_index}" if fail.cell_index is not None else fail.reason or "")])
     parts.append("<h2>Notebooks</h2>" + _table(["notebook", "status", "attempt", "duration", "stopped at"], rows))
 
-    parameters = data.get("parameters", {})
+    parameters = record.parameters
     parts.append("<h2>Parameters</h2>" + (_table(["name", "value"], ([_e(k), f"<code>{_e(json.dumps(v))}</code>"]
                                                                        for k, v in sorted(parameters.items())))
                                           if parameters else "<p>Notebook defaults.</p>"))
-    if data.get("secrets"):
+    if record.secrets:
         parts.append("<p>Secrets (values never recorded): "
-                     + ", ".join(f"{_e(k)} from {_e(v)}" for k, v in sorted(data["secrets"].items())) + "</p>")
+                     + ", ".join(f"{_e(k)} from {_e(v)}" for k, v in sorted(record.secrets.items())) + "</p>")
 
     for entry in run.notebooks:
-        if entry.get("attempt"):
-            parts.append(f"<h2>Cells of {_e(entry['name'])}</h2>" + _cells_table(entry, pages.get(entry["name"])))
-            for previous in entry.get("previous_attempts", []):
-                link = pages.get(f"{entry['name']}@{previous.get('attempt')}")
-                label = f"attempt {previous.get('attempt')}: {previous.get('status')}"
+        if entry.attempt:
+            parts.append(f"<h2>Cells of {_e(entry.name)}</h2>" + _cells_table(entry, pages.get(entry.name)))
+            for previous in entry.previous_attempts:
+                link = pages.get(f"{entry.name}@{previous.attempt}")
+                label = f"attempt {previous.attempt}: {previous.status}"
                 parts.append(f"<p>Earlier {(_e(label) if not link else f'<a href={_e(link)!r}>{_e(label)}</a>')}</p>")
 
-    scraps = {e["name"]: e.get("scraps") for e in run.notebooks if e.get("scraps")}
+    scraps = {e.name: e.scraps for e in run.notebooks if e.scraps}
     if scraps:
         rows = [[_e(nb), _e(name), f"<code>{_e(json.dumps(value, default=str)[:300])}</code>"]
                 for nb, values in scraps.items() for name, value in values.items()]
         parts.append("<h2>Scraps</h2>" + _table(["notebook", "name", "value"], rows))
 
-    versions = data.get("versions", {})
+    versions = record.versions
     if versions:
         rows = [["python", _e(versions.get("python"))], ["terraform", _e(versions.get("terraform"))]]
         rows += [[f"provider {_e(k)}", _e(v)] for k, v in versions.get("providers", {}).items()]
@@ -162,15 +164,15 @@ def write_report(run: Run) -> Path:
     out = run.dir / REPORT_DIR
     pages: dict[str, str] = {}
     for entry in run.notebooks:
-        if entry.get("output") and (run.dir / entry["output"]).is_file():
-            page = f"{entry['name']}.html"
-            _write(out / page, notebook_html(run.dir / entry["output"]))
-            pages[entry["name"]] = page
-        for previous in entry.get("previous_attempts", []):
-            if previous.get("output") and (run.dir / previous["output"]).is_file():
-                page = f"{entry['name']}.attempt-{previous['attempt']}.html"
-                _write(out / page, notebook_html(run.dir / previous["output"]))
-                pages[f"{entry['name']}@{previous['attempt']}"] = page
+        if entry.output and (run.dir / entry.output).is_file():
+            page = f"{entry.name}.html"
+            _write(out / page, notebook_html(run.dir / entry.output))
+            pages[entry.name] = page
+        for previous in entry.previous_attempts:
+            if previous.output and (run.dir / previous.output).is_file():
+                page = f"{entry.name}.attempt-{previous.attempt}.html"
+                _write(out / page, notebook_html(run.dir / previous.output))
+                pages[f"{entry.name}@{previous.attempt}"] = page
     if run.log_path.is_file():
         pages["run.log"] = "../run.log"
     index = out / "index.html"
