@@ -20,8 +20,8 @@ $(VENV)/bin/python: | tools
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==25.3
 
-$(STAMP): $(VENV)/bin/python pyproject.toml requirements.lock
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+$(STAMP): $(VENV)/bin/python pyproject.toml sandbox/pyproject.toml requirements.lock
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]' -e ./sandbox
 	$(BIN)/python -m eks_hub_runbook.kernel >/dev/null
 	touch $(STAMP)
 

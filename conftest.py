@@ -1,5 +1,7 @@
-"""Shared fixtures. Sandbox services run in a per-session temporary state folder so tests
-never touch a developer's own sandbox, and are always stopped at the end."""
+"""Shared fixtures of the product's tests (tests/) and the sandbox's (sandbox/tests/). Sandbox
+services run in a per-session temporary state folder so tests never touch a developer's own
+sandbox, and are always stopped at the end. Nothing here imports the sandbox package before a
+fixture that needs it runs, so the product's tests also run where it is not installed."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parent
 
 # The sandbox cluster's emulated delays, short for tests: a Karpenter node in 0.5 s,
 # a first image pull per node in 1.5 s (defaults: 5 s and 3 s).
@@ -44,10 +46,10 @@ def pytest_unconfigure(config):
 
     if SESSION_STATE_DIR is None or not SESSION_STATE_DIR.exists():
         return
-    from eks_hub_runbook import sandbox
+    from eks_hub_runbook import targets
 
     with session_state():
-        sandbox.down()
+        targets.stop_local_services()
     if _OWN_STATE_DIR:
         shutil.rmtree(SESSION_STATE_DIR, ignore_errors=True)
 
@@ -66,7 +68,7 @@ class _SessionSandbox:
     so paths and URLs (kubeconfig, CA, ports) do not depend on what a test set meanwhile."""
 
     def __getattr__(self, name):
-        from eks_hub_runbook import sandbox
+        import eks_hub_sandbox as sandbox
 
         attr = getattr(sandbox, name)
         if not callable(attr):
@@ -81,7 +83,7 @@ class _SessionSandbox:
 
 def session_kubeconfig() -> Path:
     """The admin kubeconfig of the session's sandbox cluster."""
-    from eks_hub_runbook import sandbox
+    import eks_hub_sandbox as sandbox
 
     with session_state():
         return sandbox.kubeconfig_path()
@@ -96,7 +98,7 @@ def state_dir() -> Path:
 @pytest.fixture(scope="session")
 def aws_sandbox(state_dir):
     """The sandbox's local AWS (moto + EKS layer) on loopback, for the whole session."""
-    from eks_hub_runbook import sandbox
+    import eks_hub_sandbox as sandbox
 
     with session_state():
         sandbox.up(only=("aws",))
@@ -114,7 +116,8 @@ def private_aws_sandbox(tmp_path_factory):
     session's local AWS and wipes its state when the clusters it knows are deleted, which would
     take the CRDs and objects other modules installed with it.
     """
-    from eks_hub_runbook import environment, sandbox
+    import eks_hub_sandbox as sandbox
+    from eks_hub_runbook import environment
 
     with environment.exported({"RUNBOOK_STATE_DIR": str(tmp_path_factory.mktemp("private-aws"))}):
         try:
@@ -127,7 +130,7 @@ def private_aws_sandbox(tmp_path_factory):
 @pytest.fixture(scope="session")
 def full_sandbox(state_dir):
     """All core sandbox services: local AWS and the cluster emulator."""
-    from eks_hub_runbook import sandbox
+    import eks_hub_sandbox as sandbox
 
     with session_state():
         sandbox.up()
@@ -165,10 +168,10 @@ def deployment_params():
     from eks_hub_runbook import params
 
     arn = "arn:aws:acm:us-west-2:123456789012:certificate/12345678-1234-1234-1234-123456789012"
-    return {
-        "dummy": params.resolve(auth="dummy"),
-        "cognito": params.resolve(auth="cognito", domain="hub.example.com", certificate_arn=arn),
-        "oauth": params.resolve(auth="oauth", domain="hub.example.com", certificate_arn=arn,
+    return {  # the values and manifests are the same on every target; AWS needs no stand-in installed
+        "dummy": params.resolve(target="aws", auth="dummy"),
+        "cognito": params.resolve(target="aws", auth="cognito", domain="hub.example.com", certificate_arn=arn),
+        "oauth": params.resolve(target="aws", auth="oauth", domain="hub.example.com", certificate_arn=arn,
                                 oauth_domain="keycloak.example.com", oauth_client_id="jupyterhub"),
     }
 
@@ -196,7 +199,7 @@ def sandbox_outputs(full_sandbox, terraform_outputs) -> dict:
     (so the sandbox's EFS CSI driver can map them), for platform tests that skip Terraform."""
     from eks_hub_runbook.aws import session
 
-    efs = session.client("efs")
+    efs = session.client("efs", "sandbox", "us-west-2")
     fs_id = efs.create_file_system(CreationToken="platform-tests", Encrypted=True)["FileSystemId"]
     points = {}
     for name, path in (("home", "/home"), ("shared", "/shared")):
@@ -218,8 +221,8 @@ def kube_sandbox(state_dir):
 
     Controllers that need the local AWS retry until it is up (``full_sandbox`` starts it).
     """
-    from eks_hub_runbook import sandbox
-    from eks_hub_runbook.sandbox import services
+    import eks_hub_sandbox as sandbox
+    from eks_hub_sandbox import services
 
     with session_state():
         started_here = not services.status("kube").running
@@ -337,7 +340,7 @@ def pytest_runtest_makereport(item, call):
     uses_sandbox = {"kube_sandbox", "full_sandbox", "aws_sandbox"} & set(getattr(item, "fixturenames", ()))
     if not (report.failed and uses_sandbox and SESSION_STATE_DIR):
         return
-    from eks_hub_runbook import sandbox
+    import eks_hub_sandbox as sandbox
 
     lines = []
     with session_state():
@@ -348,3 +351,50 @@ def pytest_runtest_makereport(item, call):
                 lines += [f"  | {line}" for line in tail]
         lines.append("files: " + ", ".join(sorted(p.name for p in sandbox.kubeconfig_path().parent.iterdir())))
     report.sections.append(("session sandbox", "\n".join(lines)))
+
+
+# --- every import resolves (module level and inside functions) ---------------------------
+
+def unresolved_imports(package: str) -> list[str]:
+    """``from X import Y`` / ``import X`` anywhere in ``package``'s modules whose module does not
+    exist (a relative import left pointing at a folder the code moved out of)."""
+    import ast
+    import importlib
+    import importlib.util
+    import pkgutil
+
+    root = importlib.import_module(package)
+    problems = []
+    for info in pkgutil.walk_packages(root.__path__, prefix=f"{package}."):
+        spec = importlib.util.find_spec(info.name)
+        tree = ast.parse(open(spec.origin).read())
+        base = info.name if info.ispkg else info.name.rpartition(".")[0]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                parts = base.split(".")
+                target = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else [])) \
+                    if node.level else node.module
+                names = [target] if node.module or not node.level else [f"{target}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                try:
+                    found = importlib.util.find_spec(name)
+                except (ModuleNotFoundError, ValueError):
+                    found = None
+                if found is None and not _is_attribute(name):
+                    problems.append(f"{info.name}:{node.lineno} imports {name}")
+    return problems
+
+
+def _is_attribute(name: str) -> bool:
+    """``from pkg import name`` where name is an attribute of a module, not a module."""
+    import importlib
+
+    module, _, attribute = name.rpartition(".")
+    try:
+        return hasattr(importlib.import_module(module), attribute)
+    except ImportError:
+        return False

@@ -184,7 +184,7 @@ def private_environment(keep: bool = False) -> Iterator[dict[str, Path]]:
 @contextlib.contextmanager
 def running_sandbox() -> Iterator[None]:
     """The core sandbox services of the private state folder; everything stopped afterwards."""
-    from eks_hub_runbook import sandbox
+    import eks_hub_sandbox as sandbox
 
     try:
         sandbox.up()

@@ -38,7 +38,7 @@ def _cpu_seconds(pid: int) -> float:
 def _start(state: Path, port: int) -> subprocess.Popen:
     kubeconfig = state / "kubeconfig"
     process = subprocess.Popen(
-        [sys.executable, "-m", "eks_hub_runbook.sandbox.kube", "--port", str(port), "--state-dir", str(state),
+        [sys.executable, "-m", "eks_hub_sandbox.kube", "--port", str(port), "--state-dir", str(state),
          "--kubeconfig", str(kubeconfig)], stdout=open(state / "emulator.log", "wb"), stderr=subprocess.STDOUT,
         start_new_session=True)
     deadline = time.monotonic() + 30

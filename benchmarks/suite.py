@@ -111,7 +111,7 @@ class Bare:
     def reset(self) -> None:
         """Leave nothing of phase A that phase B could reuse: hub, records, rendered folder."""
         from eks_hub_runbook import records, terraform
-        from eks_hub_runbook.platform import oidc, sandbox_hub
+        from eks_hub_sandbox import hub as sandbox_hub, oidc
 
         sandbox_hub.stop()
         oidc.stop()

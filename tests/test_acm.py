@@ -84,12 +84,13 @@ def test_load_pem_errors_name_the_parameter(tmp_path):
 
 
 def test_plan_for_type_1_skips(state_dir):
-    plan = acm.plan(resolve(target="sandbox", deployment="acm-dummy"))
+    plan = acm.plan(resolve(target="aws", deployment="acm-dummy"))
     assert plan.action == "skip" and not plan.needed
     assert plan.checks()[0]["status"] == "skip"
     assert acm.apply(plan) == ""
 
 
+@pytest.mark.sandbox
 def test_plan_validates_options_before_anything(cognito, tmp_path):
     with pytest.raises(ParameterError, match="private_key_file"):
         acm.plan(cognito, SimpleNamespace(certificate_file=str(tmp_path / "x.pem")))

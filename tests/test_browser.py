@@ -3,7 +3,8 @@
 Debian's chromium (``make browser``) driven by Playwright: login, every profile on the
 server-options page, the time-slicing profile started, the progress page, JupyterLab, a
 terminal listing the home and shared folders; user-1 then user-2, each in its own browser
-context. Helpers that need no browser are tested at the top without marks.
+context. The entry point's checks that need no browser are tested at the top without marks;
+the helpers have their own test_browser_<module>.py files.
 """
 
 from __future__ import annotations
@@ -18,12 +19,22 @@ ARN = "arn:aws:acm:us-west-2:123456789012:certificate/12345678-1234-1234-1234-12
 sandbox_browser = [pytest.mark.browser, pytest.mark.sandbox, pytest.mark.slow]
 
 
-# -- helpers (no browser, no sandbox) ----------------------------------------------------------
+# -- the package and the entry point (no browser, no sandbox) ---------------------------------
+# The helpers have their own tests: test_browser_{chromium,png,profile_list,results,terminal}.py.
 
-def test_profiles_come_from_the_hub_values():
-    found = browser.profiles()
-    assert len(found) == 7
-    assert browser.Profile("gpu-time-slicing", "Data Science (GPU + Time-Slicing - G5)") in found
+def test_the_package_offers_what_callers_use():
+    from eks_hub_runbook.browser import chromium, journey, png, profile_list, results, session, terminal
+
+    assert browser.walkthrough is session.walkthrough
+    assert browser.profiles is profile_list.profiles and browser.BASE_VALUES == profile_list.BASE_VALUES
+    assert browser.png_size is png.png_size and browser.chromium_path is chromium.chromium_path
+    assert browser.parse_listing is terminal.parse_listing and browser.STEPS is journey.STEPS
+    assert (browser.BrowserError, browser.Profile, browser.StepResult, browser.UserJourney, browser.Walkthrough) == (
+        results.BrowserError, results.Profile, results.StepResult, results.UserJourney, results.Walkthrough)
+    assert browser.STEPS == ("login", "server-options", "spawn-pending", "jupyterlab", "terminal")
+    assert browser.DEFAULT_USERS == ("user-1", "user-2") and browser.TIME_SLICING_PROFILE == "gpu-time-slicing"
+    assert browser.DEFAULT_DIRECTORIES == ("jovyan", "shared") and browser.POD_HOME_PARENT == "/home"
+    assert all(hasattr(browser, name) for name in browser.__all__)
 
 
 def test_unknown_profile_is_refused_before_a_browser_starts(tmp_path):
@@ -31,29 +42,17 @@ def test_unknown_profile_is_refused_before_a_browser_starts(tmp_path):
         browser.walkthrough("http://127.0.0.1:9", tmp_path, profile="no-such-profile")
 
 
-def test_listing_parser_reads_ls_output():
-    output = "jovyan:\n.bashrc\nnotes.txt\n\nshared:\nhello.txt\n"
-    assert browser.parse_listing(output, ["jovyan", "shared"]) == {
-        "jovyan": [".bashrc", "notes.txt"], "shared": ["hello.txt"]}
-    assert browser.parse_listing("a\nb\n", ["jovyan"]) == {"jovyan": ["a", "b"]}
-    with pytest.raises(RunbookError, match="No such file"):
-        browser.parse_listing("ls: cannot access 'shared': No such file or directory\njovyan:\n", ["jovyan", "shared"])
+def test_bad_arguments_are_refused_before_a_browser_starts(tmp_path):
+    with pytest.raises(RunbookError, match="auth 'saml' is not one of dummy, cognito, oauth"):
+        browser.walkthrough("http://127.0.0.1:9", tmp_path, auth="saml")
+    with pytest.raises(RunbookError, match="at least one user"):
+        browser.walkthrough("http://127.0.0.1:9", tmp_path, users=[])
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_terminal_escape_sequences_are_removed():
-    assert browser._clean("\x1b[?2004h\x1b]0;jovyan@pod: ~\x07\x1b[01;32mok\x1b[00m\r\n") == "ok\n"
-
-
-def test_png_size_rejects_other_files(tmp_path):
-    fake = tmp_path / "x.png"
-    fake.write_bytes(b"GIF89a" + bytes(30))
-    with pytest.raises(ValueError):
-        browser.png_size(fake)
-
-
-def test_missing_chromium_says_how_to_install(tmp_path):
+def test_a_missing_chromium_is_refused_before_a_browser_starts(tmp_path):
     with pytest.raises(RunbookError, match="make browser"):
-        browser.chromium_path(tmp_path / "no-chromium")
+        browser.walkthrough("http://127.0.0.1:9", tmp_path / "shots", executable=tmp_path / "no-chromium")
 
 
 # -- against the sandbox hub ------------------------------------------------------------------
@@ -74,7 +73,8 @@ def _stop_servers(url: str, users, password: str = "any") -> None:
 @pytest.fixture(scope="module")
 def dummy_hub(full_sandbox, sandbox_outputs):
     """The platform installed in the sandbox with dummy login (deployment type 1)."""
-    from eks_hub_runbook.platform import install, sandbox_hub
+    from eks_hub_runbook.platform import install
+    from eks_hub_sandbox import hub as sandbox_hub
 
     install.install(runbook_params.resolve(), sandbox_outputs)
     yield sandbox_hub.url()
@@ -128,7 +128,8 @@ def test_two_users_walk_from_login_to_a_terminal(dummy_hub, tmp_path):
 @pytest.fixture(scope="module")
 def oauth_hub(full_sandbox, sandbox_outputs):
     """The platform with Keycloak-style login (type 3) through the sandbox's OpenID Connect provider."""
-    from eks_hub_runbook.platform import install, oidc, sandbox_hub
+    from eks_hub_runbook.platform import install
+    from eks_hub_sandbox import hub as sandbox_hub, oidc
 
     p = runbook_params.resolve(auth="oauth", domain="hub.example.com", certificate_arn=ARN,
                                oauth_domain="keycloak.example.com", oauth_client_id="jupyterhub",

@@ -12,9 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _pyproject_pins() -> dict[str, str]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    deps = project["dependencies"] + [d for group in project["optional-dependencies"].values() for d in group]
-    return dict(_split(d) for d in deps)
+    """The product's pins (with its dev extras) and the sandbox distribution's (but the product itself)."""
+    deps: list[str] = []
+    for path in (ROOT / "pyproject.toml", ROOT / "sandbox" / "pyproject.toml"):
+        project = tomllib.loads(path.read_text())["project"]
+        deps += project["dependencies"] + [d for group in project.get("optional-dependencies", {}).values() for d in group]
+    pins = [_split(d) for d in deps]
+    conflicting = {name for name, version in pins if dict(pins)[name] != version}
+    assert not conflicting, f"pinned differently in the two pyproject files: {conflicting}"
+    return {name: version for name, version in pins if name != "eks-hub-runbook"}
 
 
 def _environment_pins() -> dict[str, str]:

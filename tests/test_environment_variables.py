@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from eks_hub_runbook import environment
+from eks_hub_runbook.processes import pid_alive
 
 
 def test_exported_reaches_children_and_restores_both_set_and_unset(monkeypatch):
@@ -24,9 +25,10 @@ def test_exported_reaches_children_and_restores_both_set_and_unset(monkeypatch):
     assert "RUNBOOK_TEST_NEW" not in os.environ
 
 
+@pytest.mark.sandbox
 def test_isolated_points_state_and_outputs_under_root_and_stops_its_sandbox(tmp_path):
-    from eks_hub_runbook import sandbox
-    from eks_hub_runbook.sandbox import services
+    import eks_hub_sandbox as sandbox
+    from eks_hub_sandbox import services
 
     before = os.environ.get("RUNBOOK_STATE_DIR")
     with environment.isolated(tmp_path) as env:
@@ -35,4 +37,4 @@ def test_isolated_points_state_and_outputs_under_root_and_stops_its_sandbox(tmp_
         sandbox.up(only=("aws",))
         pid = services.status("aws").pid
     assert os.environ.get("RUNBOOK_STATE_DIR") == before
-    assert pid and not services.pid_alive(pid), "the sandbox started inside was stopped on the way out"
+    assert pid and not pid_alive(pid), "the sandbox started inside was stopped on the way out"

@@ -42,3 +42,4 @@ def test_a_fixture_without_the_calls_has_an_empty_contract(tmp_path):
     path = tmp_path / "plain.ipynb"
     nbformat.write(nb, path)
     assert contract.read(path) == contract.Contract("plain", {"colour": "red"})
+    assert not contract.read(path).validates

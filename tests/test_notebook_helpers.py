@@ -11,7 +11,7 @@ from eks_hub_runbook.params import DeploymentParameters
 
 
 def cell_globals(**overrides):
-    values = {"target": "sandbox", "deployment": "jupyterhub-on-eks", "region": "us-west-2", "auth": "dummy",
+    values = {"target": "aws", "deployment": "jupyterhub-on-eks", "region": "us-west-2", "auth": "dummy",
               "domain": "", "interactive": False, "confirm": False, "keep_servers": False, "timeout_minutes": 30,
               "allowed_users": ["user-1", "user-2"], "__name__": "__main__", "nb": nb, "In": []}
     values.update(overrides)
@@ -163,8 +163,9 @@ def test_a_declared_parameter_whose_value_is_a_known_secret_is_refused(monkeypat
     assert "a-registered-secret-value" not in str(error.value)
 
 
+@pytest.mark.sandbox
 def test_parameter_rows_say_where_each_value_came_from():
-    form = nb.parameter_form(papermill_globals('auth = "cognito"\n', auth="cognito"))
+    form = nb.parameter_form(papermill_globals('auth = "cognito"\n', auth="cognito", target="sandbox"))
     params = nb.resolve_from(form)
     rows = {r["parameter"]: r for r in nb.parameter_rows(form)}
     assert rows["auth"] == {"parameter": "auth", "value": "cognito", "source": "given"}
@@ -176,7 +177,7 @@ def test_parameter_rows_say_where_each_value_came_from():
 def test_recorded_notebooks_take_empty_values_from_the_record_and_refuse_a_contradiction(monkeypatch):
     from eks_hub_runbook.notebook import forms
 
-    record = {"target": "sandbox", "deployment": "jupyterhub-on-eks", "region": "eu-west-1", "auth": "cognito",
+    record = {"target": "aws", "deployment": "jupyterhub-on-eks", "region": "eu-west-1", "auth": "cognito",
               "domain": "hub.example.org", "allowed_users": ["user-1@example.org"]}
     monkeypatch.setattr(forms, "recorded_parameters", lambda deployment: dict(record))
     namespace = cell_globals(target="", region="", auth="")

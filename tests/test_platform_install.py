@@ -74,7 +74,7 @@ def aws_install(monkeypatch, deployment_params, terraform_outputs, tmp_path):
     monkeypatch.setattr(install, "apply_objects", lambda client, objs: applied.append(objs) or (len(objs), 0))
 
     def run(helm, params=None):
-        return install.install_aws(params or deployment_params["dummy"], terraform_outputs, tmp_path / "kubeconfig",
+        return install.install_helm(params or deployment_params["dummy"], terraform_outputs, tmp_path / "kubeconfig",
                                    run=helm, backoff=0)
     run.applied = applied
     return run
@@ -122,7 +122,7 @@ def test_optional_releases_install_when_flagged(aws_install, terraform_outputs):
     from eks_hub_runbook import params
 
     helm = FakeHelm()
-    aws_install(helm, params.resolve(enable_monitoring=True, enable_kubecost=True))
+    aws_install(helm, params.resolve(target="aws", enable_monitoring=True, enable_kubecost=True))
     assert {"kube-prometheus-stack", "kubecost"} <= set(helm.upgrades())
 
 
@@ -131,15 +131,3 @@ def test_install_needs_a_kubeconfig_on_aws(terraform_outputs):
 
     with pytest.raises(PlatformError, match="kubeconfig"):
         install.install(params.resolve(target="aws"), terraform_outputs)
-
-
-def test_chart_objects_mirror_proxy_public_and_hub_db(deployment_params, terraform_outputs):
-    nlb = install.chart_objects(values.jupyterhub_values(deployment_params["cognito"], terraform_outputs))
-    service = next(o for o in nlb if o["kind"] == "Service")
-    assert service["spec"]["type"] == "LoadBalancer"
-    assert service["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-type"] == "external"
-    assert [p["port"] for p in service["spec"]["ports"]] == [80, 443]
-    db = next(o for o in nlb if o["kind"] == "PersistentVolumeClaim")
-    assert db["spec"]["storageClassName"] == "gp3"
-    cluster_ip = install.chart_objects(values.jupyterhub_values(deployment_params["dummy"], terraform_outputs))
-    assert cluster_ip[0]["spec"]["type"] == "ClusterIP"

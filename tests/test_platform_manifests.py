@@ -187,7 +187,7 @@ def test_chart_plan_is_pinned_and_ordered(deployment_params):
 def test_optional_releases_follow_their_flags():
     from eks_hub_runbook import params
 
-    plain = {r.name for r in charts.releases(params.resolve())}
+    plain = {r.name for r in charts.releases(params.resolve(target="aws"))}
     assert not plain & {"kube-prometheus-stack", "kubecost"}
-    full = {r.name for r in charts.releases(params.resolve(enable_monitoring=True, enable_kubecost=True))}
+    full = {r.name for r in charts.releases(params.resolve(target="aws", enable_monitoring=True, enable_kubecost=True))}
     assert {"kube-prometheus-stack", "kubecost"} <= full

@@ -34,13 +34,13 @@ pytestmark = pytest.mark.usefixtures("state_dir")
 
 @pytest.fixture(scope="module")
 def hub_values(terraform_outputs, state_dir):
-    return hubconfig.effective_values(values.jupyterhub_values(runbook_params.resolve(), terraform_outputs))
+    return hubconfig.effective_values(values.jupyterhub_values(runbook_params.resolve(target="aws"), terraform_outputs))
 
 
 @pytest.fixture(scope="module")
 def cluster(terraform_outputs, state_dir):
     """NodePools, the device plugin's configs and its default config, as rendered for the cluster."""
-    p = runbook_params.resolve()
+    p = runbook_params.resolve(target="aws")
     rendered = manifests.render(p, terraform_outputs)
     pools = [o for o in rendered["karpenter"] if o["kind"] == "NodePool"]
     config_map = next(o for o in rendered["base"] if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "nvidia-device-plugin-config")

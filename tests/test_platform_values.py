@@ -108,7 +108,7 @@ def test_exposure_follows_deployment_type(deployment_params, terraform_outputs, 
 def test_nlb_without_certificate_is_a_clear_error(terraform_outputs):
     from eks_hub_runbook import params
 
-    cognito = params.resolve(auth="cognito", domain="hub.example.com", deployment="no-cert-here")
+    cognito = params.resolve(target="aws", auth="cognito", domain="hub.example.com", deployment="no-cert-here")
     with pytest.raises(PlatformError, match="01_certificate"):
         values.jupyterhub_values(cognito, terraform_outputs)
 
@@ -150,7 +150,7 @@ def test_explicit_allow_rule_and_no_removed_options(auth, deployment_params, ter
 def test_allow_all_parameter_reaches_the_authenticator(terraform_outputs):
     from eks_hub_runbook import params
 
-    p = params.resolve(auth="cognito", domain="hub.example.com", allow_all=True, allowed_users="",
+    p = params.resolve(target="aws", auth="cognito", domain="hub.example.com", allow_all=True, allowed_users="",
                        certificate_arn="arn:aws:acm:us-west-2:123456789012:certificate/12345678-1234-1234-1234-123456789012")
     allow = values.jupyterhub_values(p, terraform_outputs)["hub"]["config"]["Authenticator"]
     assert allow["allow_all"] is True and allow["allowed_users"] == []

@@ -18,6 +18,7 @@ def test_tools_for_aws(monkeypatch):
     assert rows["helm"] == {"check": "helm", "needed": ">= 3.12", "found": "not found", "status": "fail"}
 
 
+@pytest.mark.sandbox
 def test_sandbox_needs_terraform_only(monkeypatch):
     monkeypatch.setattr(prerequisites, "tool_version", lambda tool: "1.11.4")
     rows = prerequisites.tool_rows(resolve(target="sandbox"))
@@ -30,6 +31,7 @@ def test_real_terraform_is_found():
     assert found is not None and prerequisites.version_tuple(found) >= tool.minimum()
 
 
+@pytest.mark.sandbox
 def test_oauth_secret_rows(monkeypatch):
     monkeypatch.delenv("RUNBOOK_OAUTH_CLIENT_SECRET", raising=False)
     oauth = dict(auth="oauth", domain="hub.example.com", oauth_domain="kc.example.com", oauth_client_id="jupyterhub")
@@ -43,7 +45,7 @@ def test_oauth_secret_rows(monkeypatch):
 
 
 def test_deployment_type_rows_mark_the_choice():
-    rows = prerequisites.deployment_type_rows(resolve(auth="cognito", domain="hub.example.com"))
+    rows = prerequisites.deployment_type_rows(resolve(target="aws", auth="cognito", domain="hub.example.com"))
     assert [r["chosen"] != "" for r in rows] == [False, True, False]
 
 
@@ -62,15 +64,15 @@ def test_summary_and_require(monkeypatch):
 @pytest.mark.sandbox
 def test_sandbox_services_started_if_needed(tmp_path, monkeypatch):
     """Starts (and stops) a sandbox of its own: the session's shared services are left alone."""
-    from eks_hub_runbook import sandbox
+    import eks_hub_sandbox as sandbox
 
     monkeypatch.setenv("RUNBOOK_STATE_DIR", str(tmp_path))
 
-    rows = prerequisites.sandbox_rows(resolve(target="sandbox"))
+    rows = prerequisites.service_rows(resolve(target="sandbox"))
     try:
         by_check = {r["check"]: r for r in rows}
         assert by_check["sandbox AWS (moto + EKS layer)"]["status"] == "pass"
         assert sandbox.is_up("aws")
-        assert prerequisites.sandbox_rows(resolve(target="aws")) == []
+        assert prerequisites.service_rows(resolve(target="aws")) == []
     finally:
         sandbox.down()

@@ -11,7 +11,7 @@ from eks_hub_runbook.params import resolve
 
 
 def test_needs_core_plus_one_node_per_family():
-    params = resolve(profiles="gpu-time-slicing,data-engineering,elyra")
+    params = resolve(target="aws", profiles="gpu-time-slicing,data-engineering,elyra")
     needs = quotas.needs(params)
     assert needs["standard"] == (12, ["core node group", "data-engineering", "elyra"])
     assert needs["g"] == (8, ["gpu-time-slicing"])
@@ -19,10 +19,10 @@ def test_needs_core_plus_one_node_per_family():
 
 
 def test_all_profiles_when_none_chosen():
-    needs = quotas.needs(resolve())
+    needs = quotas.needs(resolve(target="aws"))
     assert set(needs) == {"standard", "g", "p", "trn", "inf"}
     assert needs["p"][0] == 96
-    assert "g5.2xlarge" in quotas.instance_types(resolve())
+    assert "g5.2xlarge" in quotas.instance_types(resolve(target="aws"))
 
 
 def _stubbed(applied: dict[str, float], defaults: dict[str, float] | None = None, denied: bool = False):
@@ -87,7 +87,7 @@ def test_profile_nodes_match_the_platforms_profiles_and_pools(terraform_outputs,
 
     from eks_hub_runbook.platform import hubconfig, manifests, scheduling, values
 
-    p = resolve()
+    p = resolve(target="aws")
     hub_values = hubconfig.effective_values(values.jupyterhub_values(p, terraform_outputs))
     rendered = manifests.render(p, terraform_outputs)
     pools = [o for o in rendered["karpenter"] if o["kind"] == "NodePool"]

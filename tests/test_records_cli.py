@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,10 @@ def test_run_list_show_report(records_env):
     assert "raises    failed" in result.output and "ok        succeeded" in result.output
     assert "failed in raises, cell 4 (In [4])" in result.output and "RuntimeError: boom" in result.output
     assert f"runbook run --resume --run {run.run_id}" in result.output
+
+    result = cli.invoke(app, ["records", "show", run.run_id, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == json.loads((run.dir / "run.json").read_text()), "run.json as is"
 
     result = cli.invoke(app, ["records", "report", "latest"])
     assert result.exit_code == 0, result.output

@@ -16,6 +16,7 @@ import pytest
 from eks_hub_runbook.errors import ParameterError, RunbookError
 from eks_hub_runbook.records import archive, inputs, runner
 from eks_hub_runbook.records.console import Console
+from eks_hub_runbook.records.model import RunRecord, Status
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
 REPO = Path(__file__).resolve().parents[1]
@@ -38,6 +39,14 @@ def quiet():
     return Console(stream=io.StringIO())
 
 
+def written(run) -> dict:
+    """The run's run.json, checked to read back through the typed record unchanged (keys in order)."""
+    text = (run.dir / "run.json").read_text()
+    data = json.loads(text)
+    assert json.dumps(RunRecord.from_dict(data).to_dict(), indent=2) + "\n" == text
+    return data
+
+
 def test_discover_by_name_number_and_all(tmp_path):
     for name in ("00_prerequisites", "01_certificate", "02_deploy"):
         (tmp_path / f"{name}.ipynb").write_text("{}")
@@ -57,7 +66,7 @@ def test_run_archives_notebooks_and_run_json(records_env):
     run = runner.run(notebooks("ok", "parameters"), parameters, console=console, command="runbook run ok parameters")
 
     assert run.dir == records_env / "outputs" / "fixture-a" / run.run_id
-    data = json.loads((run.dir / "run.json").read_text())
+    data = written(run)
     assert data["status"] == "succeeded" and data["failure"] is None
     assert data["deployment"] == "fixture-a" and data["target"] == "sandbox"
     assert data["parameters"] == {"deployment": "fixture-a", "count": 7, "account": "007", "flag": True}
@@ -93,7 +102,7 @@ def test_failing_notebook_records_the_failing_cell(records_env):
         runner.run(notebooks("raises", "ok"), {}, console=console)
     run = info.value.run
     assert "raises, cell 3 (In [3])" in str(info.value) and "runbook run --resume" in str(info.value)
-    data = json.loads((run.dir / "run.json").read_text())
+    data = written(run)
     assert data["status"] == "failed"
     assert data["failure"] == {"notebook": "raises", "cell_index": 3, "execution_count": 3, "ename": "RuntimeError",
                                "evalue": "boom: the fixture fails here",
@@ -125,7 +134,7 @@ def test_resume_continues_from_the_failed_notebook(records_env):
 
     resumed = runner.run(None, {"deployment": "fixture-resume"}, resume=True, console=quiet())
     assert resumed.run_id == first.run_id
-    data = json.loads((resumed.dir / "run.json").read_text())
+    data = written(resumed)
     assert data["status"] == "succeeded"
     assert [(n["name"], n["status"], n["attempt"]) for n in data["notebooks"]] == [
         ("ok", "succeeded", 1), ("fails_once", "succeeded", 2), ("parameters", "succeeded", 1)]
@@ -196,22 +205,25 @@ def test_kernel_killed_mid_notebook_is_recorded_and_resume_completes(records_env
     assert _pid_gone(child), "what the dead kernel started is stopped too"
 
     run = archive.find_run("latest")
-    assert run.status == "killed"
-    entry = run.notebook("kill_me")
-    assert entry["failure"]["cell_index"] == 4 and entry["failure"]["ename"] == "DeadKernelError"
-    assert entry["failure"]["first_line"] == "if attempt == 1:"
-    assert [c["status"] for c in entry["cells"]] == ["completed", "completed", "completed", "failed", "pending"]
+    assert run.status == Status.KILLED
+    entry = run.entry("kill_me")
+    assert entry.failure.cell_index == 4 and entry.failure.ename == "DeadKernelError"
+    assert entry.failure.first_line == "if attempt == 1:"
+    assert [c.status for c in entry.cells] == ["completed", "completed", "completed", "failed", "pending"]
+    assert list(written(run)["notebooks"][0]["failure"]) == ["cell_index", "execution_count", "ename", "evalue", "first_line",
+                                                             "reason"]
     archived = json.loads((run.dir / "kill_me.ipynb").read_text())
     assert archived["cells"][4]["outputs"][-1]["ename"] == "DeadKernelError"
-    assert run.notebook("ok")["status"] == "pending"
+    assert run.entry("ok").status == Status.PENDING
 
     process = _cli("run", "--resume", "--run", run.run_id, "--no-report", env=dict(os.environ))
     out, _ = process.communicate(timeout=120)
     assert process.returncode == 0, out
     run = archive.find_run(run.run_id)
-    assert run.status == "succeeded"
-    assert [(n["name"], n["attempt"]) for n in run.notebooks] == [("kill_me", 2), ("ok", 1)]
-    assert run.notebook("kill_me")["previous_attempts"][0]["status"] == "killed"
+    assert run.status == Status.SUCCEEDED
+    assert [(n.name, n.attempt) for n in run.notebooks] == [("kill_me", 2), ("ok", 1)]
+    assert run.entry("kill_me").previous_attempts[0].status == Status.KILLED
+    assert written(run)["notebooks"][0]["previous_attempts"][0]["output"] == "attempts/1/kill_me.ipynb"
 
 
 def test_sigterm_stops_the_run_records_where_and_leaves_no_kernel(records_env):
@@ -225,8 +237,9 @@ def test_sigterm_stops_the_run_records_where_and_leaves_no_kernel(records_env):
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 130, out
     run = archive.find_run("latest")
-    assert run.status == "interrupted"
-    assert run.data["failure"]["notebook"] == "kill_me" and run.data["failure"]["cell_index"] == 4
+    assert run.status == Status.INTERRUPTED
+    assert run.record.failure.notebook == "kill_me" and run.record.failure.cell_index == 4
+    assert written(run)["failure"]["notebook"] == "kill_me"
     assert _pid_gone(kernel), "the kernel must not outlive the runner"
     assert _pid_gone(child), "nor what it started"
 
@@ -235,15 +248,18 @@ def test_abandoned_run_is_detected_and_resumable(records_env):
     with pytest.raises(runner.RunFailed):
         runner.run(notebooks("raises"), {"deployment": "fixture-gone"}, console=quiet())
     run = archive.find_run("latest")
-    run.data["status"] = "running"
-    run.notebook("raises")["status"] = "running"
-    run.data["runner"]["pid"] = 2 ** 22 + 12345  # no such process
+    run.record.status = Status.RUNNING
+    run.entry("raises").status = Status.RUNNING
+    run.record.runner["pid"] = 2 ** 22 + 12345  # no such process
     run.save()
-    assert archive.find_run("latest").status == "abandoned"
+    assert archive.find_run("latest").status == Status.ABANDONED
     with pytest.raises(runner.RunFailed):  # resumes (and fails again in the same cell)
         runner.run(None, {"deployment": "fixture-gone"}, resume=True, console=quiet())
     run = archive.find_run("latest")
-    assert run.notebook("raises")["previous_attempts"][0]["status"] == "killed"
+    previous = run.entry("raises").previous_attempts[0]
+    assert previous.status == Status.KILLED and previous.failure.reason == "the runner stopped while this notebook was running"
+    assert written(run)["notebooks"][0]["previous_attempts"][0]["failure"] == {
+        "reason": "the runner stopped while this notebook was running"}
 
 
 def test_plain_papermill_still_works_and_leaves_scraps(records_env):
@@ -270,6 +286,7 @@ def plan(parameters, *names):
     return runner.plan_parameters([contract.read(path) for _, path in selected], parameters)
 
 
+@pytest.mark.sandbox  # the runbooks default to the sandbox target
 def test_all_without_confirm_is_refused_before_anything_runs(records_env):
     started = time.monotonic()
     with pytest.raises(ParameterError) as error:
@@ -280,6 +297,7 @@ def test_all_without_confirm_is_refused_before_anything_runs(records_env):
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.sandbox
 def test_each_parameter_goes_to_the_notebooks_that_declare_it(records_env):
     per_notebook = plan({"auth": "cognito", "confirm": True, "domain": "hub.example.org", "profile": "gpu-time-slicing"})
     assert per_notebook["02_deploy"] == {"auth": "cognito", "domain": "hub.example.org"}
@@ -288,6 +306,7 @@ def test_each_parameter_goes_to_the_notebooks_that_declare_it(records_env):
     assert per_notebook["05_cleanup"] == {"auth": "cognito", "confirm": True}
 
 
+@pytest.mark.sandbox
 def test_every_bad_parameter_of_the_run_is_reported_at_once(records_env):
     with pytest.raises(ParameterError) as error:
         plan({"jupyterhub_domain": "hub.example.com", "domian": "x", "vpc_cidr": "10.1.0.0/33", "region": "mars-1",
@@ -303,6 +322,7 @@ def test_every_bad_parameter_of_the_run_is_reported_at_once(records_env):
     assert "(in 00_prerequisites, 01_certificate, 02_deploy, 03_verify, 04_gpu_sharing, 05_cleanup)" in region
 
 
+@pytest.mark.sandbox
 def test_a_later_notebook_is_checked_against_the_record_or_what_02_will_record(records_env, monkeypatch):
     saved = {"target": "sandbox", "deployment": "jupyterhub-on-eks", "region": "us-west-2", "auth": "cognito",
              "domain": "hub.example.com", "allowed_users": ["user-1@example.com"]}

@@ -100,7 +100,7 @@ def run(env, *args: str, timeout: float = 1800) -> tuple[int, str]:
 def resources(deployment: str) -> list[dict[str, str]]:
     from eks_hub_runbook.aws import leftovers
 
-    return leftovers.scan(deployment, "sandbox")
+    return leftovers.scan(deployment, "sandbox", "us-west-2")
 
 
 def duplicates(rows: list[dict[str, str]]) -> list[tuple]:
@@ -110,7 +110,7 @@ def duplicates(rows: list[dict[str, str]]) -> list[tuple]:
 
 
 def aws_pid() -> int:
-    from eks_hub_runbook import sandbox
+    import eks_hub_sandbox as sandbox
 
     status = next(s for s in sandbox.status() if s.name == "aws")
     assert status.running and status.pid

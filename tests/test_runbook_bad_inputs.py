@@ -82,13 +82,13 @@ def _available_cases():
 
 def _aws_inventory() -> dict:
     """What the local AWS holds that a deployment would create (the default VPC aside)."""
-    ec2 = client("ec2")
+    ec2 = client("ec2", "sandbox", "us-west-2")
     return {
-        "certificates": [c["CertificateArn"] for c in client("acm").list_certificates()["CertificateSummaryList"]],
-        "clusters": client("eks").list_clusters()["clusters"],
+        "certificates": [c["CertificateArn"] for c in client("acm", "sandbox", "us-west-2").list_certificates()["CertificateSummaryList"]],
+        "clusters": client("eks", "sandbox", "us-west-2").list_clusters()["clusters"],
         "vpcs": [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if not v.get("IsDefault")],
-        "user_pools": [p["Id"] for p in client("cognito-idp").list_user_pools(MaxResults=60)["UserPools"]],
-        "file_systems": [f["FileSystemId"] for f in client("efs").describe_file_systems()["FileSystems"]],
+        "user_pools": [p["Id"] for p in client("cognito-idp", "sandbox", "us-west-2").list_user_pools(MaxResults=60)["UserPools"]],
+        "file_systems": [f["FileSystemId"] for f in client("efs", "sandbox", "us-west-2").describe_file_systems()["FileSystems"]],
     }
 
 

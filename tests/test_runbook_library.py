@@ -42,6 +42,7 @@ def test_stage_log_drives_progress():
     assert states == {"network": "done", "cluster": "running", "everything": "pending"}
 
 
+@pytest.mark.sandbox
 def test_access_rows_per_type(monkeypatch):
     monkeypatch.setattr(deploy, "hub_url", lambda params: "http://127.0.0.1:8000")
     one = deploy.Access(resolve(), "http://127.0.0.1:8000")
@@ -72,15 +73,15 @@ def test_preflight_on_aws_needs_a_certificate(state_dir):
 
 
 def test_demo_users_must_be_allowed():
-    gpu_sharing.check(resolve())
-    gpu_sharing.check(resolve(**COGNITO))  # user-1 becomes user-1@example.com on both sides
+    gpu_sharing.check(resolve(target="aws"))
+    gpu_sharing.check(resolve(target="aws", **COGNITO))  # user-1 becomes user-1@example.com on both sides
     with pytest.raises(ParameterError, match="allowed_users.*user-2@example.com"):
-        gpu_sharing.check(resolve(allowed_users="user-1", **COGNITO))
-    gpu_sharing.check(resolve(allowed_users="someone", allow_all=True, **COGNITO))
+        gpu_sharing.check(resolve(target="aws", allowed_users="user-1", **COGNITO))
+    gpu_sharing.check(resolve(target="aws", allowed_users="someone", allow_all=True, **COGNITO))
 
 
 def test_sharing_rows():
-    demo = gpu_sharing.Demo(resolve(), "http://hub", "gpu-time-slicing")
+    demo = gpu_sharing.Demo(resolve(target="aws"), "http://hub", "gpu-time-slicing")
     demo.servers = [gpu_sharing.UserServer("user-1", None, "gpu-time-slicing", 0.1, 60.0),
                     gpu_sharing.UserServer("user-2", None, "gpu-time-slicing", 0.1, 3.0)]
     placement = [{"user": "user-1", "node": "n1", "nvidia.com/gpu requested": 1},
@@ -102,7 +103,7 @@ def test_verify_summary_counts():
         {"table": "pvcs", "checks": 2, "passed": 1, "failed": 0, "status": "pass"},
         {"table": "hub", "checks": 1, "passed": 0, "failed": 1, "status": "fail"},
     ]
-    kubectl = {r["check"]: r["kubectl"] for r in verify.kubectl_rows(resolve(region="eu-west-1"))}
+    kubectl = {r["check"]: r["kubectl"] for r in verify.kubectl_rows(resolve(target="aws", region="eu-west-1"))}
     assert kubectl["kubeconfig"] == "aws eks --region eu-west-1 update-kubeconfig --name jupyterhub-on-eks"
     assert kubectl["nodepools"] == "kubectl get nodepools,ec2nodeclasses"
 
@@ -118,7 +119,7 @@ def test_sweep_deletes_what_kubernetes_created_and_is_idempotent(aws_sandbox):
     from eks_hub_runbook.aws.session import client
 
     params = resolve(deployment="sweep-test")
-    ec2, elb = client("ec2"), client("elbv2")
+    ec2, elb = client("ec2", "sandbox", "us-west-2"), client("elbv2", "sandbox", "us-west-2")
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24", AvailabilityZone=f"us-west-2{z}")["Subnet"]["SubnetId"]
                for i, z in enumerate("ab")]

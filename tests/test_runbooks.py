@@ -85,6 +85,7 @@ def test_cells_only_call_the_library(name):
     assert kinds[0] == "markdown" and kinds.count("markdown") >= 5
 
 
+@pytest.mark.sandbox
 def test_interactive_form_headless_resolves_like_the_defaults(tmp_path, state_dir):
     """interactive=True builds the widgets headless (no input()) and resolves to the same parameters."""
     out = tmp_path / "01.ipynb"
@@ -121,7 +122,7 @@ def _scraps(path: Path) -> dict:
 def test_sequence_on_the_sandbox(scenario, tmp_path, monkeypatch):
     """00 -> 05 with papermill, each notebook's own parameters only: later notebooks find what
     earlier ones recorded. Ends with no leftovers and the sandbox stopped."""
-    from eks_hub_runbook import sandbox
+    import eks_hub_sandbox as sandbox
 
     monkeypatch.setenv("RUNBOOK_STATE_DIR", str(tmp_path / "state"))  # its own sandbox, ports and records
     deployment = f"seq-type{1 if scenario == 'dummy' else 2}"  # never 'cognito' in a cognito deployment's name

@@ -94,4 +94,4 @@ def test_bad_variables_fail_before_any_resource_exists(bad_workspace, override, 
     assert f"Variable '{variable}'" in message, message
     assert "after 2 attempts" not in message and "after 3 attempts" not in message, "validation errors are not retried"
     assert terraform.state_list(bad_workspace) == []
-    assert leftovers.scan(override.get("name", BAD_DEPLOYMENT)) == []
+    assert leftovers.scan(override.get("name", BAD_DEPLOYMENT), "sandbox", "us-west-2") == []

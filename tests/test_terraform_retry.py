@@ -74,7 +74,7 @@ def _fake_terraform(tmp_path, fail_times: int, message: str):
 def workspace(tmp_path):
     directory = tmp_path / "ws"
     directory.mkdir()
-    return Workspace("demo", "sandbox", "us-west-2", directory, tmp_path, tmp_path / "cli.tfrc", {})
+    return Workspace("demo", "aws", "us-west-2", directory, tmp_path, tmp_path / "cli.tfrc", {})
 
 
 def test_transient_failures_are_retried_then_succeed(tmp_path, workspace, monkeypatch):

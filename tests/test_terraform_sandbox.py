@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from eks_hub_runbook import params, paths, sandbox, terraform
+from eks_hub_runbook import params, paths, terraform
 from eks_hub_runbook.aws import leftovers
 from eks_hub_runbook.errors import TerraformError
 
@@ -63,6 +63,8 @@ def _record(name: str, durations: dict[str, float]) -> None:
 def _check_common(endpoint: str, outputs: terraform.Outputs, name: str) -> None:
     eks, efs, ec2 = (_client(endpoint, s) for s in ("eks", "efs", "ec2"))
     assert outputs["cluster_name"] == name
+    import eks_hub_sandbox as sandbox
+
     assert outputs["cluster_endpoint"] == sandbox.kube_url()
     assert outputs["configure_kubectl"] == f"aws eks --region {REGION} update-kubeconfig --name {name}"
 
@@ -105,8 +107,8 @@ def _destroy_and_check_nothing_is_left(workspace: terraform.Workspace, name: str
     terraform.teardown(workspace, log=None, bar=False, retry=FAST_RETRY)
     durations["destroy"] = time.monotonic() - started
     assert terraform.state_list(workspace) == []
-    assert leftovers.scan(name) == []
-    pending = leftovers.scan(name, services=["kms"], include_pending_deletion=True)
+    assert leftovers.scan(name, "sandbox", "us-west-2") == []
+    pending = leftovers.scan(name, "sandbox", "us-west-2", services=["kms"], include_pending_deletion=True)
     assert pending and all(row["state"] == "PendingDeletion" for row in pending)
 
 
@@ -144,7 +146,7 @@ def test_type_1_dummy_apply_resumes_plans_clean_and_destroys_everything(private_
     outputs = terraform.output(workspace)
     _check_common(private_aws_sandbox, outputs, name)
     assert outputs["certificate_arn"] == "" and outputs["cognito_user_pool_id"] == ""
-    assert leftovers.scan(name, services=["cognito-idp"]) == []
+    assert leftovers.scan(name, "sandbox", "us-west-2", services=["cognito-idp"]) == []
 
     started = time.monotonic()
     assert terraform.plan_after_apply_is_empty(workspace)
@@ -190,5 +192,5 @@ def test_type_2_cognito_apply_plans_clean_and_destroys_everything(private_aws_sa
     durations["plan"] = time.monotonic() - started
 
     _destroy_and_check_nothing_is_left(workspace, name, durations)
-    assert leftovers.scan(name, services=["cognito-idp"]) == []
+    assert leftovers.scan(name, "sandbox", "us-west-2", services=["cognito-idp"]) == []
     _record(name, durations)

@@ -8,14 +8,14 @@ import pytest
 
 from eks_hub_runbook import params, paths
 from eks_hub_runbook.errors import ParameterError
-from eks_hub_runbook.terraform import prepare, render_variables, sandbox_override, secret_environment
+from eks_hub_runbook.terraform import prepare, render_variables, secret_environment
 from eks_hub_runbook.terraform.workspace import OVERRIDE_FILE, TFVARS_FILE
 
 ARN = "arn:aws:acm:us-west-2:123456789012:certificate/0b7e7a32-1d8c-4d1b-9a4e-123456789abc"
 
 
 def test_type_1_passes_no_domain_or_certificate():
-    variables = render_variables(params.resolve())
+    variables = render_variables(params.resolve(target="aws"))
     assert variables == {
         "name": "jupyterhub-on-eks",
         "region": "us-west-2",
@@ -30,7 +30,7 @@ def test_type_1_passes_no_domain_or_certificate():
 
 
 def test_type_2_passes_domain_certificate_domain_and_arn():
-    p = params.resolve(auth="cognito", domain="hub.example.com", deployment="hub-two", nat_gateway_mode="per-az",
+    p = params.resolve(target="aws", auth="cognito", domain="hub.example.com", deployment="hub-two", nat_gateway_mode="per-az",
                        public_access_cidrs="203.0.113.0/24,198.51.100.0/24")
     variables = render_variables(p, certificate_arn=ARN)
     assert variables["jupyter_hub_auth_mechanism"] == "cognito"
@@ -42,14 +42,14 @@ def test_type_2_passes_domain_certificate_domain_and_arn():
 
 
 def test_type_3_without_arn_looks_the_certificate_up_by_domain():
-    p = params.resolve(auth="oauth", domain="hub.example.org", oauth_domain="keycloak.example.org", oauth_client_id="hub")
+    p = params.resolve(target="aws", auth="oauth", domain="hub.example.org", oauth_domain="keycloak.example.org", oauth_client_id="hub")
     variables = render_variables(p)
     assert variables["certificate_arn"] == "" and variables["acm_certificate_domain"] == "*.example.org"
 
 
 def test_certificate_arn_with_dummy_login_is_refused():
     with pytest.raises(ParameterError, match="certificate_arn"):
-        render_variables(params.resolve(), certificate_arn=ARN)
+        render_variables(params.resolve(target="aws"), certificate_arn=ARN)
 
 
 def test_secrets_go_to_tf_var_environment_only():
@@ -58,13 +58,7 @@ def test_secrets_go_to_tf_var_environment_only():
         secret_environment({"oauth_client_secret": "s3cret"})
 
 
-def test_sandbox_override_carries_every_sandbox_setting():
-    text = sandbox_override("http://127.0.0.1:5555")
-    assert "skip_requesting_account_id = false" in text
-    assert 'eks        = "http://127.0.0.1:5555"' in text
-    assert 'access_key                  = "testing"' in text
-
-
+@pytest.mark.sandbox
 def test_workspace_links_the_module_and_generates_the_rest(tmp_path, monkeypatch):
     monkeypatch.setenv("RUNBOOK_STATE_DIR", str(tmp_path))
     p = params.resolve(deployment="ws-test", auth="cognito", domain="hub.example.com")
@@ -94,7 +88,7 @@ def test_workspace_drops_links_to_removed_module_files(tmp_path, monkeypatch):
     module.mkdir()
     (module / "a.tf").write_text("")
     (module / "b.tf").write_text("")
-    ws = prepare(params.resolve(deployment="ws-links"), module_dir=module)
+    ws = prepare(params.resolve(deployment="ws-links", target="aws"), module_dir=module)
     (module / "b.tf").unlink()
-    prepare(params.resolve(deployment="ws-links"), module_dir=module)
-    assert sorted(f.name for f in ws.directory.glob("*.tf")) == ["a.tf", OVERRIDE_FILE]
+    prepare(params.resolve(deployment="ws-links", target="aws"), module_dir=module)
+    assert sorted(f.name for f in ws.directory.glob("*.tf")) == ["a.tf"]

@@ -240,12 +240,11 @@ def delete_kubernetes_created(params: DeploymentParameters, progress: ProgressCa
 
 
 def prepare_target(params: DeploymentParameters) -> None:
-    """On the sandbox, make sure the local services run (a second cleanup starts them to scan)."""
-    if params.target == "sandbox":
-        from . import prerequisites
-        from .notebook.display import require_pass
+    """Make sure the target's local services run, if it has any (a second cleanup starts them to scan)."""
+    from . import targets
+    from .notebook.display import require_pass
 
-        require_pass(prerequisites.sandbox_rows(params, hub_tools=False), "sandbox services", name_column="check")
+    require_pass(targets.of(params).service_rows(params, hub_tools=False), "local services", name_column="check")
 
 
 def inventory_rows(params: DeploymentParameters) -> list[dict[str, Any]]:
@@ -382,18 +381,13 @@ def leftover_rows(params: DeploymentParameters) -> list[dict[str, str]]:
 
 
 def finish(params: DeploymentParameters, keep_sandbox: bool, certificate_kept: bool) -> list[dict[str, str]]:
-    """Forget the deployment's records (but a kept certificate's ARN) and stop the sandbox unless kept."""
-    from . import records, sandbox
+    """Forget the deployment's records (but a kept certificate's ARN) and stop the target's local
+    services unless kept."""
+    from . import records, targets
 
     keep = ("certificate_arn",) if certificate_kept else ()
     names = [name for name in records.recall_all(params.deployment) if name not in keep]
     if names:
         records.forget(params.deployment, *names)
     rows = [{"item": "records of the deployment", "state": f"forgotten ({len(names)})" if names else "none"}]
-    if params.target == "sandbox":
-        if keep_sandbox:
-            rows.append({"item": "sandbox services", "state": "kept running (runbook sandbox down stops them)"})
-        else:
-            stopped = sandbox.down()
-            rows.append({"item": "sandbox services", "state": "stopped: " + ", ".join(stopped) if stopped else "not running"})
-    return rows
+    return rows + targets.of(params).finish(params, keep_sandbox)

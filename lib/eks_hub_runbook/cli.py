@@ -7,48 +7,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import sandbox
+from . import targets
+from .terminal import print_table
 
 app = typer.Typer(help="Deploy, verify and tear down JupyterHub on EKS (or the local sandbox).", no_args_is_help=True)
-sandbox_app = typer.Typer(help="The local sandbox: AWS (moto) and an EKS stand-in on 127.0.0.1.", no_args_is_help=True)
-app.add_typer(sandbox_app, name="sandbox")
+for _name in targets.names():  # a target's own commands: `runbook sandbox up` ...
+    _commands = targets.get(_name).cli()
+    if _commands is not None:
+        app.add_typer(_commands, name=_name)
 
 
 def _print_table(rows: list[dict]) -> None:
-    if not rows:
-        return
-    columns = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    typer.echo("  ".join(c.upper().ljust(widths[c]) for c in columns))
-    for row in rows:
-        typer.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
-
-
-@sandbox_app.command("up")
-def sandbox_up() -> None:
-    """Start the sandbox services (idempotent: running ones are reused)."""
-    statuses = sandbox.up()
-    _print_table([s.as_row() for s in statuses])
-    typer.echo('\nPoint your shell at it with:  eval "$(runbook sandbox env)"')
-
-
-@sandbox_app.command("down")
-def sandbox_down() -> None:
-    """Stop every sandbox service this checkout started (and their child processes)."""
-    stopped = sandbox.down()
-    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
-
-
-@sandbox_app.command("status")
-def sandbox_status() -> None:
-    """Show what runs where."""
-    _print_table([s.as_row() for s in sandbox.status()])
-
-
-@sandbox_app.command("env")
-def sandbox_env() -> None:
-    """Print export lines: eval "$(runbook sandbox env)" points aws, terraform, kubectl and boto3 at the sandbox."""
-    typer.echo(sandbox.export_lines())
+    print_table(rows, typer.echo)
 
 
 # -- runs and their records (records/runner.py, records/archive.py, records/report.py) --
@@ -172,41 +142,43 @@ def records_show(
     import json
 
     from .records import archive
+    from .records.model import Failure
 
     try:
-        record = archive.find_run(run)
+        archived = archive.find_run(run)
     except archive.RunNotFoundError as exc:
         _fail(str(exc))
+    record = archived.record
     if as_json:
-        typer.echo(json.dumps(record.data, indent=2))
+        typer.echo(json.dumps(record.to_dict(), indent=2))
         return
-    data = record.data
-    typer.echo(f"run        {record.deployment}/{record.run_id}  [{record.status}]")
-    typer.echo(f"folder     {record.dir}")
-    typer.echo(f"target     {data.get('target')}    started {data.get('started_at')}    "
-               f"duration {archive.format_duration(data.get('duration_s'))}")
-    typer.echo(f"git        {data.get('git', {}).get('commit')}{' (dirty)' if data.get('git', {}).get('dirty') else ''}")
-    typer.echo(f"parameters {', '.join(f'{k}={v!r}' for k, v in sorted(data.get('parameters', {}).items())) or '(defaults)'}")
-    if data.get("secrets"):
-        typer.echo(f"secrets    {', '.join(f'{k} from {v}' for k, v in sorted(data['secrets'].items()))}")
+    typer.echo(f"run        {archived.deployment}/{archived.run_id}  [{archived.status}]")
+    typer.echo(f"folder     {archived.dir}")
+    typer.echo(f"target     {record.target}    started {record.started_at}    "
+               f"duration {archive.format_duration(record.duration_s)}")
+    typer.echo(f"git        {record.git.get('commit')}{' (dirty)' if record.git.get('dirty') else ''}")
+    typer.echo(f"parameters {', '.join(f'{k}={v!r}' for k, v in sorted(record.parameters.items())) or '(defaults)'}")
+    if record.secrets:
+        typer.echo(f"secrets    {', '.join(f'{k} from {v}' for k, v in sorted(record.secrets.items()))}")
     typer.echo("")
     rows = []
-    for entry in record.notebooks:
-        failure = entry.get("failure") or {}
-        slowest = max(entry.get("cells") or [{}], key=lambda c: c.get("duration_s") or 0)
+    for entry in archived.notebooks:
+        failure = entry.failure or Failure()
+        slowest = max(entry.cells, key=lambda c: c.duration_s or 0, default=None)
         rows.append({
-            "notebook": entry["name"], "status": entry["status"], "attempt": entry.get("attempt", 0),
-            "duration": archive.format_duration(entry.get("duration_s")),
-            "slowest cell": f"{slowest['index']} ({archive.format_duration(slowest['duration_s'])})" if slowest.get("duration_s") else "",
-            "stopped at": f"cell {failure['cell_index']}" if failure.get("cell_index") is not None else failure.get("reason", "")[:40],
+            "notebook": entry.name, "status": str(entry.status), "attempt": entry.attempt,
+            "duration": archive.format_duration(entry.duration_s),
+            "slowest cell": f"{slowest.index} ({archive.format_duration(slowest.duration_s)})" if slowest and slowest.duration_s else "",
+            "stopped at": f"cell {failure.cell_index}" if failure.cell_index is not None else (failure.reason or "")[:40],
         })
     _print_table(rows)
-    failure = data.get("failure")
+    failure = record.failure
     if failure:
-        typer.echo(f"\nfailed in {failure.get('notebook')}, cell {failure.get('cell_index', '?')}"
-                   f" (In [{failure.get('execution_count') or ' '}]): {failure.get('first_line', '')}")
-        typer.echo(f"  {failure.get('reason') or (str(failure.get('ename', '')) + ': ' + str(failure.get('evalue', '')))}")
-        typer.echo(f"  continue with: runbook run --resume --run {record.run_id}")
+        cell = "?" if failure.cell_index is None else failure.cell_index
+        typer.echo(f"\nfailed in {failure.notebook}, cell {cell}"
+                   f" (In [{failure.execution_count or ' '}]): {failure.first_line or ''}")
+        typer.echo(f"  {failure.reason or (str(failure.ename or '') + ': ' + str(failure.evalue or ''))}")
+        typer.echo(f"  continue with: runbook run --resume --run {archived.run_id}")
 
 
 @records_app.command("report")
@@ -247,28 +219,32 @@ def golden_command(
 def loadtest_command(
     users: Annotated[int, typer.Option("--users", "-n", min=1, max=100, help="How many users start a server at once.")],
     profile: Annotated[str, typer.Option("--profile", help="Profile slug every user starts.")] = "gpu-time-slicing",
-    hub_url: Annotated[Optional[str], typer.Option("--hub-url", help="The hub's URL (default: the sandbox hub).")] = None,
+    hub_url: Annotated[Optional[str], typer.Option("--hub-url", help="The hub's URL (default: the target's local hub).")] = None,
     admin_user: Annotated[Optional[str], typer.Option(
         "--admin-user", help="A hub admin who logs in to create the load users and their tokens "
                              "(or export RUNBOOK_HUB_ADMIN_TOKEN). Without one, users log in through the login page.")] = None,
     kubeconfig: Annotated[Optional[Path], typer.Option(
         "--kubeconfig", help="Cluster access for GPU node counts and the orphan-pod check "
-                             "(default: the sandbox cluster when the hub is the sandbox's).")] = None,
+                             "(default: the target's local cluster when the hub is its local one).")] = None,
     deployment: Annotated[str, typer.Option("--deployment", help="Deployment name (record folder).")] = "jupyterhub-on-eks",
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Record folder (default: outputs/<deployment>/loadtest-<run id>/).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds for all logins and spawns.")] = 900.0,
     insecure: Annotated[bool, typer.Option("--insecure", help="Accept a self-signed hub certificate.")] = False,
+    target: Annotated[str, typer.Option("--target", help="Where the hub runs, for the defaults of --hub-url and --kubeconfig.")] = targets.DEFAULT,
 ) -> None:
     """Start N servers at once: time to ready (p50/p95/max), every server answers, GPU nodes vs ideal, no orphans."""
     from . import kube, loadtest
     from .errors import RunbookError
-    from .platform import sandbox_hub
     from .records import archive
 
-    url = hub_url or sandbox_hub.url()
+    local = targets.get(target)
+    url = hub_url or local.local_hub_url()
+    if not url:
+        _fail(f"target {target!r} serves no hub on this machine: give --hub-url")
     api = None
-    config = kubeconfig or (sandbox.kubeconfig_path() if hub_url is None and sandbox.kubeconfig_path().exists() else None)
+    local_config = local.local_kubeconfig() if hub_url is None else None
+    config = kubeconfig or (local_config if local_config and local_config.exists() else None)
     if config is not None:
         api = kube.load_client(config)
     folder = out or archive.outputs_root() / deployment / f"loadtest-{archive.new_run_id()}"

@@ -18,26 +18,20 @@ results into rows for the notebook's tables:
 
 from __future__ import annotations
 
-import contextlib
 import re
-import socket
-import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
-from . import records
+from . import records, targets
 from .aws import acm
 from .aws.session import client
 from .errors import ParameterError, PlatformError
 from .params import DeploymentParameters
 
 ProgressCallback = Callable[[str, str, str], None]
-NAMESPACE = "jupyterhub"
-PROXY_SERVICE = "proxy-public"
-PORT_FORWARD_LOCAL_PORT = 8080
 
 
 # --------------------------------------------------------------------------- certificate + terraform
@@ -110,22 +104,22 @@ def certificate_rows(params: DeploymentParameters, certificate_arn: str) -> list
 def preflight(params: DeploymentParameters) -> None:
     """Read-only checks for the validation cell, before Terraform runs.
 
-    The secret the login method needs is set; on AWS, types 2/3 have a usable ACM
-    certificate (given, or recorded by 01_certificate). Raises ``ParameterError``.
-    On the sandbox the local services are started if they are not running (so this
-    notebook works on a fresh clone without 00_prerequisites); nothing is created.
+    The secret the login method needs is set (or made by the target); types 2/3 have a
+    usable ACM certificate (given, or recorded by 01_certificate) unless the target makes
+    one. Raises ``ParameterError``. The target's local services are started if they are not
+    running (so this notebook works on a fresh clone without 00_prerequisites); nothing is
+    created.
     """
+    from . import targets
+    from .notebook.display import require_pass
+
+    target = targets.of(params)
     if params.auth == "oauth":
         from .params import oauth_client_secret
 
         oauth_client_secret(params)
-    if params.target == "sandbox":
-        from . import prerequisites
-
-        from .notebook.display import require_pass
-
-        require_pass(prerequisites.sandbox_rows(params), "sandbox services", name_column="check")
-    if params.uses_domain and params.target != "sandbox":
+    require_pass(target.service_rows(params), "local services", name_column="check")
+    if params.uses_domain and not target.makes_certificates:
         arn = params.certificate_arn or records.recall(params.deployment, "certificate_arn", "") or ""
         if not arn:
             raise ParameterError("certificate_arn", f"auth '{params.auth}' needs an ACM certificate for {params.domain} and none was recorded",
@@ -221,15 +215,18 @@ class Access:
     def rows(self) -> list[dict[str, str]]:
         p = self.params
         rows = [{"item": "deployment type", "value": f"{p.deployment_type} ({p.auth})"}]
+        target = targets.of(p)
+        local = self.hub_url if target.local_hub_url(p) else ""  # the target serves the hub on this machine
         if p.deployment_type == 1:
-            from .platform.values import PORT_FORWARD_COMMAND
+            from .platform.values import PORT_FORWARD_PORT, port_forward_command
 
-            if p.target == "sandbox":
-                rows.append({"item": "open the hub", "value": self.hub_url})
-                rows.append({"item": "on EKS you would run", "value": f"{PORT_FORWARD_COMMAND}  then open http://localhost:8080"})
+            if local:
+                rows.append({"item": "open the hub", "value": local})
+                rows.append({"item": "on EKS you would run",
+                             "value": f"{port_forward_command()}  then open http://localhost:{PORT_FORWARD_PORT}"})
             else:
-                rows.append({"item": "1. forward a local port", "value": PORT_FORWARD_COMMAND})
-                rows.append({"item": "2. open the hub", "value": "http://localhost:8080"})
+                rows.append({"item": "1. forward a local port", "value": port_forward_command()})
+                rows.append({"item": "2. open the hub", "value": f"http://localhost:{PORT_FORWARD_PORT}"})
             rows.append({"item": "log in", "value": "any user name in allowed_users (e.g. user-1), any password"})
             return rows
         rows.append({"item": "load balancer DNS name", "value": self.load_balancer or "(not provisioned yet)"})
@@ -238,8 +235,8 @@ class Access:
                                                "(some DNS consoles add it, some need it typed)"})
         if self.dns_created:
             rows.append({"item": "Route 53", "value": self.dns_created})
-        if p.target == "sandbox":
-            rows.append({"item": "open the hub (sandbox)", "value": self.hub_url})
+        if local:
+            rows.append({"item": f"open the hub ({target.name})", "value": local})
         rows.append({"item": "open the hub", "value": f"https://{p.domain}"})
         rows.append({"item": "log in", "value": "through Cognito's hosted UI" if p.auth == "cognito"
                      else f"through the identity provider at {p.oauth_domain}"})
@@ -251,19 +248,20 @@ def load_balancer_hostname(params: DeploymentParameters, timeout: float = 0.0) -
     from kubernetes import client as k8s
 
     from .platform.install import api_client
+    from .platform.values import PROXY_SERVICE, hub_namespace
 
     api = k8s.CoreV1Api(api_client(kubeconfig(params)))
     deadline = time.monotonic() + timeout
     while True:
         try:
-            service = api.read_namespaced_service(PROXY_SERVICE, NAMESPACE)
+            service = api.read_namespaced_service(PROXY_SERVICE, hub_namespace())
             ingress = (service.status.load_balancer.ingress if service.status and service.status.load_balancer else None) or []
             names = [i.hostname or i.ip for i in ingress if i.hostname or i.ip]
             if names:
                 return names[0]
         except k8s.ApiException as exc:
             if exc.status != 404:
-                raise PlatformError(f"cannot read service {NAMESPACE}/{PROXY_SERVICE}: HTTP {exc.status}") from None
+                raise PlatformError(f"cannot read service {hub_namespace()}/{PROXY_SERVICE}: HTTP {exc.status}") from None
         if time.monotonic() >= deadline:
             return ""
         time.sleep(5)
@@ -299,12 +297,10 @@ def create_dns_record(params: DeploymentParameters, zone_id: str, target: str) -
 
 
 def hub_url(params: DeploymentParameters) -> str:
-    """The URL people open: the sandbox hub's local URL, or the AWS one for the deployment type."""
-    if params.target == "sandbox":
-        from .platform import sandbox_hub
+    """The URL people open (the target's: a local URL, or the AWS one for the deployment type)."""
+    from . import targets
 
-        return sandbox_hub.url()
-    return f"https://{params.domain}" if params.uses_domain else f"http://localhost:{PORT_FORWARD_LOCAL_PORT}"
+    return targets.of(params).hub_url(params)
 
 
 def access(params: DeploymentParameters, route53_zone_id: str = "", wait_seconds: float = 0.0) -> Access:
@@ -317,52 +313,9 @@ def access(params: DeploymentParameters, route53_zone_id: str = "", wait_seconds
     return result
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def hub_endpoint(params: DeploymentParameters):
+    """A context manager yielding ``(url, verify)`` where this process reaches the hub (see
+    ``Target.hub_endpoint``: on AWS a port-forward for type 1, the domain for types 2/3)."""
+    from . import targets
 
-
-@contextlib.contextmanager
-def hub_endpoint(params: DeploymentParameters, timeout: float = 60.0) -> Iterator[tuple[str, bool | str]]:
-    """``(url, verify)`` where this process reaches the hub, for the duration of the block.
-
-    - sandbox: the local hub URL;
-    - aws type 1: a ``kubectl port-forward`` to ``svc/proxy-public`` on a free local port,
-      stopped when the block ends;
-    - aws types 2/3: ``https://<domain>`` (the CNAME must exist), verified against the
-      self-signed certificate 01_certificate generated, if that is the one in use.
-    """
-    if params.target == "sandbox":
-        yield hub_url(params), True
-        return
-    if params.uses_domain:
-        generated = acm.certificate_dir(params.deployment) / "tls.crt"
-        yield f"https://{params.domain}", str(generated) if generated.exists() else True
-        return
-    port = _free_port()
-    process = subprocess.Popen(
-        ["kubectl", "--kubeconfig", str(kubeconfig(params)), "port-forward", "-n", NAMESPACE,
-         f"svc/{PROXY_SERVICE}", f"{port}:80", "--address", "127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-    )
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise PlatformError(f"kubectl port-forward exited: {(process.stderr.read() if process.stderr else '')[-300:]}")
-            with socket.socket() as sock:
-                sock.settimeout(0.5)
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.3)
-        else:
-            raise PlatformError(f"kubectl port-forward to svc/{PROXY_SERVICE} did not open within {timeout:.0f} s")
-        yield f"http://127.0.0.1:{port}", True
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return targets.of(params).hub_endpoint(params)

@@ -26,12 +26,12 @@ def exported(variables: Mapping[str, str]) -> Iterator[dict[str, str]]:
 
 @contextlib.contextmanager
 def isolated(root: Path) -> Iterator[dict[str, str]]:
-    """A private state folder (its own sandbox) and outputs folder under ``root``, exported for
-    the duration. Any sandbox service started inside is stopped on the way out."""
-    from . import sandbox
+    """A private state folder (its own local services) and outputs folder under ``root``, exported
+    for the duration. Any local service a target started inside is stopped on the way out."""
+    from . import targets
 
     with exported({"RUNBOOK_STATE_DIR": str(root / "state"), "RUNBOOK_OUTPUTS_DIR": str(root / "outputs")}) as env:
         try:
             yield env
         finally:
-            sandbox.down()
+            targets.stop_local_services()

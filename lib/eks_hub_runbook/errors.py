@@ -58,10 +58,6 @@ def raise_all(errors: list[ParameterError]) -> None:
         raise ParameterErrors(list(unique.values()))
 
 
-class SandboxError(RunbookError):
-    """A local sandbox service could not be started, reached or stopped."""
-
-
 class TerraformError(RunbookError):
     """A Terraform command failed; the message carries the stage and the last error lines."""
 

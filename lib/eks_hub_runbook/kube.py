@@ -35,7 +35,7 @@ def load_client(kubeconfig: str | Path | dict | None = None, context: str | None
     return config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None, context=context)
 
 
-def cluster_client(cluster: str, target: str = "sandbox", region: str = "us-west-2"):
+def cluster_client(cluster: str, target: str, region: str):
     """An ApiClient for an EKS cluster, built from DescribeCluster + an EKS token (both targets)."""
     from .aws import eks
 
@@ -70,10 +70,10 @@ def _list(api, path: str, namespace: str | None = None, label_selector: str | No
 
 # -- formatting ---------------------------------------------------------------------------------------
 def _quantity(value) -> Fraction:
-    from .sandbox.kube.quantity import parse
+    from kubernetes.utils.quantity import parse_quantity
 
     try:
-        return parse(value) if value not in (None, "") else Fraction(0)
+        return Fraction(parse_quantity(value)) if value not in (None, "") else Fraction(0)
     except ValueError:
         return Fraction(0)
 
@@ -86,18 +86,6 @@ def _cores(value) -> float:
     return round(float(_quantity(value)), 2)
 
 
-def _age(timestamp: str | None) -> str:
-    from .sandbox.kube.tables import age
-
-    return age(timestamp)
-
-
-def _pod_status(pod: dict) -> str:
-    from .sandbox.kube.tables import pod_status
-
-    return pod_status(pod)
-
-
 def _requests(pod: dict) -> dict[str, Fraction]:
     total: dict[str, Fraction] = {}
     for container in (pod.get("spec") or {}).get("containers") or []:
@@ -107,37 +95,60 @@ def _requests(pod: dict) -> dict[str, Fraction]:
 
 
 # -- rows ---------------------------------------------------------------------------------------------
-def pod_rows(pods: Iterable[dict]) -> Rows:
-    rows = []
-    for pod in pods:
-        statuses = (pod.get("status") or {}).get("containerStatuses") or []
-        total = len((pod.get("spec") or {}).get("containers") or [])
-        ready = sum(1 for s in statuses if s.get("ready"))
-        rows.append({
-            "namespace": pod["metadata"].get("namespace", ""),
-            "pod": pod["metadata"]["name"],
-            "ready": f"{ready}/{total}",
-            "status": _pod_status(pod),
-            "restarts": sum(s.get("restartCount", 0) for s in statuses),
-            "node": (pod.get("spec") or {}).get("nodeName") or "",
-            "ip": (pod.get("status") or {}).get("podIP") or "",
-            "age": _age(pod["metadata"].get("creationTimestamp")),
-            "is_ready": total > 0 and ready == total,
-        })
-    return rows
+TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+
+
+def _table(api, path: str, namespace: str | None = None, label_selector: str | None = None,
+           field_selector: str | None = None) -> list[tuple[dict[str, Any], dict]]:
+    """``(columns, object)`` per item, as the API server prints it for ``kubectl get``: the server
+    computes STATUS, AGE and the rest, on EKS and on the sandbox alike (``includeObject=Object``
+    gives each row its object)."""
+    prefix, _, plural = path.rpartition("/")
+    full = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else path
+    query = [(k, v) for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector),
+                                 ("includeObject", "Object")) if v]
+    try:
+        response = api.call_api(full, "GET", query_params=query, header_params={"Accept": TABLE_ACCEPT},
+                                auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True)
+    except Exception as exc:
+        if getattr(exc, "status", None) == 404:
+            return []
+        raise KubeError(f"listing {full} failed: {exc}") from exc
+    table = json.loads(response.data)
+    names = [column["name"] for column in table.get("columnDefinitions") or []]
+    return [(dict(zip(names, row.get("cells") or [])), row.get("object") or {}) for row in table.get("rows") or []]
+
+
+def _ready(cell: str) -> tuple[int, int]:
+    ready, _, total = str(cell).partition("/")
+    return (int(ready), int(total)) if ready.isdigit() and total.isdigit() else (0, 0)
 
 
 def pods(api, namespace: str | None = None, label_selector: str | None = None,
          field_selector: str | None = None) -> Rows:
     """Pods (all namespaces when ``namespace`` is None): namespace, pod, ready, status, restarts, node, ip, age, is_ready."""
-    return pod_rows(_list(api, "/api/v1/pods", namespace, label_selector, field_selector))
+    rows = []
+    for columns, pod in _table(api, "/api/v1/pods", namespace, label_selector, field_selector):
+        ready, total = _ready(columns.get("Ready", ""))
+        rows.append({
+            "namespace": pod["metadata"].get("namespace", ""),
+            "pod": pod["metadata"]["name"],
+            "ready": columns.get("Ready", ""),
+            "status": columns.get("Status", ""),
+            "restarts": int(str(columns.get("Restarts", 0)).split()[0] or 0),
+            "node": (pod.get("spec") or {}).get("nodeName") or "",
+            "ip": (pod.get("status") or {}).get("podIP") or "",
+            "age": columns.get("Age", ""),
+            "is_ready": total > 0 and ready == total,
+        })
+    return rows
 
 
 def nodes(api, label_selector: str | None = None) -> Rows:
     """Nodes: node, instance_type, zone, capacity_type, pool (NodePool or node group), ready, cpu/memory
     allocatable, GPU and Neuron capacity and allocatable, pods, age."""
     rows = []
-    for node in _list(api, "/api/v1/nodes", label_selector=label_selector):
+    for columns, node in _table(api, "/api/v1/nodes", label_selector=label_selector):
         labels = node["metadata"].get("labels") or {}
         status = node.get("status") or {}
         capacity, allocatable = status.get("capacity") or {}, status.get("allocatable") or {}
@@ -158,7 +169,7 @@ def nodes(api, label_selector: str | None = None) -> Rows:
                              if k.startswith("nvidia.com/mig-")),
             "neuron": int(_quantity(allocatable.get("aws.amazon.com/neuron"))),
             "pods": int(_quantity(allocatable.get("pods"))),
-            "age": _age(node["metadata"].get("creationTimestamp")),
+            "age": columns.get("Age", ""),
         })
     return rows
 
@@ -166,7 +177,7 @@ def nodes(api, label_selector: str | None = None) -> Rows:
 def pvcs(api, namespace: str | None = None) -> Rows:
     """Persistent volume claims: namespace, pvc, status, volume, capacity, access_modes, storage_class."""
     rows = []
-    for pvc in _list(api, "/api/v1/persistentvolumeclaims", namespace):
+    for columns, pvc in _table(api, "/api/v1/persistentvolumeclaims", namespace):
         status = pvc.get("status") or {}
         rows.append({
             "namespace": pvc["metadata"]["namespace"],
@@ -176,7 +187,7 @@ def pvcs(api, namespace: str | None = None) -> Rows:
             "capacity": (status.get("capacity") or {}).get("storage", ""),
             "access_modes": ",".join(status.get("accessModes") or (pvc.get("spec") or {}).get("accessModes") or []),
             "storage_class": (pvc.get("spec") or {}).get("storageClassName") or "",
-            "age": _age(pvc["metadata"].get("creationTimestamp")),
+            "age": columns.get("Age", ""),
         })
     return rows
 
@@ -236,7 +247,7 @@ def placement(api, namespace: str | None = None, label_selector: str | None = No
     """Where pods landed: pod, status, node, instance_type, nodepool, cpu/memory/GPU requests, ip."""
     node_info = {n["node"]: n for n in nodes(api)}
     rows = []
-    for pod in _list(api, "/api/v1/pods", namespace, label_selector):
+    for columns, pod in _table(api, "/api/v1/pods", namespace, label_selector):
         node_name = (pod.get("spec") or {}).get("nodeName") or ""
         info = node_info.get(node_name, {})
         requests = _requests(pod)
@@ -247,7 +258,7 @@ def placement(api, namespace: str | None = None, label_selector: str | None = No
         rows.append({
             "namespace": pod["metadata"]["namespace"],
             "pod": pod["metadata"]["name"],
-            "status": _pod_status(pod),
+            "status": columns.get("Status", ""),
             "node": node_name,
             "instance_type": info.get("instance_type", ""),
             "nodepool": info.get("pool", ""),
@@ -264,12 +275,12 @@ def placement(api, namespace: str | None = None, label_selector: str | None = No
 def events(api, namespace: str | None = None, involved_name: str | None = None) -> Rows:
     """Events, oldest first: last_seen, type, reason, object, message, count."""
     selector = f"involvedObject.name={involved_name}" if involved_name else None
-    items = _list(api, "/api/v1/events", namespace, field_selector=selector)
-    items.sort(key=lambda e: e.get("lastTimestamp") or e["metadata"].get("creationTimestamp") or "")
-    return [{"last_seen": _age(e.get("lastTimestamp") or e["metadata"].get("creationTimestamp")),
+    items = _table(api, "/api/v1/events", namespace, field_selector=selector)
+    items.sort(key=lambda item: item[1].get("lastTimestamp") or item[1]["metadata"].get("creationTimestamp") or "")
+    return [{"last_seen": columns.get("Last Seen", ""),
              "type": e.get("type", ""), "reason": e.get("reason", ""),
              "object": f"{(e.get('involvedObject') or {}).get('kind', '').lower()}/{(e.get('involvedObject') or {}).get('name', '')}",
-             "message": e.get("message", ""), "count": e.get("count", 1)} for e in items]
+             "message": e.get("message", ""), "count": e.get("count", 1)} for columns, e in items]
 
 
 # -- waiting ------------------------------------------------------------------------------------------

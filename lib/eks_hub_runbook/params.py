@@ -25,11 +25,11 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Iterable, TypeVar
 
+from . import targets
 from .errors import ParameterError, raise_all
 
 T = TypeVar("T")
 
-TARGETS = ("sandbox", "aws")
 AUTH_METHODS = ("dummy", "cognito", "oauth")
 DEPLOYMENT_TYPES = {"dummy": 1, "cognito": 2, "oauth": 3}
 NAT_MODES = ("single", "per-az")
@@ -44,11 +44,6 @@ REGIONS = (
 SECRET_PARAMETERS = ("oauth_client_secret", "demo_password")
 # Environment variable each secret is read from (never a papermill parameter).
 SECRET_ENV = {"oauth_client_secret": "RUNBOOK_OAUTH_CLIENT_SECRET", "demo_password": "RUNBOOK_DEMO_PASSWORD"}
-
-# What a login method needs and the sandbox fills in when it is not given: names under
-# the domains RFC 2606 reserves for examples (the sandbox's own OpenID provider answers for
-# oauth_domain). On AWS these stay required.
-SANDBOX_DEFAULTS = {"domain": "hub.example.com", "oauth_domain": "keycloak.example.com", "oauth_client_id": "jupyterhub"}
 
 # The original blueprint's variables (blueprint.tfvars) -> the runbook parameter for each.
 # Names the two share (region, oauth_domain) need no entry.
@@ -79,7 +74,7 @@ class DeploymentParameters:
     Field names match the notebooks' ``parameters`` cells.
     """
 
-    target: str = "sandbox"
+    target: str = targets.DEFAULT
     deployment: str = "jupyterhub-on-eks"
     region: str = "us-west-2"
     auth: str = "dummy"
@@ -99,7 +94,7 @@ class DeploymentParameters:
     enable_monitoring: bool = False
     enable_kubecost: bool = False
     profiles: tuple[str, ...] = field(default_factory=tuple)
-    # names filled in from SANDBOX_DEFAULTS (not a parameter: not recorded, not compared)
+    # names the target filled in (Target.parameter_defaults; not a parameter: not recorded, not compared)
     defaulted: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -231,9 +226,10 @@ def resolve(**raw: Any) -> DeploymentParameters:
     """Convert and validate raw parameter values (from papermill, a form or the CLI).
 
     Every bad parameter is reported at once (:class:`ParameterErrors`). Unknown names are
-    rejected too, so a typo does not silently fall back to a default. On the sandbox a
-    login method's required names that are not given get :data:`SANDBOX_DEFAULTS`
-    (listed in ``defaulted``); on AWS they stay required.
+    rejected too, so a typo does not silently fall back to a default. A login method's
+    required names that are not given get the target's ``parameter_defaults`` where it has
+    them (the sandbox's reserved example names; listed in ``defaulted``); on AWS they stay
+    required.
     """
     problems = Problems()
     for name in sorted(set(raw) - set(parameter_names()) - {"interactive", "confirm"}):
@@ -242,8 +238,9 @@ def resolve(**raw: Any) -> DeploymentParameters:
     get = lambda name: raw.get(name, getattr(defaults, name))  # noqa: E731
     defaulted: list[str] = []
 
-    target = problems.check(_choice, "target", get("target"), TARGETS)
-    deployment = problems.check(_deployment_name, get("deployment"))
+    target = problems.check(_target, get("target"))
+    fills_in = targets.get(target).parameter_defaults if target else {}
+    deployment = problems.check(deployment_name, get("deployment"))
     region = problems.check(_region, get("region"))
     auth = problems.check(_choice, "auth", get("auth"), AUTH_METHODS)
     if auth == "cognito" and deployment and re.search("aws|amazon|cognito", deployment):
@@ -253,11 +250,11 @@ def resolve(**raw: Any) -> DeploymentParameters:
     nat_gateway_mode = problems.check(_choice, "nat_gateway_mode", get("nat_gateway_mode"), NAT_MODES)
     cidrs = problems.check(_cidrs, get("public_access_cidrs"))
 
-    def sandbox_default(name: str, value: str) -> str:
-        if value or target != "sandbox":
+    def target_default(name: str, value: str) -> str:
+        if value or name not in fills_in:
             return value
         defaulted.append(name)
-        return SANDBOX_DEFAULTS[name]
+        return fills_in[name]
 
     domain = problems.check(_text, "domain", get("domain")) or ""
     certificate_domain = problems.check(_text, "certificate_domain", get("certificate_domain")) or ""
@@ -266,7 +263,7 @@ def resolve(**raw: Any) -> DeploymentParameters:
         problems.add("domain", "dummy login is only allowed with deployment type 1 (port-forward, no domain)",
                      "drop -p domain, or use -p auth cognito / oauth for a public hub")
     elif auth in ("cognito", "oauth") and not problems.failed("domain"):
-        domain = sandbox_default("domain", domain)
+        domain = target_default("domain", domain)
         if not domain:
             problems.add("domain", f"auth '{auth}' (deployment type {DEPLOYMENT_TYPES[auth]}) needs the hub's domain name",
                          "pass -p domain hub.example.com")
@@ -291,8 +288,8 @@ def resolve(**raw: Any) -> DeploymentParameters:
     if not problems.failed("oauth_username_claim") and not _CLAIM.match(oauth_username_claim):
         problems.add("oauth_username_claim", f"{oauth_username_claim!r} is not a claim name", "use e.g. preferred_username or email")
     if auth == "oauth":
-        oauth_domain = sandbox_default("oauth_domain", oauth_domain)
-        oauth_client_id = sandbox_default("oauth_client_id", oauth_client_id)
+        oauth_domain = target_default("oauth_domain", oauth_domain)
+        oauth_client_id = target_default("oauth_client_id", oauth_client_id)
         if not oauth_domain:
             problems.add("oauth_domain", "auth 'oauth' needs the identity provider's host", "pass -p oauth_domain keycloak.example.com")
         elif not oauth_domain.startswith(("127.0.0.1", "localhost")):
@@ -346,7 +343,8 @@ def resolve(**raw: Any) -> DeploymentParameters:
     )
 
 
-def _deployment_name(value: Any) -> str:
+def deployment_name(value: Any) -> str:
+    """A deployment's name, checked (it names the cluster, the state folder and the records)."""
     deployment = _text("deployment", value).lower()
     if not _NAME.match(deployment):
         raise ParameterError(
@@ -354,6 +352,13 @@ def _deployment_name(value: Any) -> str:
             "use 3-32 characters: lowercase letters, digits and '-', starting with a letter (e.g. jupyterhub-on-eks)",
         )
     return deployment
+
+
+def _target(value: Any) -> str:
+    name = _text("target", value).lower()
+    if name not in targets.names():
+        targets.get(name)  # raises: not installed (with how to install it), or not a target
+    return name
 
 
 def _region(value: Any) -> str:
@@ -422,26 +427,16 @@ def module_variables() -> frozenset[str]:
     return frozenset(re.findall(r'^variable "([\w-]+)"', path.read_text(), re.MULTILINE)) if path.is_file() else frozenset()
 
 
-SANDBOX_CLIENT_SECRET_FILE = "oauth-client-secret"
-
-
 def oauth_client_secret(params: DeploymentParameters) -> str:
-    """The OAuth client secret of an ``oauth`` deployment: ``$RUNBOOK_OAUTH_CLIENT_SECRET``; on the
-    sandbox, when that is not set, one generated for the deployment (kept 0600 in its state
-    folder, so re-runs and later notebooks get the same one) and registered for redaction."""
-    value = secret("oauth_client_secret", required=params.target != "sandbox")
-    if value:
-        return value
-    import secrets as tokens
+    """The OAuth client secret of an ``oauth`` deployment: ``$RUNBOOK_OAUTH_CLIENT_SECRET``, or one the
+    target makes when it is not set (the sandbox's own identity provider), registered for redaction."""
+    target = targets.of(params)
+    value = secret("oauth_client_secret", required="oauth_client_secret" not in target.makes_secrets)
+    if not value:
+        from .records.redact import register_secret
 
-    from .paths import deployment_dir, write_file
-    from .records.redact import register_secret
-
-    path = deployment_dir(params.deployment) / SANDBOX_CLIENT_SECRET_FILE
-    if not path.is_file():
-        write_file(path, tokens.token_urlsafe(32), private=True)
-    value = path.read_text().strip()
-    register_secret(value)
+        value = target.generated_secret(params, "oauth_client_secret") or ""
+        register_secret(value)
     return value
 
 

@@ -22,13 +22,6 @@ def state_dir() -> Path:
     return path
 
 
-def sandbox_dir() -> Path:
-    """State of the local sandbox services (pid files, logs, ports, CA)."""
-    path = state_dir() / "sandbox"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def deployment_dir(deployment: str, create: bool = True) -> Path:
     """Per-deployment state: Terraform working dir and state, rendered values, generated keys.
 

@@ -2,21 +2,20 @@
 
 Every check is a row ``{"check", "needed", "found", "status"}`` with status
 ``pass``, ``fail``, ``warn`` or ``info`` so the notebook can show one table and stop
-on the first failure. For ``aws`` the tools are terraform, kubectl and helm plus
-working credentials; for ``sandbox`` terraform (it applies the same module against
-the local AWS) and the sandbox services, which are started here if they are not
-running.
+on the first failure. The tools are the ones the target's notebooks run (``Target.tools``:
+terraform, kubectl and helm for AWS, which also needs working credentials; terraform for
+the sandbox, which applies the same module against its local AWS); a target's local
+services are started here if they are not running.
 """
 
 from __future__ import annotations
 
 import os
 
-from . import sandbox
-from .errors import RunbookError, SandboxError
-from .tools import TOOLS, problem, tool_version, version_tuple
+from . import targets
+from .errors import RunbookError
 from .params import DEPLOYMENT_TYPES, SECRET_ENV, DeploymentParameters
-from .paths import node_bin
+from .tools import TOOLS, problem, tool_version, version_tuple
 
 
 class PrerequisiteError(RunbookError):
@@ -30,8 +29,9 @@ def _row(check: str, needed: str, found: str, status: str) -> dict[str, str]:
 def tool_rows(params: DeploymentParameters) -> list[dict[str, str]]:
     """Version checks of the tools the target needs (kubectl also against the cluster version)."""
     rows = []
+    needed_tools = targets.of(params).tools
     for tool in TOOLS:
-        if params.target not in tool.targets:
+        if tool.name not in needed_tools:
             continue
         minimum = tool.minimum()
         if tool.name == "kubectl":
@@ -49,35 +49,9 @@ def tool_rows(params: DeploymentParameters) -> list[dict[str, str]]:
     return rows
 
 
-def sandbox_rows(params: DeploymentParameters, start: bool = True, hub_tools: bool = True) -> list[dict[str, str]]:
-    """The sandbox's services: started when ``start`` and not running yet.
-
-    ``hub_tools`` adds the tools the sandbox hub needs (configurable-http-proxy).
-
-    Only names and states are shown (ports change between machines); ``runbook
-    sandbox status`` shows where they listen.
-    """
-    if params.target != "sandbox":
-        return []
-    rows = []
-    labels = {"aws": "sandbox AWS (moto + EKS layer)", "kube": "sandbox cluster (API-server emulator)"}
-    for name in ("aws", "kube"):  # the cluster emulator talks to the local AWS: start that first
-        error = ""
-        if start:
-            try:
-                sandbox.up(only=(name,))
-            except SandboxError as exc:
-                error = str(exc).strip().splitlines()[0][:200]
-        if sandbox.is_up(name):
-            rows.append(_row(labels[name], "running", "running", "pass"))
-        else:
-            rows.append(_row(labels[name], "running", error or "stopped: run `runbook sandbox up`", "fail"))
-    if not hub_tools:
-        return rows
-    proxy = node_bin("configurable-http-proxy")
-    rows.append(_row("configurable-http-proxy (for the sandbox hub)", "installed",
-                     "installed" if proxy.exists() else "missing: run npm ci", "pass" if proxy.exists() else "fail"))
-    return rows
+def service_rows(params: DeploymentParameters, start: bool = True, hub_tools: bool = True) -> list[dict[str, str]]:
+    """The target's local services (started when ``start``; see ``Target.service_rows``)."""
+    return targets.of(params).service_rows(params, start, hub_tools)
 
 
 def secret_rows(params: DeploymentParameters) -> list[dict[str, str]]:
@@ -88,9 +62,11 @@ def secret_rows(params: DeploymentParameters) -> list[dict[str, str]]:
     present = bool(os.environ.get(env_name))
     if present:
         return [_row("OAuth client secret", f"${env_name}", "set (not shown)", "pass")]
-    if params.target == "sandbox":
-        return [_row("OAuth client secret", f"${env_name}", "not set: generated for the sandbox (sandbox default, not shown)", "pass")]
-    return [_row("OAuth client secret", f"${env_name}", f"not set: export {env_name}=... (any value on the sandbox)", "fail")]
+    target = targets.of(params)
+    if "oauth_client_secret" in target.makes_secrets:
+        return [_row("OAuth client secret", f"${env_name}",
+                     f"not set: generated for the {target.name} ({target.name} default, not shown)", "pass")]
+    return [_row("OAuth client secret", f"${env_name}", f"not set: export {env_name}=...", "fail")]
 
 
 def deployment_type_rows(params: DeploymentParameters) -> list[dict[str, str]]:
@@ -128,9 +104,9 @@ def parameter_rows(params: DeploymentParameters) -> list[dict[str, str]]:
     return rows
 
 
-def check(params: DeploymentParameters, start_sandbox: bool = True) -> list[dict[str, str]]:
-    """Every local prerequisite as rows: parameters, tools, sandbox services, secrets."""
-    return [*parameter_rows(params), *tool_rows(params), *sandbox_rows(params, start_sandbox), *secret_rows(params)]
+def check(params: DeploymentParameters, start_services: bool = True) -> list[dict[str, str]]:
+    """Every local prerequisite as rows: parameters, tools, the target's local services, secrets."""
+    return [*parameter_rows(params), *tool_rows(params), *service_rows(params, start_services), *secret_rows(params)]
 
 
 def require(rows: list[dict]) -> None:

@@ -65,8 +65,7 @@ def first_semver(out: str) -> str:
 class Tool:
     """A command-line tool the runbook runs, the oldest version it works with, where to get it.
 
-    ``targets``: the deployment targets whose notebooks run it; ``setup``: ``make setup``
-    needs it (to install or to run the sandbox); ``debian``: the Debian packages that
+    ``setup``: ``make setup`` needs it (to install or to run the sandbox); ``debian``: the Debian packages that
     provide it, installed by ``make setup`` when it is missing (empty: not in the archive);
     ``setup_minimum``: an older version fails ``make setup`` (kubectl's does not: any
     version talks to the sandbox, and ``00_prerequisites`` checks it against EKS's).
@@ -76,7 +75,6 @@ class Tool:
     minimum: Callable[[], tuple[int, ...]]
     argv: tuple[str, ...]
     parse: Callable[[str], str]
-    targets: tuple[str, ...]
     install: str
     setup: bool = False
     debian: tuple[str, ...] = ()
@@ -90,17 +88,15 @@ class Tool:
 
 TOOLS = (
     Tool("terraform", terraform_required_version, ("terraform", "version", "-json"), _terraform_version,
-         ("aws", "sandbox"), "https://developer.hashicorp.com/terraform/install", setup=True),
+         "https://developer.hashicorp.com/terraform/install", setup=True),
     Tool("kubectl", lambda: (1, 30), ("kubectl", "version", "--client", "-o", "json"), _kubectl_version,
-         ("aws",), "https://kubernetes.io/docs/tasks/tools/", setup=True, debian=("kubernetes-client",),
-         setup_minimum=False),
-    Tool("helm", lambda: (3, 12), ("helm", "version", "--short"), first_semver, ("aws",),
-         "https://helm.sh/docs/intro/install/"),
-    Tool("node", lambda: (18,), ("node", "--version"), first_semver, (),
-         "https://nodejs.org/en/download", setup=True, debian=("nodejs", "npm")),
-    Tool("npm", lambda: (8,), ("npm", "--version"), first_semver, (),
+         "https://kubernetes.io/docs/tasks/tools/", setup=True, debian=("kubernetes-client",), setup_minimum=False),
+    Tool("helm", lambda: (3, 12), ("helm", "version", "--short"), first_semver, "https://helm.sh/docs/intro/install/"),
+    Tool("node", lambda: (18,), ("node", "--version"), first_semver, "https://nodejs.org/en/download", setup=True,
+         debian=("nodejs", "npm")),
+    Tool("npm", lambda: (8,), ("npm", "--version"), first_semver,
          "https://docs.npmjs.com/downloading-and-installing-node-js-and-npm", setup=True, debian=("npm",)),
-    Tool("chromium", lambda: (120,), ("chromium", "--version"), first_semver, (),
+    Tool("chromium", lambda: (120,), ("chromium", "--version"), first_semver,
          "https://www.chromium.org/getting-involved/download-chromium/", debian=("chromium",), browser=True),
 )
 

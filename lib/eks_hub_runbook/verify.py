@@ -88,16 +88,17 @@ def namespace_rows(api) -> Rows:
 def hub_pod_rows(params: DeploymentParameters, api) -> Rows:
     """``kubectl get pods -n jupyterhub``: every pod Running and ready (no ages or IPs).
 
-    On EKS the hub and proxy pods must be there. The sandbox runs them as local
-    processes (checked by ``hub_rows``), so an empty namespace is expected there.
+    On EKS the hub and proxy pods must be there. A target that runs them as local
+    processes (checked by ``hub_rows``; ``Target.hub_runs_as_pods``) expects an empty namespace.
     """
     rows = [{"pod": r["pod"], "ready": r["ready"], "pod status": r["status"], "node": r["node"],
              "status": "pass" if r["is_ready"] or r["status"] in ("Completed", "Succeeded") else "fail"}
             for r in kube.pods(api, NAMESPACE)]
     if not rows:
-        sandbox = params.target == "sandbox"
+        from . import targets
+
         rows.append({"pod": "(none)", "ready": "", "pod status": "", "node": "",
-                     "status": "info" if sandbox else "fail"})
+                     "status": "fail" if targets.of(params).hub_runs_as_pods else "info"})
     return rows
 
 

@@ -3,9 +3,9 @@
 Core services, started by ``runbook sandbox up``:
 
 - ``aws``: a moto server behind a small layer that serves the EKS APIs moto lacks
-  (``eks_hub_runbook.sandbox.aws_server``);
+  (``eks_hub_sandbox.aws_server``);
 - ``kube``: a Kubernetes API-server emulator with in-process controllers
-  (``eks_hub_runbook.sandbox.kube``).
+  (``eks_hub_sandbox.kube``).
 
 The platform adds ``hub`` (a real JupyterHub) and ``oidc`` (a local OpenID Connect
 provider) when it is installed. ``down`` stops all of them.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..paths import sandbox_dir
+from eks_hub_sandbox.paths import sandbox_dir
 from . import services
 
 SANDBOX_REGION = "us-west-2"
@@ -53,7 +53,7 @@ def core_specs() -> dict[str, services.ServiceSpec]:
         "kube": services.ServiceSpec(
             name="kube",
             argv=services.python_module(
-                "eks_hub_runbook.sandbox.kube",
+                "eks_hub_sandbox.kube",
                 "--port", str(kube_port),
                 "--aws-endpoint", aws_endpoint_url(),
                 "--state-dir", str(sandbox_dir() / "cluster"),
@@ -67,7 +67,7 @@ def core_specs() -> dict[str, services.ServiceSpec]:
         "aws": services.ServiceSpec(
             name="aws",
             argv=services.python_module(
-                "eks_hub_runbook.sandbox.aws_server",
+                "eks_hub_sandbox.aws_server",
                 "--port", str(aws_port),
                 "--kube-url", kube_url(),
                 "--kube-ca-file", str(kube_ca_path()),

@@ -1,7 +1,7 @@
-"""The sandbox's local AWS: ``python -m eks_hub_runbook.sandbox.aws_server --port P``.
+"""The sandbox's local AWS: ``python -m eks_hub_sandbox.aws_server --port P``.
 
 A moto server (moto's own WSGI app, threaded werkzeug server on 127.0.0.1) behind the
-EKS layer in :mod:`eks_hub_runbook.sandbox.aws`. Start it with
+EKS layer in :mod:`eks_hub_sandbox.aws`. Start it with
 ``MOTO_IAM_LOAD_MANAGED_POLICIES=true`` so AWS-managed IAM policies can be attached;
 ``runbook sandbox up`` does.
 """
@@ -19,7 +19,7 @@ from .aws.server import make_aws_server
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m eks_hub_runbook.sandbox.aws_server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m eks_hub_sandbox.aws_server", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--kube-url", default=None, help="URL returned as every EKS cluster's endpoint")
     parser.add_argument("--kube-ca-file", type=Path, default=None,

@@ -21,9 +21,10 @@ import argparse
 import json
 from pathlib import Path
 
-from ..paths import sandbox_dir, write_file
-from ..sandbox import services
-from .values import LoginEndpoints
+from eks_hub_runbook.paths import write_file
+from eks_hub_sandbox.paths import sandbox_dir
+from eks_hub_runbook.platform.values import LoginEndpoints
+from . import services
 
 SERVICE = "oidc"
 USER_DOMAIN = "example.com"
@@ -58,7 +59,7 @@ def start(client_id: str, client_secret: str, redirect_uri: str) -> services.Ser
     port = services.reserved_port(SERVICE)
     spec = services.ServiceSpec(
         name=SERVICE,
-        argv=services.python_module("eks_hub_runbook.platform.oidc", "--port", str(port), "--client-file", str(config)),
+        argv=services.python_module("eks_hub_sandbox.oidc", "--port", str(port), "--client-file", str(config)),
         port=port,
         env={"AUTHLIB_INSECURE_TRANSPORT": "1"},  # plain http on loopback only
     )

@@ -18,8 +18,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import SandboxError
-from ..paths import sandbox_dir
+from eks_hub_sandbox.errors import SandboxError
+from eks_hub_runbook.processes import pid_alive, start_time
+from eks_hub_sandbox.paths import sandbox_dir
 
 LOOPBACK = "127.0.0.1"
 
@@ -114,29 +115,6 @@ def _port_open(port: int, host: str = LOOPBACK) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def pid_alive(pid: int) -> bool:
-    """True if a process with this pid exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def _start_time(pid: int) -> str | None:
-    """Kernel start time of a process (clock ticks since boot): with the pid, its identity."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
 def _read_pid(name: str) -> int | None:
     """The pid this state folder started for ``name``, if that very process still exists.
 
@@ -148,7 +126,7 @@ def _read_pid(name: str) -> int | None:
         pid = int(pid_text)
     except (OSError, ValueError):
         return None
-    if started and _start_time(pid) not in (None, started):
+    if started and start_time(pid) not in (None, started):
         return None
     return pid
 
@@ -177,7 +155,7 @@ def start(spec: ServiceSpec) -> ServiceStatus:
         start_new_session=True,
         cwd=sandbox_dir(),
     )
-    _pid_file(spec.name).write_text(f"{proc.pid} {_start_time(proc.pid) or ''}".strip())
+    _pid_file(spec.name).write_text(f"{proc.pid} {start_time(proc.pid) or ''}".strip())
     _info_file(spec.name).write_text(json.dumps({"url": spec.url, "port": spec.port, "argv": spec.argv}))
     deadline = time.monotonic() + spec.ready_timeout
     while time.monotonic() < deadline:

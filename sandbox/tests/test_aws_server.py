@@ -57,7 +57,7 @@ def _code(error: pytest.ExceptionInfo) -> tuple[int, str]:
 
 
 def test_cluster_reports_access_config_and_points_at_the_sandbox_api(clients, cluster):
-    from eks_hub_runbook import sandbox
+    import eks_hub_sandbox as sandbox
 
     described = clients["eks"].describe_cluster(name=cluster)["cluster"]
     assert described["accessConfig"] == {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False}

@@ -8,10 +8,11 @@ import pytest
 import requests
 
 from eks_hub_runbook import params as runbook_params
-from eks_hub_runbook import sandbox
+import eks_hub_sandbox as sandbox
 from eks_hub_runbook.errors import HubError
 from eks_hub_runbook.hub import HubClient
-from eks_hub_runbook.platform import oidc, sandbox_hub, values
+from eks_hub_runbook.platform import values
+from eks_hub_sandbox import hub as sandbox_hub, oidc
 
 pytestmark = pytest.mark.slow
 ARN = "arn:aws:acm:us-west-2:123456789012:certificate/12345678-1234-1234-1234-123456789012"

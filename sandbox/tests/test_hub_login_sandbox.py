@@ -10,7 +10,8 @@ import pytest
 from eks_hub_runbook import params as runbook_params
 from eks_hub_runbook.errors import HubError
 from eks_hub_runbook.hub import HubClient
-from eks_hub_runbook.platform import install, oidc, sandbox_hub
+from eks_hub_runbook.platform import install
+from eks_hub_sandbox import hub as sandbox_hub, oidc
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 ARN = "arn:aws:acm:us-west-2:123456789012:certificate/12345678-1234-1234-1234-123456789012"

@@ -10,7 +10,8 @@ import pytest
 
 from eks_hub_runbook import params as runbook_params
 from eks_hub_runbook.hub import HOME_DIR, SHARED_DIR, HubClient
-from eks_hub_runbook.platform import install, sandbox_hub
+from eks_hub_runbook.platform import install
+from eks_hub_sandbox import hub as sandbox_hub
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 PROFILE = "gpu-time-slicing"
@@ -48,8 +49,8 @@ def users(installed):
 def user_processes(username: str) -> list[int]:
     """Local processes serving ``username`` in this session's sandbox cluster (its kubelet marks
     every pod process with the cluster's state folder, so other sandboxes' users do not count)."""
-    from eks_hub_runbook.paths import sandbox_dir
-    from eks_hub_runbook.sandbox.kube.controllers.kubelet.processes import CLUSTER_MARKER
+    from eks_hub_sandbox.paths import sandbox_dir
+    from eks_hub_sandbox.kube.controllers.kubelet.processes import CLUSTER_MARKER
 
     cluster = (sandbox_dir() / "cluster").resolve()
     wanted = {f"JUPYTERHUB_USER={username}".encode(), f"{CLUSTER_MARKER}={cluster}".encode()}

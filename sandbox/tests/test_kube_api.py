@@ -44,7 +44,7 @@ spec:
 def test_discovery_and_version(kubectl):
     import json
 
-    from eks_hub_runbook.sandbox.kube.validation import KUBERNETES_VERSION
+    from eks_hub_sandbox.kube.validation import KUBERNETES_VERSION
 
     server = json.loads(kubectl("version", "-o", "json").stdout)["serverVersion"]
     assert f"{server['major']}.{server['minor']}" == KUBERNETES_VERSION == "1.33"

@@ -40,19 +40,19 @@ def _listening(port: int) -> bool:
 def private_sandbox(tmp_path_factory, monkeypatch_module):
     """A private local AWS and cluster emulator pair: deleting this module's EKS cluster wipes
     only this emulator, never the session's shared one other tests rely on."""
-    from eks_hub_runbook import sandbox
+    import eks_hub_sandbox as sandbox
 
     folder = tmp_path_factory.mktemp("private-sandbox")
     aws_port, kube_port = _free_port(), _free_port()
     ca, kubeconfig = folder / "ca.pem", folder / "kubeconfig"
     env = {**os.environ, **sandbox.SANDBOX_CREDENTIALS, "AWS_DEFAULT_REGION": sandbox.SANDBOX_REGION,
            "RUNBOOK_SANDBOX_AWS_SYNC": str(SYNC), "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-    kube = subprocess.Popen([sys.executable, "-m", "eks_hub_runbook.sandbox.kube", "--port", str(kube_port),
+    kube = subprocess.Popen([sys.executable, "-m", "eks_hub_sandbox.kube", "--port", str(kube_port),
                              "--aws-endpoint", f"http://127.0.0.1:{aws_port}", "--state-dir", str(folder / "cluster"),
                              "--kubeconfig", str(kubeconfig), "--ca-file", str(ca)],
                             env=env, stdout=open(folder / "kube.log", "wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
-    aws = subprocess.Popen([sys.executable, "-m", "eks_hub_runbook.sandbox.aws_server", "--port", str(aws_port),
+    aws = subprocess.Popen([sys.executable, "-m", "eks_hub_sandbox.aws_server", "--port", str(aws_port),
                             "--kube-url", f"https://127.0.0.1:{kube_port}", "--kube-ca-file", str(ca)],
                            env=env, stdout=open(folder / "aws.log", "wb"), stderr=subprocess.STDOUT,
                            start_new_session=True)
@@ -105,7 +105,7 @@ def eks_cluster(private_sandbox):
     """An EKS cluster with a VPC (subnets tagged for load balancers) and a core node group."""
     from eks_hub_runbook.aws import session
 
-    ec2, iam, eks = session.client("ec2"), session.client("iam"), session.client("eks")
+    ec2, iam, eks = session.client("ec2", "sandbox", "us-west-2"), session.client("iam", "sandbox", "us-west-2"), session.client("eks", "sandbox", "us-west-2")
     vpc = ec2.create_vpc(CidrBlock="10.1.0.0/21")["Vpc"]["VpcId"]
     subnets = []
     for cidr, zone, role in (("10.1.2.0/26", "us-west-2a", "kubernetes.io/role/elb"),
@@ -145,10 +145,10 @@ def test_update_kubeconfig_and_library_builder_reach_the_emulator(private_sandbo
     assert result.returncode == 0, result.stderr
     assert "namespace/kube-system" in result.stdout
 
-    config = eks.build_kubeconfig(CLUSTER, "sandbox")
+    config = eks.build_kubeconfig(CLUSTER, "sandbox", "us-west-2")
     assert config["clusters"][0]["cluster"]["server"] == private_sandbox["kube_url"]
     assert [r["pod"] for r in kube.pods(kube.load_client(config), "kube-system")] is not None
-    embedded = eks.build_kubeconfig(CLUSTER, "sandbox", embed_token=True)
+    embedded = eks.build_kubeconfig(CLUSTER, "sandbox", "us-west-2", embed_token=True)
     assert embedded["users"][0]["user"]["token"].startswith("k8s-aws-v1.")
     assert kube.nodes(kube.load_client(embedded)) is not None
 
@@ -176,7 +176,7 @@ volumeBindingMode: Immediate
         core.read_namespaced_persistent_volume_claim("hub-db-dir", "ebs-test")), what="claim bound")
     pv = core.read_persistent_volume(pvc.spec.volume_name)
     volume_id = pv.spec.csi.volume_handle
-    ec2 = session.client("ec2")
+    ec2 = session.client("ec2", "sandbox", "us-west-2")
     volume = ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
     tags = {t["Key"]: t["Value"] for t in volume["Tags"]}
     assert tags["kubernetes.io/created-for/pvc/name"] == "hub-db-dir"
@@ -194,7 +194,7 @@ volumeBindingMode: Immediate
 def _balancers_of(stack: str) -> list[str]:
     from eks_hub_runbook.aws import session
 
-    elbv2 = session.client("elbv2")
+    elbv2 = session.client("elbv2", "sandbox", "us-west-2")
     arns = [lb["LoadBalancerArn"] for lb in elbv2.describe_load_balancers()["LoadBalancers"]]
     owned = []
     for start in range(0, len(arns), 20):
@@ -249,7 +249,7 @@ def test_deleting_the_eks_cluster_wipes_state_and_leaves_load_balancers(kube_api
     _wait(lambda: core.read_namespaced_service("left-behind", "default").status.load_balancer.ingress,
           what="load balancer hostname")
     kubectl("create", "namespace", "doomed")
-    eks = session.client("eks")
+    eks = session.client("eks", "sandbox", "us-west-2")
     eks.delete_nodegroup(clusterName=CLUSTER, nodegroupName="core")
     eks.delete_cluster(name=CLUSTER)
     _wait(lambda: "doomed" not in [n.metadata.name for n in core.list_namespace().items],

@@ -86,7 +86,7 @@ def test_server_binds_its_pod_ip_and_becomes_ready_when_the_port_answers(core, p
 def test_efs_access_point_subpath_env_and_logs(core, pool, kubectl, full_sandbox, state_dir):
     from eks_hub_runbook.aws import session
 
-    efs = session.client("efs")
+    efs = session.client("efs", "sandbox", "us-west-2")
     fs = efs.create_file_system(CreationToken="pods-test")["FileSystemId"]
     point = efs.create_access_point(FileSystemId=fs, RootDirectory={"Path": "/home"})["AccessPointId"]
     kubectl("apply", "-f", "-", input=f"""
@@ -170,7 +170,7 @@ def test_deleting_a_pod_kills_its_process_tree(core, pool, state_dir):
 def _start_emulator(state: Path, port: int) -> subprocess.Popen:
     kubeconfig = state / "kubeconfig"
     process = subprocess.Popen(
-        [sys.executable, "-m", "eks_hub_runbook.sandbox.kube", "--port", str(port), "--state-dir", str(state),
+        [sys.executable, "-m", "eks_hub_sandbox.kube", "--port", str(port), "--state-dir", str(state),
          "--kubeconfig", str(kubeconfig), "--ca-file", str(state / "ca.pem")],
         stdout=open(state / "emulator.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
     _wait(lambda: kubeconfig.exists() and _port_open(port), what="emulator listening")

@@ -11,13 +11,13 @@ from fractions import Fraction
 import pytest
 
 from eks_hub_runbook import instance_types, third_party
-from eks_hub_runbook.sandbox.kube import patch, quantity, selectors, validation
-from eks_hub_runbook.sandbox.kube.apply import server_side_apply
-from eks_hub_runbook.sandbox.kube.auth import eks_token_cluster
-from eks_hub_runbook.sandbox.kube.cluster import Cluster, WriteOptions
-from eks_hub_runbook.sandbox.kube.controllers.device_plugins import nvidia_resources, select_config
-from eks_hub_runbook.sandbox.kube.errors import ApiError
-from eks_hub_runbook.sandbox.kube.store import Store
+from eks_hub_sandbox.kube import patch, quantity, selectors, validation
+from eks_hub_sandbox.kube.apply import server_side_apply
+from eks_hub_sandbox.kube.auth import eks_token_cluster
+from eks_hub_sandbox.kube.cluster import Cluster, WriteOptions
+from eks_hub_sandbox.kube.controllers.device_plugins import nvidia_resources, select_config
+from eks_hub_sandbox.kube.errors import ApiError
+from eks_hub_sandbox.kube.store import Store
 
 
 @pytest.mark.parametrize("text,value", [("500m", Fraction(1, 2)), ("2", 2), ("1Gi", 2**30), ("1e3", 1000),
@@ -93,7 +93,7 @@ def test_server_side_apply_removes_fields_the_manager_dropped():
 
 def test_store_watch_replays_history_and_answers_gone_when_compacted(monkeypatch):
     async def scenario():
-        from eks_hub_runbook.sandbox.kube import store as store_module
+        from eks_hub_sandbox.kube import store as store_module
         monkeypatch.setattr(store_module, "HISTORY_PER_COLLECTION", 5)
         store = Store()
         key = ("", "configmaps")
@@ -134,7 +134,7 @@ def test_builtin_validation_reports_unknown_fields_and_types():
 
 def test_cluster_rejects_what_a_real_server_rejects():
     cluster = Cluster()
-    from eks_hub_runbook.sandbox.kube import bootstrap
+    from eks_hub_sandbox.kube import bootstrap
     bootstrap.install(cluster)
     pods = cluster.resource("", "pods")
     bad = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gpu"},
@@ -198,7 +198,7 @@ def test_instance_catalog_allocatable_is_below_capacity():
 
 def test_eks_tokens_are_checked_for_shape_and_age():
     from eks_hub_runbook.aws import eks
-    token, expires = eks.get_token("hub", "sandbox")
+    token, expires = eks.get_token("hub", "sandbox", "us-west-2")
     assert token.startswith("k8s-aws-v1.") and "=" not in token
     assert eks_token_cluster(token) is not None
     assert eks_token_cluster(token, now=datetime.now(timezone.utc) + timedelta(minutes=20)) is None
@@ -207,7 +207,7 @@ def test_eks_tokens_are_checked_for_shape_and_age():
 
 
 def test_pod_address_blocks_differ_per_emulator_and_skip_listening_addresses(monkeypatch):
-    from eks_hub_runbook.sandbox.kube.controllers.kubelet import network
+    from eks_hub_sandbox.kube.controllers.kubelet import network
 
     first, second = network.PodAddressPool("/state/a"), network.PodAddressPool("/state/b")
     assert first.block != second.block and 1 <= first.block <= 254

@@ -11,11 +11,12 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from eks_hub_runbook import sandbox
+import eks_hub_sandbox as sandbox
 from eks_hub_runbook.cli import app
-from eks_hub_runbook.errors import SandboxError
-from eks_hub_runbook.paths import sandbox_dir
-from eks_hub_runbook.sandbox import services
+from eks_hub_sandbox.errors import SandboxError
+from eks_hub_sandbox.paths import sandbox_dir
+from eks_hub_runbook.processes import pid_alive
+from eks_hub_sandbox import services
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def test_start_is_idempotent_and_stop_ends_the_process(private_state):
     assert first.running and second.pid == first.pid
     assert services.status("web").url == f"http://127.0.0.1:{services.reserved_port('web')}"
     assert services.stop("web") is True
-    assert not services.pid_alive(first.pid)
+    assert not pid_alive(first.pid)
     assert services.status("web").running is False
     assert services.stop("web") is False  # a second stop is a no-op
 
@@ -69,12 +70,12 @@ def test_stop_kills_the_whole_process_tree(private_state):
     )
     services.start(services.ServiceSpec("tree", [sys.executable, "-c", code], port))
     child_pid = int((private_state / "sandbox" / "child.pid").read_text())
-    assert services.pid_alive(child_pid)
+    assert pid_alive(child_pid)
     services.stop("tree")
     deadline = time.monotonic() + 5
-    while services.pid_alive(child_pid) and time.monotonic() < deadline:
+    while pid_alive(child_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not services.pid_alive(child_pid)
+    assert not pid_alive(child_pid)
 
 
 def test_a_service_that_dies_reports_its_log(private_state):

@@ -545,10 +545,13 @@ def ensure_certificate(params: DeploymentParameters, recalled_arn: str = "") -> 
     now (so 02_deploy works on a fresh clone). On ``aws`` a missing certificate is a
     ``ParameterError``: importing into a real account is left to 01_certificate.
 
-    On the sandbox a recorded certificate that is gone or does not cover the domain is
-    replaced: the local AWS starts empty whenever the sandbox starts, so a certificate
-    recorded before ``05_cleanup`` (or ``runbook sandbox down``) no longer exists.
+    Where the target makes certificates (the sandbox), a recorded certificate that is gone or
+    does not cover the domain is replaced: the sandbox's local AWS starts empty whenever the
+    sandbox starts, so a certificate recorded before ``05_cleanup`` no longer exists.
     """
+    from .. import targets
+
+    makes = targets.of(params).makes_certificates
     if not params.uses_domain:
         return ""
     if params.certificate_arn:
@@ -559,9 +562,9 @@ def ensure_certificate(params: DeploymentParameters, recalled_arn: str = "") -> 
             check_arn(params, recalled_arn)
             return recalled_arn
         except ParameterError:
-            if params.target != "sandbox":
+            if not makes:
                 raise
-    if params.target != "sandbox":
+    if not makes:
         raise ParameterError("certificate_arn", f"auth '{params.auth}' needs an ACM certificate for {params.domain} and none was recorded",
                              "run 01_certificate for this deployment first, or pass -p certificate_arn arn:aws:acm:...")
     return apply(plan(params))

@@ -21,6 +21,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from .. import targets
 from ..errors import RunbookError
 from . import session
 
@@ -35,7 +36,7 @@ class ClusterAccessError(RunbookError):
     """The EKS cluster cannot be described (missing, not ACTIVE, or AWS unreachable)."""
 
 
-def describe(cluster: str, target: str = "sandbox", region: str = "us-west-2") -> dict:
+def describe(cluster: str, target: str, region: str) -> dict:
     """Endpoint facts of a cluster: ``{"name", "arn", "endpoint", "certificate_authority", "version", "status"}``.
 
     ``certificate_authority`` is the base64 PEM as EKS returns it.
@@ -59,7 +60,7 @@ def describe(cluster: str, target: str = "sandbox", region: str = "us-west-2") -
             "version": info.get("version", ""), "status": info.get("status", "")}
 
 
-def get_token(cluster: str, target: str = "sandbox", region: str = "us-west-2") -> tuple[str, datetime]:
+def get_token(cluster: str, target: str, region: str) -> tuple[str, datetime]:
     """An EKS bearer token for ``cluster`` and its expiry time (UTC)."""
     sts = session.client("sts", target, region)
 
@@ -72,14 +73,14 @@ def get_token(cluster: str, target: str = "sandbox", region: str = "us-west-2") 
     return token, datetime.now(timezone.utc) + TOKEN_LIFETIME
 
 
-def exec_credential(cluster: str, target: str = "sandbox", region: str = "us-west-2") -> dict:
+def exec_credential(cluster: str, target: str, region: str) -> dict:
     """The ExecCredential document a kubeconfig ``exec`` plugin prints."""
     token, expires = get_token(cluster, target, region)
     return {"kind": "ExecCredential", "apiVersion": EXEC_API_VERSION, "spec": {},
             "status": {"expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ"), "token": token}}
 
 
-def build_kubeconfig(cluster: str, target: str = "sandbox", region: str = "us-west-2",
+def build_kubeconfig(cluster: str, target: str, region: str,
                      embed_token: bool = False) -> dict:
     """A kubeconfig (as a dict) for an EKS cluster.
 
@@ -134,8 +135,8 @@ def _main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     token = commands.add_parser("token", help="print an ExecCredential with an EKS token (kubeconfig exec plugin)")
     token.add_argument("--cluster", required=True)
-    token.add_argument("--target", default="sandbox", choices=("sandbox", "aws"))
-    token.add_argument("--region", default="us-west-2")
+    token.add_argument("--target", required=True, choices=targets.names())
+    token.add_argument("--region", required=True)
     args = parser.parse_args(argv)
     print(json.dumps(exec_credential(args.cluster, args.target, args.region)))
     return 0

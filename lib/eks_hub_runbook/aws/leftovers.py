@@ -267,7 +267,7 @@ SCANNERS: dict[str, Callable[[str, str, str], list[Row]]] = {
 }
 
 
-def scan(deployment: str, target: str = "sandbox", region: str = "us-west-2", services: Iterable[str] | None = None,
+def scan(deployment: str, target: str, region: str, services: Iterable[str] | None = None,
          include_pending_deletion: bool = False, strict: bool = True) -> list[Row]:
     """Resources of ``deployment`` that still exist on ``target`` in ``region``.
 

@@ -1,4 +1,8 @@
-"""boto3 clients for a target: real AWS (default credential chain) or the sandbox's moto."""
+"""boto3 clients for a target: its endpoint (none for real AWS), its credentials, its region.
+
+Every call names its target; none defaults to one, so AWS code cannot talk to a stand-in by
+forgetting an argument.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +11,22 @@ import functools
 import boto3
 from botocore.config import Config
 
-from .. import sandbox
+from .. import targets
 
 _RETRIES = Config(retries={"max_attempts": 8, "mode": "standard"}, connect_timeout=10, read_timeout=60)
 
 
 def endpoint_url(target: str) -> str | None:
-    """AWS endpoint for a target: None (the real one) for ``aws``, moto's URL for ``sandbox``."""
-    return sandbox.aws_endpoint_url() if target == "sandbox" else None
+    """AWS endpoint for a target: None (AWS's own) for ``aws``, the stand-in's URL otherwise."""
+    return targets.get(target).endpoint_url()
 
 
 @functools.lru_cache(maxsize=32)
 def _session(target: str, region: str) -> boto3.Session:
-    if target == "sandbox":
-        return boto3.Session(region_name=region, **{k.lower(): v for k, v in sandbox.SANDBOX_CREDENTIALS.items()})
-    return boto3.Session(region_name=region)
+    return targets.get(target).session(region)
 
 
-def client(service: str, target: str = "sandbox", region: str = sandbox.SANDBOX_REGION, config: Config | None = None):
+def client(service: str, target: str, region: str, config: Config | None = None):
     """A boto3 client for ``service`` on ``target`` in ``region``.
 
     Standard retries by default; pass ``config`` for another policy (e.g. fewer
@@ -36,10 +38,6 @@ def client(service: str, target: str = "sandbox", region: str = sandbox.SANDBOX_
 def subprocess_env(target: str, region: str) -> dict[str, str]:
     """Environment for CLI tools (terraform, aws, kubectl) run against ``target``.
 
-    For ``aws`` this is empty: the caller's own credentials and config apply.
+    For ``aws`` only the region: the caller's own credentials and config apply.
     """
-    if target != "sandbox":
-        return {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
-    env = sandbox.environment()
-    env.update({"AWS_REGION": region, "AWS_DEFAULT_REGION": region})
-    return env
+    return targets.get(target).subprocess_env(region)

@@ -25,6 +25,7 @@ class Contract:
 
     name: str
     declared: dict[str, Any] = field(default_factory=dict)  # parameter -> default (a literal where it is one)
+    validates: bool = False  # it has a validation cell: nb.resolve_from(form, ...)
     from_record: bool = False  # nb.resolve_from(form, recorded=True)
     confirm: str | None = None  # nb.resolve_from(form, confirm="deletes ..."): what it destroys
     records_parameters: bool = False  # glue(<deployment>, "parameters", ...)
@@ -45,7 +46,7 @@ def read(path: Path) -> Contract:
             declared[name] = ast.literal_eval(info["default"])
         except (ValueError, SyntaxError, TypeError):
             declared[name] = info["default"]
-    from_record, confirm, records = False, None, False
+    validates, from_record, confirm, records = False, False, None, False
     cells = json.loads(Path(path).read_text()).get("cells", [])
     for cell in cells:
         if cell.get("cell_type") != "code":
@@ -60,6 +61,7 @@ def read(path: Path) -> Contract:
                 continue
             name = _call_name(node)
             if name == "resolve_from":
+                validates = True
                 for keyword in node.keywords:
                     if keyword.arg == "recorded" and isinstance(keyword.value, ast.Constant):
                         from_record = bool(keyword.value.value)
@@ -67,4 +69,4 @@ def read(path: Path) -> Contract:
                         confirm = str(keyword.value.value)
             elif name == "glue" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
                 records = records or node.args[1].value == RECORDED
-    return Contract(Path(path).stem, declared, from_record, confirm, records)
+    return Contract(Path(path).stem, declared, validates, from_record, confirm, records)

@@ -99,36 +99,12 @@ def note(markdown: str) -> None:
     display(Markdown(markdown))
 
 
-SANDBOX_LIMITS = {
-    "general": [
-        "real AMIs, NVIDIA drivers and the device plugin's behaviour on real GPUs",
-        "IAM policy correctness beyond syntax (moto does not enforce permissions)",
-        "service quotas, prices and capacity in your region",
-        "AWS timings (node launch, load balancer provisioning, image pulls)",
-    ],
-    "gpu": [
-        "time-slicing at the CUDA level: the sandbox advertises 4 `nvidia.com/gpu` replicas per node, "
-        "but no GPU is shared and no kernel runs on one",
-        "Karpenter's real instance selection and its over-provisioning with time-slicing (karpenter issue 729)",
-    ],
-    "network": [
-        "DNS, TLS at a real NLB and reachability from the internet (the sandbox hub is served on 127.0.0.1)",
-    ],
-}
-
-
 def target_note(params: DeploymentParameters, *topics: str) -> None:
-    """What this run can and cannot show, for the target.
+    """What this run can and cannot show, for the target (its ``limits``: general + ``topics``
+    such as ``gpu``, ``network``; on AWS a reminder that resources are billable)."""
+    from .. import targets
 
-    On the sandbox: the list of things it cannot prove (general + ``topics``:
-    ``gpu``, ``network``). On AWS: a reminder that resources are billable.
-    """
-    if params.target == "sandbox":
-        items = [*SANDBOX_LIMITS["general"], *(i for t in topics for i in SANDBOX_LIMITS.get(t, []))]
-        note("**Target: local sandbox.** What the sandbox cannot prove:\n\n" + "\n".join(f"- {i}" for i in items))
-    else:
-        note(f"**Target: AWS, region `{params.region}`.** The deployment `{params.deployment}` creates billable "
-             "resources; `05_cleanup` removes all of them.")
+    note(targets.of(params).note(params, topics))
 
 
 # --------------------------------------------------------------------------- progress

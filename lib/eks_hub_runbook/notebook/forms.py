@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Mapping
 
-from .. import params as P
+from .. import params as P, targets
 from ..aws.quotas import PROFILE_NODES
 from ..errors import ParameterError
 from ..records.redact import register_secret
@@ -81,7 +81,7 @@ HELP: dict[str, str] = {
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "target": P.TARGETS,
+    "target": targets.names(),
     "auth": P.AUTH_METHODS,
     "region": P.REGIONS,
     "kubernetes_version": P.KUBERNETES_VERSIONS,

@@ -1,6 +1,7 @@
 """The platform layer: Helm values and Kubernetes manifests, defined once under
-``terraform/`` and installed identically on EKS (helm + server-side apply) and in the
-sandbox (the same manifests on the cluster emulator, plus a real JupyterHub process).
+``terraform/`` and installed by the deployment's target: on EKS with helm and server-side
+apply (``install.install_helm``); a stand-in target applies the same manifests and values
+its own way.
 
 Modules:
 
@@ -11,7 +12,6 @@ Modules:
 - ``charts``: the pinned install plan in ``terraform/charts.yaml``
 - ``instances``: EC2 instance catalog used to prove profiles fit their pools
 - ``scheduling``: does a pod fit a NodePool (selectors, affinity, taints, resources)
-- ``hubconfig``: the z2jh chart's values -> traitlets translation (sandbox hub, tests)
-- ``install``: ``install(params, outputs)`` for ``aws`` (helm) and ``sandbox``
-- ``sandbox_hub`` / ``oidc``: the sandbox's JupyterHub and OpenID Connect provider
+- ``hubconfig``: the z2jh chart's values -> traitlets translation (a local hub, tests)
+- ``install``: ``install(params, outputs, kubeconfig)`` through the target; helm on EKS
 """

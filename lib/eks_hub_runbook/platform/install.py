@@ -2,16 +2,12 @@
 
 ``install(params, outputs, kubeconfig)`` returns status rows (one per step) for a table.
 
-- ``aws``: each Helm release with the helm CLI, one at a time in plan order,
-  ``upgrade --install --wait --timeout`` with bounded retries; a release whose chart
-  version and values are already deployed is left alone, so a second run changes
-  nothing. Manifest groups are applied with the kubernetes client (server-side apply).
-- ``sandbox``: the same manifest groups applied to the cluster emulator the same way;
-  the controllers the releases would install are played by the emulator (the Karpenter
-  release contributes its CRDs, carried in ``third_party/``); the chart's
-  ``proxy-public`` Service and hub database PVC are created as the chart would; then the
-  hub runs as a real JupyterHub process (:mod:`.sandbox_hub`), with the local OpenID
-  Connect provider (:mod:`.oidc`) for cognito / oauth.
+The target installs it (:meth:`Target.install_platform <eks_hub_runbook.targets.base.Target.install_platform>`).
+On EKS (``install_helm``): each Helm release with the helm CLI, one at a time in plan
+order, ``upgrade --install --wait --timeout`` with bounded retries; a release whose chart
+version and values are already deployed is left alone, so a second run changes nothing.
+Manifest groups are applied with the kubernetes client (server-side apply,
+:func:`apply_objects`), which a stand-in target uses for the same manifests.
 """
 
 from __future__ import annotations
@@ -172,35 +168,36 @@ def apply_objects(client, objects: list[dict]) -> tuple[int, int]:
     return changed, unchanged
 
 
-def _apply_step(client, step: int, name: str, objects: list[dict], kind: str = "manifests") -> StepStatus:
+def apply_step(client, step: int, name: str, objects: list[dict], kind: str = "manifests") -> StepStatus:
+    """Apply one group of objects as one row of the install table (``applied`` or ``unchanged``)."""
     started = time.monotonic()
     changed, unchanged = apply_objects(client, objects)
     return StepStatus(step, kind, name, status="applied" if changed else "unchanged", attempts=1,
                       seconds=round(time.monotonic() - started, 1), detail=f"{changed} changed, {unchanged} unchanged")
 
 
-# --- the two targets -------------------------------------------------------------------
+# --- the install ------------------------------------------------------------------------
 
 def install(params: DeploymentParameters, outputs: Mapping[str, Any], kubeconfig: Path | None = None) -> list[dict]:
-    """Install the platform on ``params.target``; returns one status row per step."""
-    outputs = tf_outputs.resolve(params, outputs)
-    if params.target == "aws":
-        if kubeconfig is None:
-            raise PlatformError("installing on AWS needs the cluster's kubeconfig (03_verify / kube.kubeconfig builds it)")
-        return install_aws(params, outputs, kubeconfig)
-    return install_sandbox(params, outputs)
+    """Install the platform on the deployment's target; returns one status row per step.
+
+    ``kubeconfig``: access to the deployment's cluster (EKS needs it; a target that brings
+    its own cluster may do without)."""
+    from .. import targets
+
+    return targets.of(params).install_platform(params, tf_outputs.resolve(params, outputs), kubeconfig)
 
 
-def install_aws(params: DeploymentParameters, outputs: Mapping[str, Any], kubeconfig: Path, *,
-                run: Runner = _run, backoff: float = 10.0) -> list[dict]:
-    """Helm releases and manifests on EKS, in plan order."""
+def install_helm(params: DeploymentParameters, outputs: Mapping[str, Any], kubeconfig: Path, *,
+                 run: Runner = _run, backoff: float = 10.0) -> list[dict]:
+    """Helm releases and manifests on EKS, in plan order (the ``aws`` target's install)."""
     helm = helm_binary()
     client = api_client(kubeconfig)
     values_dir = deployment_dir(params.deployment) / "helm"
     rows: list[StepStatus] = []
     for index, step in enumerate(charts.plan(params), start=1):
         if isinstance(step, charts.ManifestStep):
-            rows.append(_apply_step(client, index, step.group, manifests.render_group(step.group, params, outputs)))
+            rows.append(apply_step(client, index, step.group, manifests.render_group(step.group, params, outputs)))
             continue
         if step.name == "jupyterhub":
             secret = manifests.oauth_client_secret(params, outputs)
@@ -218,66 +215,3 @@ def karpenter_crds() -> list[dict]:
     """The CRDs the Karpenter chart installs (v1.14.1, carried in ``third_party/``)."""
     folder = third_party.folder(third_party.KARPENTER)
     return [doc for path in sorted(folder.glob("*.yaml")) for doc in load_documents(path)]
-
-
-def chart_objects(hub_values: Mapping[str, Any]) -> list[dict]:
-    """The chart's objects the sandbox mirrors: ``proxy-public`` (type and annotations from
-    the values, as the chart renders it) and the hub database PVC."""
-    service = hub_values["proxy"]["service"]
-    https = (hub_values["proxy"].get("https") or {}).get("enabled")
-    ports = [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
-    if https:
-        ports.append({"name": "https", "port": 443, "targetPort": "http", "protocol": "TCP"})
-    pvc = hub_values["hub"]["db"]["pvc"]
-    labels = {"app": "jupyterhub", "release": "jupyterhub"}
-    return [
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": "proxy-public", "namespace": "jupyterhub", "labels": {**labels, "component": "proxy-public"},
-                      "annotations": dict(service.get("annotations") or {})},
-         "spec": {"type": service.get("type", "LoadBalancer"), "ports": ports,
-                  "selector": {"component": "proxy", "release": "jupyterhub"}}},
-        {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-         "metadata": {"name": "hub-db-dir", "namespace": "jupyterhub", "labels": {**labels, "component": "hub"}},
-         "spec": {"accessModes": pvc.get("accessModes", ["ReadWriteOnce"]), "storageClassName": pvc["storageClassName"],
-                  "resources": {"requests": {"storage": pvc.get("storage", "1Gi")}}}},
-    ]
-
-
-def install_sandbox(params: DeploymentParameters, outputs: Mapping[str, Any]) -> list[dict]:
-    """The same manifests on the sandbox cluster, then the hub (and its OIDC provider) as processes."""
-    from .. import sandbox
-    from ..errors import SandboxError
-    from . import oidc, sandbox_hub
-
-    if not sandbox.kubeconfig_path().exists() or not sandbox.is_up("kube"):
-        raise SandboxError("the sandbox cluster is not running: run `runbook sandbox up` first")
-    client = api_client(sandbox.kubeconfig_path())
-    rows: list[StepStatus] = []
-    for index, step in enumerate(charts.plan(params), start=1):
-        if isinstance(step, charts.ManifestStep):
-            rows.append(_apply_step(client, index, step.group, manifests.render_group(step.group, params, outputs)))
-        elif step.name == "karpenter":
-            row = _apply_step(client, index, step.name, karpenter_crds(), kind="release")
-            row.namespace, row.version, row.detail = step.namespace, step.version, "CRDs applied; controller emulated"
-            rows.append(row)
-        elif step.name != "jupyterhub":
-            rows.append(StepStatus(index, "release", step.name, step.namespace, step.version, "emulated",
-                                   detail="played by the sandbox cluster"))
-    hub_url = sandbox_hub.url()
-    endpoints = None
-    secret = manifests.oauth_client_secret(params, outputs)
-    started = time.monotonic()
-    if secret:
-        apply_objects(client, [secret])
-        oidc.start(values.oauth_client_id(params, outputs), values.client_secret(params, outputs),
-                   f"{hub_url}/hub/oauth_callback")
-        endpoints = oidc.endpoints()
-        rows.append(StepStatus(len(rows) + 1, "service", "oidc", status="started", attempts=1,
-                               seconds=round(time.monotonic() - started, 1), detail=oidc.url()))
-    hub_values = values.jupyterhub_values(params, outputs, hub_url=hub_url, endpoints=endpoints)
-    apply_objects(client, chart_objects(hub_values))
-    started = time.monotonic()
-    sandbox_hub.start(hub_values)
-    rows.append(StepStatus(len(rows) + 1, "release", "jupyterhub", "jupyterhub", charts.release("jupyterhub").version,
-                           "started", 1, round(time.monotonic() - started, 1), detail=hub_url))
-    return [row.as_row() for row in rows]

@@ -23,7 +23,8 @@ from .templating import deep_merge, dump, load_yaml, substitute
 HELM_VALUES_DIR = TERRAFORM_DIR / "helm-values"
 JUPYTERHUB_VALUES_DIR = HELM_VALUES_DIR / "jupyterhub"
 EXPOSURES = {1: "port-forward", 2: "nlb", 3: "nlb"}
-PORT_FORWARD_COMMAND = "kubectl port-forward svc/proxy-public 8080:80 -n jupyterhub"
+PROXY_SERVICE = "proxy-public"  # the z2jh chart's public Service
+PORT_FORWARD_PORT = 8080  # the local port of the walkthrough's port-forward
 CLIENT_SECRET_NAME = "hub-oauth-client"
 
 
@@ -34,6 +35,18 @@ class LoginEndpoints:
     authorize_url: str
     token_url: str
     userdata_url: str
+
+
+def hub_namespace() -> str:
+    """The namespace of the jupyterhub release (``terraform/charts.yaml``)."""
+    from . import charts
+
+    return charts.release("jupyterhub").namespace
+
+
+def port_forward_command() -> str:
+    """The walkthrough's type 1 access: ``kubectl port-forward svc/proxy-public 8080:80 -n jupyterhub``."""
+    return f"kubectl port-forward svc/{PROXY_SERVICE} {PORT_FORWARD_PORT}:80 -n {hub_namespace()}"
 
 
 def exposure(params: DeploymentParameters) -> str:
@@ -171,7 +184,7 @@ def write_values(values: Mapping[str, Any], path: Path) -> Path:
 def reach_instructions(params: DeploymentParameters) -> str:
     """How a person reaches the hub on AWS for this deployment type."""
     if params.deployment_type == 1:
-        return f"{PORT_FORWARD_COMMAND}  then open http://localhost:8080"
+        return f"{port_forward_command()}  then open http://localhost:{PORT_FORWARD_PORT}"
     return (
         f"create a CNAME record {params.domain}. pointing at the load balancer's DNS name "
         f"(kubectl get svc proxy-public -n jupyterhub), then open https://{params.domain}"

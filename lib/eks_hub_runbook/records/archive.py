@@ -33,11 +33,13 @@ A run folder holds the executed notebooks (scrubbed, see ``scrub``), the run's l
       "runner": {"pid": 1234, "host": "..."}
     }
 
-Everything written here goes through ``scrub`` first.
+The types of ``model`` (``RunRecord``, ``NotebookEntry``, ``Attempt``, ``Failure``, ``Status``)
+read and write exactly this shape. Everything written here goes through ``scrub`` first.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import os
@@ -48,15 +50,14 @@ from typing import Any, Iterator
 
 from ..errors import RunbookError
 from ..paths import REPO_ROOT, state_dir
-from ..sandbox.services import pid_alive
+from ..processes import pid_alive
 from . import scrub
+from .model import FINISHED, RESUMABLE, SCHEMA_VERSION  # noqa: F401 - re-exported (archive.RESUMABLE, ...)
+from .model import Cell, Failure, NotebookEntry, NotebookSummary, RunRecord, Status
 from .redact import redact
 
-SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
 LOG_FILE = "run.log"
-FINISHED = ("succeeded", "failed", "killed", "interrupted", "refused")
-RESUMABLE = ("failed", "killed", "interrupted", "refused", "abandoned")
 
 
 class RunNotFoundError(RunbookError):
@@ -94,18 +95,18 @@ def relative(path: Path | str) -> str:
         return str(path)
 
 
-def input_path(entry: dict[str, Any]) -> Path:
-    """The source notebook of a run.json notebook entry."""
-    path = Path(entry["input"])
+def input_path(entry: NotebookEntry) -> Path:
+    """The source notebook of a run's notebook entry."""
+    path = Path(entry.input)
     return path if path.is_absolute() else REPO_ROOT / path
 
 
 class Run:
-    """One run folder and its ``run.json``."""
+    """One run folder and its ``run.json`` (``record``)."""
 
-    def __init__(self, directory: Path, data: dict[str, Any]):
+    def __init__(self, directory: Path, record: RunRecord):
         self.dir = Path(directory)
-        self.data = data
+        self.record = record
 
     # -- creation and loading -------------------------------------------------
 
@@ -116,7 +117,7 @@ class Run:
         notebooks: list[tuple[str, Path]],
         parameters: dict[str, Any],
         *,
-        target: str = "sandbox",
+        target: str,
         secret_sources: dict[str, str] | None = None,
         command: str = "",
         root: Path | None = None,
@@ -126,43 +127,19 @@ class Run:
         run_id = run_id or new_run_id()
         directory = (root or outputs_root()) / deployment / run_id
         directory.mkdir(parents=True, exist_ok=False)
-        data = {
-            "schema": SCHEMA_VERSION,
-            "run_id": run_id,
-            "deployment": deployment,
-            "target": target,
-            "status": "running",
-            "started_at": iso(),
-            "ended_at": None,
-            "duration_s": None,
-            "command": redact(command),
-            "parameters": parameters,
-            "secrets": dict(secret_sources or {}),
-            "notebooks": [
-                {
-                    "name": name,
-                    "input": relative(path),
-                    "output": f"{name}.ipynb",
-                    "status": "pending",
-                    "attempt": 0,
-                    "started_at": None,
-                    "ended_at": None,
-                    "duration_s": None,
-                    "parameters": {},
-                    "cells": [],
-                    "failure": None,
-                    "scraps": {},
-                    "previous_attempts": [],
-                }
-                for name, path in notebooks
-            ],
-            "failure": None,
-            "attempts": [],
-            "versions": {},
-            "git": {},
-            "runner": {"pid": os.getpid(), "host": socket.gethostname()},
-        }
-        run = cls(directory, data)
+        record = RunRecord(
+            run_id=run_id,
+            deployment=deployment,
+            target=target,
+            status=Status.RUNNING,
+            started_at=iso(),
+            command=redact(command),
+            parameters=parameters,
+            secrets=dict(secret_sources or {}),
+            notebooks=[NotebookEntry.new(name, relative(path)) for name, path in notebooks],
+            runner={"pid": os.getpid(), "host": socket.gethostname()},
+        )
+        run = cls(directory, record)
         run.save()
         return run
 
@@ -170,42 +147,55 @@ class Run:
     def load(cls, directory: Path) -> "Run":
         path = Path(directory) / RUN_FILE
         try:
-            return cls(Path(directory), json.loads(path.read_text()))
+            data = json.loads(path.read_text())
         except FileNotFoundError:
             raise RunNotFoundError(f"{directory} is not a run folder (no {RUN_FILE})") from None
+        try:
+            return cls(Path(directory), RunRecord.from_dict(data))
+        except (KeyError, TypeError, AttributeError) as exc:  # ValueError (an unknown status) passes as it is
+            raise ValueError(f"{path} is not a run record ({exc.__class__.__name__}: {exc})") from None
 
     def save(self) -> None:
         """Write run.json (scrubbed: a secret in it raises SecretLeakError)."""
-        scrub.write_json(self.data, self.dir / RUN_FILE, where=f"{self.run_id}/{RUN_FILE}")
+        scrub.write_json(self.record.to_dict(), self.dir / RUN_FILE, where=f"{self.run_id}/{RUN_FILE}")
 
     # -- properties -----------------------------------------------------------
 
     @property
+    def data(self) -> dict[str, Any]:
+        """``run.json`` as a dict, a copy: for readers that want the JSON (change the run through ``record``)."""
+        return copy.deepcopy(self.record.to_dict())
+
+    @property
     def run_id(self) -> str:
-        return self.data["run_id"]
+        return self.record.run_id
 
     @property
     def deployment(self) -> str:
-        return self.data["deployment"]
+        return self.record.deployment
 
     @property
-    def status(self) -> str:
+    def status(self) -> Status:
         """The recorded status, or ``abandoned`` for a run whose runner is gone."""
-        status = self.data["status"]
-        runner = self.data.get("runner", {})
-        if status == "running" and runner.get("host") == socket.gethostname() and not (runner.get("pid") and pid_alive(runner["pid"])):
-            return "abandoned"
-        return status
+        status, runner = self.record.status, self.record.runner
+        if status == Status.RUNNING and runner.get("host") == socket.gethostname() and not (runner.get("pid") and pid_alive(runner["pid"])):
+            return Status.ABANDONED
+        return Status(status)
 
     @property
-    def notebooks(self) -> list[dict[str, Any]]:
-        return self.data["notebooks"]
+    def notebooks(self) -> list[NotebookEntry]:
+        return self.record.notebooks
 
-    def notebook(self, name: str) -> dict[str, Any]:
+    def entry(self, name: str) -> NotebookEntry:
+        """The record of the run's notebook ``name``."""
         for entry in self.notebooks:
-            if entry["name"] == name:
+            if entry.name == name:
                 return entry
         raise RunNotFoundError(f"run {self.run_id} has no notebook {name!r}")
+
+    def notebook(self, name: str) -> dict[str, Any]:
+        """The notebook ``name`` as run.json has it, a copy (:meth:`entry` is the record itself)."""
+        return copy.deepcopy(self.entry(name).to_dict())
 
     @property
     def staging_dir(self) -> Path:
@@ -220,14 +210,15 @@ class Run:
 
     def summary_row(self) -> dict[str, Any]:
         """One line of ``runbook records list``."""
-        done = [n for n in self.notebooks if n["status"] == "succeeded"]
-        parameters = ", ".join(f"{k}={v}" for k, v in sorted(self.data.get("parameters", {}).items()))
+        record = self.record
+        done = [n for n in self.notebooks if n.status == Status.SUCCEEDED]
+        parameters = ", ".join(f"{k}={v}" for k, v in sorted(record.parameters.items()))
         return {
             "run": f"{self.deployment}/{self.run_id}",
-            "status": self.status,
-            "target": self.data.get("target", ""),
-            "started": (self.data.get("started_at") or "")[:19].replace("T", " "),
-            "duration": format_duration(self.data.get("duration_s")),
+            "status": str(self.status),
+            "target": record.target,
+            "started": (record.started_at or "")[:19].replace("T", " "),
+            "duration": format_duration(record.duration_s),
             "notebooks": f"{len(done)}/{len(self.notebooks)}",
             "parameters": parameters if len(parameters) <= 60 else parameters[:57] + "...",
         }
@@ -260,7 +251,7 @@ def iter_runs(root: Path | None = None, deployment: str | None = None) -> Iterat
             runs.append(Run.load(path.parent))
         except (ValueError, RunNotFoundError):
             continue
-    yield from sorted(runs, key=lambda r: (r.data.get("started_at") or "", r.run_id))
+    yield from sorted(runs, key=lambda r: (r.record.started_at or "", r.run_id))
 
 
 def find_run(ref: str, root: Path | None = None) -> Run:
@@ -290,7 +281,7 @@ def latest_resumable(deployment: str | None = None, root: Path | None = None) ->
     if not runs:
         return None
     latest = runs[-1]
-    return latest if latest.status in RESUMABLE else None
+    return latest if latest.status.resumable else None
 
 
 # -- what an executed notebook says --------------------------------------------
@@ -322,11 +313,12 @@ def _error_output(cell: dict) -> dict | None:
     return None
 
 
-def summarize_notebook(path: Path) -> dict[str, Any]:
+def summarize_notebook(path: Path) -> NotebookSummary:
     """Timings, per-cell status and the failing cell of an executed notebook (papermill metadata)."""
     nb = json.loads(Path(path).read_text())
     meta = nb.get("metadata", {}).get("papermill", {})
-    cells, failure = [], None
+    cells: list[Cell] = []
+    failure: Failure | None = None
     # papermill inserts error-marker cells on failure; count cells as they were executed
     executed = [c for c in nb.get("cells", []) if _ERROR_MARKER not in c.get("metadata", {}).get("tags", [])]
     for index, cell in enumerate(executed):
@@ -336,31 +328,31 @@ def summarize_notebook(path: Path) -> dict[str, Any]:
         status = pm.get("status", "pending")
         if status == "completed" and not pm.get("start_time"):
             status = "pending"  # papermill marks never-started cells completed at the end
-        cells.append({
-            "index": index,
-            "execution_count": cell.get("execution_count"),
-            "status": status,
-            "duration_s": _duration(pm),
-            "tags": cell.get("metadata", {}).get("tags", []),
-            "first_line": _first_line(cell.get("source", "")),
-        })
+        cells.append(Cell(
+            index=index,
+            execution_count=cell.get("execution_count"),
+            status=status,
+            duration_s=_duration(pm),
+            tags=cell.get("metadata", {}).get("tags", []),
+            first_line=_first_line(cell.get("source", "")),
+        ))
         error = _error_output(cell)
         if failure is None and (error is not None or status == "failed"):
-            failure = {
-                "cell_index": index,
-                "execution_count": cell.get("execution_count"),
-                "ename": (error or {}).get("ename", "CellExecutionError"),
-                "evalue": redact(str((error or {}).get("evalue", "")))[:2000],
-                "first_line": _first_line(cell.get("source", "")),
-            }
-    return {
-        "started_at": meta.get("start_time"),
-        "ended_at": meta.get("end_time"),
-        "duration_s": _duration(meta),
-        "parameters": meta.get("parameters", {}),
-        "cells": cells,
-        "failure": failure,
-    }
+            failure = Failure(
+                cell_index=index,
+                execution_count=cell.get("execution_count"),
+                ename=(error or {}).get("ename", "CellExecutionError"),
+                evalue=redact(str((error or {}).get("evalue", "")))[:2000],
+                first_line=_first_line(cell.get("source", "")),
+            )
+    return NotebookSummary(
+        started_at=meta.get("start_time"),
+        ended_at=meta.get("end_time"),
+        duration_s=_duration(meta),
+        parameters=meta.get("parameters", {}),
+        cells=cells,
+        failure=failure,
+    )
 
 
 def read_scraps(path: Path) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import papermill as pm
 from nbclient.exceptions import DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
-from .. import environment, params as deployment_params
+from .. import environment, params as deployment_params, targets
 from ..errors import ParameterError, RunbookError, SecretLeakError, raise_all
 from ..notebook import contract
 from ..notebook.forms import recorded_parameters
@@ -39,6 +39,7 @@ from . import archive, engine, scrub, versions
 from .archive import Run, iso, now
 from .console import Console, papermill_output
 from .inputs import check_not_secret, is_secret_name, secret_environment, secret_sources
+from .model import Attempt, Failure, NotebookEntry, NotebookSummary, Status
 from .redact import find_secrets, redact
 
 
@@ -54,12 +55,12 @@ class RunFailed(RunbookError):
 
     def __init__(self, run: Run):
         self.run = run
-        failure = run.data.get("failure") or {}
-        where = failure.get("notebook", "?")
-        if failure.get("cell_index") is not None:
-            count = failure.get("execution_count")
-            where += f", cell {failure['cell_index']}" + (f" (In [{count}])" if count else "")
-        what = failure.get("reason") or f"{failure.get('ename', 'Error')}: {failure.get('evalue', '')}".strip()
+        failure = run.record.failure or Failure()
+        where = failure.notebook or "?"
+        if failure.cell_index is not None:
+            count = failure.execution_count
+            where += f", cell {failure.cell_index}" + (f" (In [{count}])" if count else "")
+        what = failure.reason or f"{failure.ename or 'Error'}: {failure.evalue or ''}".strip()
         super().__init__(
             f"run {run.deployment}/{run.run_id} {run.status} at {where}: {what}\n"
             f"record: {run.dir}\n"
@@ -112,7 +113,7 @@ def plan_parameters(contracts: list[contract.Contract], parameters: dict[str, An
     """Which of ``parameters`` goes into which notebook, after validating every notebook of the run.
 
     Each ``-p`` goes to the notebooks that declare it; a name none of them declares, a
-    secret, and every value a notebook's validation cell would refuse (05_cleanup's
+    secret, and every value a runbook's validation cell would refuse (05_cleanup's
     ``confirm`` included) is reported here, all at once (:class:`ParameterErrors`), before
     the first notebook starts. Notebooks that work on an existing deployment are checked
     against what 02_deploy recorded, or will record earlier in this run.
@@ -132,9 +133,11 @@ def plan_parameters(contracts: list[contract.Contract], parameters: dict[str, An
     problems.raise_all()
 
     deployment = str(parameters.get("deployment") or _default(contracts, "deployment", deployment_params.DeploymentParameters.deployment))
+    problems.check(deployment_params.deployment_name, deployment)  # it names the run's records, whatever the notebooks
+    problems.raise_all()
     record = recorded_parameters(deployment)
     found: dict[tuple[str, str, str], list[str]] = {}
-    for c in contracts:
+    for c in (c for c in contracts if c.validates):  # a plain notebook has no validation cell to mirror
         given = per_notebook[c.name]
         try:
             validated = validate({**c.declared, **given}, declared=c.declared, given=given, record=record,
@@ -245,56 +248,55 @@ class Runner:
 
     def execute(self, start: int, paths: dict[str, Path], per_notebook: dict[str, dict[str, Any]]) -> Run:
         """Run notebooks ``start..`` of the record; returns the finished record."""
-        run = self.run
+        run, record = self.run, self.run.record
         if not self.staged_log.exists() and run.log_path.exists():
             shutil.copyfile(run.log_path, self.staged_log)  # resume: keep one continuous log
         self.console.open_log(self.staged_log)
-        attempt = {"attempt": len(run.data["attempts"]) + 1, "started_at": iso(), "ended_at": None,
-                   "status": "running", "resumed_from": run.notebooks[start]["name"] if run.data["attempts"] else None}
-        run.data["attempts"].append(attempt)
-        run.data.update(status="running", ended_at=None, failure=None)
-        run.data["runner"]["pid"] = os.getpid()
+        attempt = Attempt(attempt=len(record.attempts) + 1, started_at=iso(),
+                          resumed_from=run.notebooks[start].name if record.attempts else None)
+        record.attempts.append(attempt)
+        record.status, record.ended_at, record.failure = Status.RUNNING, None, None
+        record.runner["pid"] = os.getpid()
         run.save()
         self.console.write(f"run {run.deployment}/{run.run_id} -> {run.dir}")
         try:
             for entry in run.notebooks[start:]:
-                outcome = self._execute_one(entry, paths[entry["name"]], per_notebook.get(entry["name"], {}))
-                if outcome != "succeeded":
-                    run.data["status"] = outcome
-                    run.data["failure"] = {"notebook": entry["name"], **(entry.get("failure") or {})}
+                outcome = self._execute_one(entry, paths[entry.name], per_notebook.get(entry.name, {}))
+                if outcome != Status.SUCCEEDED:
+                    record.status = outcome
+                    record.failure = (entry.failure or Failure()).in_notebook(entry.name)
                     break
             else:
-                run.data["status"] = "succeeded"
+                record.status = Status.SUCCEEDED
         except KeyboardInterrupt:
-            run.data["status"] = "interrupted"
-            failed = next((n for n in run.notebooks if n["status"] == "interrupted"), None)
-            run.data["failure"] = {"notebook": failed["name"], **(failed.get("failure") or {})} if failed else {"reason": "interrupted"}
+            record.status = Status.INTERRUPTED
+            failed = next((n for n in run.notebooks if n.status == Status.INTERRUPTED), None)
+            record.failure = (failed.failure or Failure()).in_notebook(failed.name) if failed else Failure(reason="interrupted")
             raise
         finally:
             ended = now()
-            run.data["ended_at"] = iso(ended)
-            started = archive.parse_time(run.data["started_at"])
-            run.data["duration_s"] = round((ended - started).total_seconds(), 3)
-            attempt.update(ended_at=iso(ended), status=run.data["status"])
-            self.console.write(f"run {run.deployment}/{run.run_id}: {run.data['status']} "
-                               f"in {archive.format_duration(run.data['duration_s'])}")
+            record.ended_at = iso(ended)
+            started = archive.parse_time(record.started_at)
+            record.duration_s = round((ended - started).total_seconds(), 3)
+            attempt.ended_at, attempt.status = iso(ended), record.status
+            self.console.write(f"run {run.deployment}/{run.run_id}: {record.status} "
+                               f"in {archive.format_duration(record.duration_s)}")
             self.console.close()
             self._sync_log()
             run.save()
-            if run.data["status"] == "succeeded":
+            if record.status == Status.SUCCEEDED:
                 shutil.rmtree(run.staging_dir, ignore_errors=True)
         return run
 
-    def _execute_one(self, entry: dict[str, Any], path: Path, parameters: dict[str, Any]) -> str:
-        run, name = self.run, entry["name"]
+    def _execute_one(self, entry: NotebookEntry, path: Path, parameters: dict[str, Any]) -> Status:
+        run, name = self.run, entry.name
         staged = run.staging_dir / f"{name}.ipynb"
         staged.unlink(missing_ok=True)
-        entry.update(status="running", attempt=entry.get("attempt", 0) + 1, started_at=iso(), ended_at=None,
-                     duration_s=None, parameters=parameters, cells=[], failure=None, scraps={})
+        entry.begin(parameters, started_at=iso())
         run.save()
         self.console.notebook = name
         self.console.rule(f"{name} ({archive.relative(path)})")
-        outcome, reason, interrupted = "succeeded", None, None
+        outcome, reason, interrupted = Status.SUCCEEDED, None, None
         try:
             with papermill_output(self.console):
                 pm.execute_notebook(
@@ -306,106 +308,104 @@ class Runner:
                     extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
                 )
         except PapermillExecutionError as exc:
-            outcome = "failed"
+            outcome = Status.FAILED
             self.console.write(_ANSI.sub("", "\n".join(exc.traceback or [f"{exc.ename}: {exc.evalue}"])))
         except DeadKernelError:
-            outcome = "killed"
+            outcome = Status.KILLED
             reason = "the kernel died while this cell was running (killed, or out of memory)"
             if staged.exists():
                 _mark_stopped(staged, "DeadKernelError", reason)
         except KeyboardInterrupt as exc:
-            outcome, interrupted = "interrupted", exc
+            outcome, interrupted = Status.INTERRUPTED, exc
             reason = f"the run was interrupted ({exc or 'Ctrl-C'}) while this cell was running"
             if staged.exists():
                 _mark_stopped(staged, "KeyboardInterrupt", reason)
         except Exception as exc:  # kernel did not start, notebook unreadable, ...
-            outcome = "failed"
+            outcome = Status.FAILED
             reason = redact(f"{exc.__class__.__name__}: {exc}")[:2000]
 
         self._archive(entry, staged, outcome, reason)
-        self.console.write(f"{name}: {entry['status']} in {archive.format_duration(entry['duration_s'])}"
-                           + (f" - {self._describe(entry['failure'])}" if entry.get("failure") else ""))
+        self.console.write(f"{name}: {entry.status} in {archive.format_duration(entry.duration_s)}"
+                           + (f" - {self._describe(entry.failure)}" if entry.failure else ""))
         self._sync_log()
         if interrupted is not None:
             raise interrupted
-        return entry["status"]
+        return entry.status
 
     @staticmethod
-    def _describe(failure: dict) -> str:
-        where = f"cell {failure['cell_index']}" if failure.get("cell_index") is not None else "before any cell"
-        what = failure.get("reason") or f"{failure.get('ename')}: {failure.get('evalue')}"
+    def _describe(failure: Failure) -> str:
+        where = f"cell {failure.cell_index}" if failure.cell_index is not None else "before any cell"
+        what = failure.reason or f"{failure.ename}: {failure.evalue}"
         return f"{where}: {what}"
 
-    def _archive(self, entry: dict[str, Any], staged: Path, outcome: str, reason: str | None) -> None:
+    def _archive(self, entry: NotebookEntry, staged: Path, outcome: Status, reason: str | None) -> None:
         """Scrub the staged notebook into the record and fill in its entry."""
         run = self.run
-        summary: dict[str, Any] = {}
+        summary = NotebookSummary()
         if staged.exists():
             summary = archive.summarize_notebook(staged)
             try:
-                scrub.archive_notebook(staged, run.dir / entry["output"])
+                scrub.archive_notebook(staged, run.dir / entry.output)
             except SecretLeakError as exc:
-                outcome, reason = "refused", str(exc)
-                (run.dir / entry["output"]).unlink(missing_ok=True)
+                outcome, reason = Status.REFUSED, str(exc)
+                (run.dir / entry.output).unlink(missing_ok=True)
             finally:
                 staged.unlink(missing_ok=True)
         ended = iso()
-        failure = summary.get("failure")
-        if outcome == "succeeded" and failure:
-            outcome = "failed"
-        if outcome != "succeeded":
-            failure = dict(failure or {})
+        failure = summary.failure
+        if outcome == Status.SUCCEEDED and failure:
+            outcome = Status.FAILED
+        if outcome != Status.SUCCEEDED:
+            failure = failure or Failure()
             if reason:
-                failure["reason"] = reason
-        entry.update(
-            status=outcome,
-            started_at=summary.get("started_at") or entry["started_at"],
-            ended_at=summary.get("ended_at") or ended,
-            cells=summary.get("cells", []),
-            failure=failure if outcome != "succeeded" else None,
-        )
-        start, end = archive.parse_time(entry["started_at"]), archive.parse_time(entry["ended_at"])
-        entry["duration_s"] = summary.get("duration_s") or (round((end - start).total_seconds(), 3) if start and end else None)
-        if (run.dir / entry["output"]).exists():
-            entry["scraps"] = archive.read_scraps(run.dir / entry["output"])
+                failure.reason = reason
+        entry.status = outcome
+        entry.started_at = summary.started_at or entry.started_at
+        entry.ended_at = summary.ended_at or ended
+        entry.cells = summary.cells
+        entry.failure = failure if outcome != Status.SUCCEEDED else None
+        start, end = archive.parse_time(entry.started_at), archive.parse_time(entry.ended_at)
+        entry.duration_s = summary.duration_s or (round((end - start).total_seconds(), 3) if start and end else None)
+        if (run.dir / entry.output).exists():
+            entry.scraps = archive.read_scraps(run.dir / entry.output)
         else:  # refused by the scrub, or the kernel never started
-            entry["output"] = None
+            entry.output = None
         run.save()
 
 
 def _prepare_resume(run: Run) -> int:
     """Move the records of the notebooks to re-run aside; return the index to start from."""
-    start = next((i for i, n in enumerate(run.notebooks) if n["status"] != "succeeded"), None)
+    start = next((i for i, n in enumerate(run.notebooks) if n.status != Status.SUCCEEDED), None)
     if start is None:
         raise RunbookError(f"run {run.run_id} has nothing left to run: every notebook succeeded")
     for entry in run.notebooks[start:]:
-        if entry["status"] == "running":  # the runner itself died
-            entry["status"] = "killed"
-            entry["failure"] = {"reason": "the runner stopped while this notebook was running"}
-            staged = run.staging_dir / f"{entry['name']}.ipynb"
+        if entry.status == Status.RUNNING:  # the runner itself died
+            entry.status = Status.KILLED
+            entry.failure = Failure(reason="the runner stopped while this notebook was running")
+            staged = run.staging_dir / f"{entry.name}.ipynb"
             if staged.exists():
                 summary = archive.summarize_notebook(staged)
-                entry["cells"] = summary["cells"]
-                stopped = [c for c in summary["cells"] if c["status"] in ("running", "completed", "failed")]
+                entry.cells = summary.cells
+                stopped = [c for c in summary.cells if c.status in ("running", "completed", "failed")]
                 if stopped:
-                    entry["failure"].update(cell_index=stopped[-1]["index"], execution_count=stopped[-1]["execution_count"],
-                                            first_line=stopped[-1]["first_line"])
+                    entry.failure.cell_index = stopped[-1].index
+                    entry.failure.execution_count = stopped[-1].execution_count
+                    entry.failure.first_line = stopped[-1].first_line
                 try:
-                    scrub.archive_notebook(staged, run.dir / entry["output"])
+                    scrub.archive_notebook(staged, run.dir / entry.output)
                 except SecretLeakError:
                     pass
                 staged.unlink(missing_ok=True)
-        if entry["status"] == "pending" or entry.get("attempt", 0) == 0:
+        if entry.status == Status.PENDING or entry.attempt == 0:
             continue
-        previous = {k: entry.get(k) for k in ("attempt", "status", "started_at", "ended_at", "duration_s", "failure")}
-        current = run.dir / entry["output"] if entry.get("output") else None
+        kept = None
+        current = run.dir / entry.output if entry.output else None
         if current and current.exists():
-            target = run.dir / "attempts" / str(entry["attempt"]) / current.name
+            target = run.dir / "attempts" / str(entry.attempt) / current.name
             target.parent.mkdir(parents=True, exist_ok=True)
             current.replace(target)
-            previous["output"] = str(target.relative_to(run.dir))
-        entry["previous_attempts"].append(previous)
-        entry.update(status="pending", output=f"{entry['name']}.ipynb", failure=None, cells=[], scraps={})
+            kept = str(target.relative_to(run.dir))
+        entry.set_aside(kept)
     run.save()
     return start
 
@@ -435,60 +435,60 @@ def run(
     sources = secret_sources(secrets_file)
 
     if resume:
-        record = _find_resumable(notebooks, parameters, run_ref, root)
-        notebooks = [(n["name"], archive.input_path(n)) for n in record.notebooks]
-        parameters = dict(record.data["parameters"])
-        record.data["secrets"].update(sources)
+        archived = _find_resumable(notebooks, parameters, run_ref, root)
+        notebooks = [(n.name, archive.input_path(n)) for n in archived.notebooks]
+        parameters = dict(archived.record.parameters)
+        archived.record.secrets.update(sources)
     else:
         if not notebooks:
             raise RunbookError("no notebooks to run")
-        record = None
+        archived = None
 
     contracts = [contract.read(path) for _, path in notebooks]
     per_notebook = plan_parameters(contracts, parameters)
     deployment = str(parameters.get("deployment") or _default(contracts, "deployment", deployment_params.DeploymentParameters.deployment))
-    target = str(parameters.get("target") or recorded_parameters(deployment).get("target") or _default(contracts, "target", "sandbox"))
+    target = str(parameters.get("target") or recorded_parameters(deployment).get("target") or _default(contracts, "target", targets.DEFAULT))
 
     with _deployment_lock(deployment), environment.exported(exported), _sigterm_interrupts():
-        if record is None:
-            record = Run.create(deployment, notebooks, parameters, target=target, secret_sources=sources,
-                                command=command, root=root)
+        if archived is None:
+            archived = Run.create(deployment, notebooks, parameters, target=target, secret_sources=sources,
+                                  command=command, root=root)
             start = 0
         else:
-            start = _prepare_resume(record)
-        record.data["versions"] = versions.collect(deployment)
-        record.data["git"] = versions.git_info()
-        runner = Runner(record, console, kernel_name=kernel_name, execution_timeout=execution_timeout)
+            start = _prepare_resume(archived)
+        archived.record.versions = versions.collect(deployment)
+        archived.record.git = versions.git_info()
+        runner = Runner(archived, console, kernel_name=kernel_name, execution_timeout=execution_timeout)
         runner.execute(start, dict(notebooks), per_notebook)
-        record.data["versions"]["providers"] = versions.provider_versions(deployment)  # init may have run
-        record.save()
+        archived.record.versions["providers"] = versions.provider_versions(deployment)  # init may have run
+        archived.save()
 
-    if record.data["status"] != "succeeded":
-        raise RunFailed(record)
-    return record
+    if archived.record.status != Status.SUCCEEDED:
+        raise RunFailed(archived)
+    return archived
 
 
 def _find_resumable(notebooks, parameters, run_ref, root) -> Run:
     if run_ref:
-        record = archive.find_run(run_ref, root)
+        archived = archive.find_run(run_ref, root)
     else:
         deployment = parameters.get("deployment")
-        record = archive.latest_resumable(str(deployment) if deployment else None, root)
-        if record is None:
+        archived = archive.latest_resumable(str(deployment) if deployment else None, root)
+        if archived is None:
             scope = f"deployment {deployment!r}" if deployment else "any deployment"
             raise RunbookError(f"nothing to resume: the latest run of {scope} did not fail (see `runbook records list`); "
                                "start a new run without --resume")
-    if record.status not in archive.RESUMABLE:
-        raise RunbookError(f"run {record.run_id} is {record.status}; only failed, killed, interrupted or abandoned runs can be resumed")
-    recorded = record.data.get("parameters", {})
+    if not archived.status.resumable:
+        raise RunbookError(f"run {archived.run_id} is {archived.status}; only failed, killed, interrupted or abandoned runs can be resumed")
+    recorded = archived.record.parameters
     for name, value in parameters.items():
         if name not in recorded or recorded[name] != value:
             raise ParameterError(name, f"differs from the run being resumed ({recorded.get(name, '<not set>')!r})",
                                  "resume with the run's own parameters, or start a new run without --resume")
-    if notebooks and [n for n, _ in notebooks] != [n["name"] for n in record.notebooks]:
-        raise RunbookError(f"run {record.run_id} ran {', '.join(n['name'] for n in record.notebooks)}; "
+    if notebooks and [n for n, _ in notebooks] != [n.name for n in archived.notebooks]:
+        raise RunbookError(f"run {archived.run_id} ran {', '.join(n.name for n in archived.notebooks)}; "
                            "resume it without naming notebooks")
-    return record
+    return archived
 
 
 __all__ = ["run", "discover", "declared_parameters", "plan_parameters", "RunFailed", "RunInterrupted", "Runner"]

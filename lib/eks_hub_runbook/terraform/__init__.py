@@ -34,12 +34,12 @@ from .events import Diagnostic, Event, PlannedChange, describe, parse_line
 from .retry import RetryPolicy, all_transient, is_transient
 from .stages import APPLY_STAGES, DESTROY_STAGES, Stage, StageResult, deploy, teardown
 from .variables import SECRET_VARIABLES, render_variables, secret_environment
-from .workspace import Workspace, prepare, provider_mirror, remove, sandbox_override, write_cli_config
+from .workspace import Workspace, prepare, provider_mirror, remove, write_cli_config
 
 __all__ = [
     "APPLY_STAGES", "DESTROY_STAGES", "ApplyResult", "Diagnostic", "Event", "Outputs", "Plan", "PlannedChange",
     "RetryPolicy", "RunResult", "SECRET_VARIABLES", "Stage", "StageResult", "Workspace", "all_transient", "apply",
     "deploy", "describe", "destroy", "ensure_initialized", "fmt_check", "init", "is_transient", "output",
     "parse_line", "plan", "plan_after_apply_is_empty", "prepare", "provider_mirror", "remove", "render_variables",
-    "run", "sandbox_override", "secret_environment", "state_list", "teardown", "validate", "write_cli_config",
+    "run", "secret_environment", "state_list", "teardown", "validate", "write_cli_config",
 ]

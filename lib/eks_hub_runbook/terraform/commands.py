@@ -302,6 +302,8 @@ def plan_after_apply_is_empty(workspace: Workspace, log: LogCallback | None = No
 
 
 def _parallelism(workspace: Workspace) -> int:
-    # The sandbox answers at once, so more concurrent operations only shorten provider waits;
-    # on AWS keep Terraform's default to stay clear of API rate limits.
-    return 20 if workspace.target == "sandbox" else 10
+    # On AWS Terraform's default stays clear of API rate limits; a local stand-in answers at
+    # once, so it may allow more (Target.terraform_parallelism).
+    from .. import targets
+
+    return targets.get(workspace.target).terraform_parallelism

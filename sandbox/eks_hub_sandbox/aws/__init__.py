@@ -7,5 +7,5 @@
 - ``moto_fixes``: targeted corrections where moto differs from AWS and Terraform drifts;
 - ``server``: builds the app and runs the threaded werkzeug server.
 
-``python -m eks_hub_runbook.sandbox.aws_server`` is the runnable entry point.
+``python -m eks_hub_sandbox.aws_server`` is the runnable entry point.
 """

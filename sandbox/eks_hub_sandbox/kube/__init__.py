@@ -2,7 +2,7 @@
 
 Real clients use it unchanged: ``kubectl`` 1.32, the ``kubernetes`` Python client and
 KubeSpawner (``kubernetes_asyncio``). Run it with
-``python -m eks_hub_runbook.sandbox.kube --port P --state-dir DIR ...`` (``runbook sandbox up``
+``python -m eks_hub_sandbox.kube --port P --state-dir DIR ...`` (``runbook sandbox up``
 does). Layout:
 
 - ``server`` wires TLS, the admin kubeconfig, the HTTP ``api`` and the controllers;

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from ...paths import write_file
+from eks_hub_runbook.paths import write_file
 
 EKS_TOKEN_PREFIX = "k8s-aws-v1."
 EKS_TOKEN_MAX_AGE = timedelta(minutes=15)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from ...paths import write_file
+from eks_hub_runbook.paths import write_file
 
 CONTEXT = "sandbox"
 

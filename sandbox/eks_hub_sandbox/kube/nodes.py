@@ -10,7 +10,7 @@ import random
 
 from . import quantity
 from .discovery import GIT_VERSION
-from ...instance_types import InstanceType
+from eks_hub_runbook.instance_types import InstanceType
 from .objects import now, random_hex
 
 KUBELET_VERSION = GIT_VERSION  # nodes run the control plane's version

@@ -13,7 +13,7 @@ import ssl
 
 from aiohttp import web
 
-from ...paths import write_file
+from eks_hub_runbook.paths import write_file
 from . import bootstrap, kubeconfig, tls
 from .api import ApiServer
 from .auth import Authenticator, load_or_create_admin_token
@@ -24,7 +24,7 @@ from .runtime import Runtime
 from .settings import Settings
 from .storage import VolumeStore
 
-log = logging.getLogger("eks_hub_runbook.sandbox.kube")
+log = logging.getLogger("eks_hub_sandbox.kube")
 
 
 def _write_identity(settings: Settings, ca_pem: bytes, token: str) -> None:

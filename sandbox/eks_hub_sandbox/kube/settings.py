@@ -44,7 +44,7 @@ class Settings:
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> "Settings":
-        parser = argparse.ArgumentParser(prog="python -m eks_hub_runbook.sandbox.kube",
+        parser = argparse.ArgumentParser(prog="python -m eks_hub_sandbox.kube",
                                          description="Kubernetes API-server emulator of the local sandbox.")
         parser.add_argument("--port", type=int, required=True, help="HTTPS port on 127.0.0.1")
         parser.add_argument("--aws-endpoint", default=None, help="URL of the local AWS (moto) for the controllers")

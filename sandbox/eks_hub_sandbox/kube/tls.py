@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ...paths import write_file
+from eks_hub_runbook.paths import write_file
 
 VALIDITY = datetime.timedelta(days=3650)
 

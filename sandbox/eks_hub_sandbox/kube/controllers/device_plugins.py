@@ -27,8 +27,8 @@ import logging
 
 import yaml
 
-from .... import instance_types
-from ....instance_types import InstanceType
+from eks_hub_runbook import instance_types
+from eks_hub_runbook.instance_types import InstanceType
 from .base import Controller
 
 log = logging.getLogger(__name__)

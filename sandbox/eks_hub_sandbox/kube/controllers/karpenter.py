@@ -22,9 +22,9 @@ import asyncio
 import logging
 from fractions import Fraction
 
-from .... import instance_types
+from eks_hub_runbook import instance_types
 from .. import quantity, scheduling
-from ....instance_types import InstanceType
+from eks_hub_runbook.instance_types import InstanceType
 from ..nodes import NodeAddressPool, build_node, is_ready
 from ..objects import clone, owner_reference, parse_duration, random_hex, random_suffix
 from ..objects import set_condition as _set_condition

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .... import instance_types
+from eks_hub_runbook import instance_types
 from .. import bootstrap
 from ..aws import AwsUnavailable
 from ..nodes import build_node
