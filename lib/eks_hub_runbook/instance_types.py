@@ -1,9 +1,13 @@
-"""EC2 instance types: vCPUs, memory, GPUs, Neuron devices, price, and the well-known labels
-Karpenter puts on nodes (``karpenter.k8s.aws/instance-*``). One catalog for the platform checks, the quota table and the sandbox cluster.
+"""EC2 instance types: vCPUs, memory, max pods, GPUs, Neuron devices, price, the well-known labels
+Karpenter puts on nodes (``karpenter.k8s.aws/instance-*``), and the MIG layouts of the GPUs that
+can be partitioned. Data only: one catalog for the platform's scheduling model
+(:mod:`eks_hub_runbook.platform.instances`), the quota table and the sandbox cluster, each of
+which applies its own overheads to these numbers.
 
 Covers the families the blueprint's NodePools and node groups use: m5, g5, g6, p4d,
-trn1, inf2. Prices are us-west-2 on-demand list prices (USD/hour), used only to
-pick the cheapest fitting type, as Karpenter does.
+trn1, inf2. ``max_pods`` is the EKS AMI's ENI-based limit (``eni-max-pods.txt``). Prices are
+us-west-2 on-demand list prices (USD/hour), used only to pick the cheapest fitting type, as
+Karpenter does.
 """
 
 from __future__ import annotations
@@ -11,25 +15,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-MiB = 2**20
-
-
-def kube_reserved_cpu_milli(vcpu: int) -> int:
-    """The EKS AMI's kube-reserved CPU in millicores: 6 % of the first core, 1 % of the second,
-    0.5 % of the third and fourth, 0.25 % of each further core."""
-    millicores = 0.0
-    for core in range(vcpu):
-        millicores += 60 if core == 0 else 10 if core == 1 else 5 if core < 4 else 2.5
-    return int(millicores)
-
-
-def kube_reserved_memory_mib(max_pods: int) -> int:
-    """The EKS AMI's kube-reserved memory in MiB for a node that runs up to ``max_pods`` pods."""
-    return 255 + 11 * max_pods
+# MIG layouts by GPU model: the ``nvidia.com/mig.config`` node label's value (the layout names
+# of NVIDIA mig-parted's default config) -> MIG profile -> slices per GPU. A GPU model that is
+# not a key here cannot be partitioned. The device plugin advertises each profile as the
+# extended resource ``nvidia.com/mig-<profile>`` (migStrategy ``mixed``).
+MIG_LAYOUTS: dict[str, dict[str, dict[str, int]]] = {
+    "a100": {  # A100-SXM4-40GB (p4d.24xlarge)
+        "all-disabled": {},
+        "all-1g.5gb": {"1g.5gb": 7},
+        "all-2g.10gb": {"2g.10gb": 3},
+        "all-3g.20gb": {"3g.20gb": 2},
+        "all-4g.20gb": {"4g.20gb": 1},
+        "all-7g.40gb": {"7g.40gb": 1},
+        "all-balanced": {"1g.5gb": 2, "2g.10gb": 1, "3g.20gb": 1},
+    },
+}
 
 
 @dataclass(frozen=True)
 class InstanceType:
+    """One EC2 instance type, as EC2 describes it (``DescribeInstanceTypes``)."""
+
     name: str
     vcpu: int
     memory_gib: int
@@ -64,6 +70,11 @@ class InstanceType:
     def memory_mib(self) -> int:
         return self.memory_gib * 1024
 
+    @property
+    def mig_layouts(self) -> dict[str, dict[str, int]]:
+        """The MIG layouts of this type's GPUs (:data:`MIG_LAYOUTS`); empty when they cannot be partitioned."""
+        return MIG_LAYOUTS.get(self.gpu_name, {})
+
     def labels(self) -> dict[str, str]:
         """Instance labels Karpenter (and EKS) set on a node of this type."""
         labels = {
@@ -96,33 +107,6 @@ class InstanceType:
                 "karpenter.k8s.aws/instance-accelerator-count": str(self.neuron_devices),
             })
         return labels
-
-    def kube_reserved(self) -> tuple[Fraction, Fraction]:
-        """(cpu cores, memory bytes) reserved for the kubelet, as the EKS AMIs compute them."""
-        return (Fraction(kube_reserved_cpu_milli(self.vcpu), 1000),
-                Fraction(kube_reserved_memory_mib(self.max_pods) * MiB))
-
-    def capacity(self, disk_gib: int = 20) -> dict[str, Fraction]:
-        """Node capacity (memory after the hypervisor's share, as a real node reports it)."""
-        capacity = {
-            "cpu": Fraction(self.vcpu),
-            "memory": Fraction(int(self.memory_gib * 1024 * 1024 * 0.95) * 1024),
-            "pods": Fraction(self.max_pods),
-            "ephemeral-storage": Fraction(disk_gib * 1024**3),
-            "hugepages-1Gi": Fraction(0),
-            "hugepages-2Mi": Fraction(0),
-        }
-        return capacity
-
-    def allocatable(self, disk_gib: int = 20) -> dict[str, Fraction]:
-        capacity = self.capacity(disk_gib)
-        cpu_reserved, memory_reserved = self.kube_reserved()
-        return {
-            **capacity,
-            "cpu": capacity["cpu"] - cpu_reserved,
-            "memory": capacity["memory"] - memory_reserved - 100 * MiB,
-            "ephemeral-storage": capacity["ephemeral-storage"] * Fraction(9, 10) - 1024**3,
-        }
 
 
 def _family(prefix: str, sizes: list[tuple], **common) -> list[InstanceType]:
@@ -166,12 +150,17 @@ CATALOG: dict[str, InstanceType] = {t.name: t for t in [
 
 
 def get(name: str) -> InstanceType | None:
+    """The catalog's entry for an instance type name (None when it is not in the catalog)."""
     return CATALOG.get(name)
 
 
 def expected_extended_resources(instance: InstanceType) -> dict[str, Fraction]:
-    """Extended resources Karpenter expects a new node to register (physical devices only:
-    Karpenter does not know about GPU time-slicing replicas)."""
+    """The extended resources of a node's physical devices: GPUs (``nvidia.com/gpu``) and Neuron
+    devices (``aws.amazon.com/neuron``, ``neurondevice``, and ``neuroncore`` = devices x cores).
+
+    What Karpenter expects a new node to register before it calls the node initialized; GPU
+    time-slicing replicas and MIG slices come on top, from the device plugin's configuration.
+    """
     resources: dict[str, Fraction] = {}
     if instance.gpus:
         resources["nvidia.com/gpu"] = Fraction(instance.gpus)

@@ -188,18 +188,49 @@ def test_time_slicing_and_mig_configs():
     assert mig == {"nvidia.com/mig-1g.5gb": 56}
 
 
-def test_instance_catalog_allocatable_is_below_capacity():
+def test_mig_layouts_come_from_the_catalog(monkeypatch):
+    p4d = instance_types.get("p4d.24xlarge")
+    mixed = {"flags": {"migStrategy": "mixed"}}
+    assert nvidia_resources(p4d, mixed, {"nvidia.com/mig.config": "all-4g.20gb"})[0] == {"nvidia.com/mig-4g.20gb": 8}
+    assert nvidia_resources(p4d, mixed, {})[0] == {"nvidia.com/mig-1g.5gb": 16, "nvidia.com/mig-2g.10gb": 8,
+                                                   "nvidia.com/mig-3g.20gb": 8}  # unlabelled: all-balanced
+    monkeypatch.setitem(instance_types.MIG_LAYOUTS["a100"], "all-1g.5gb", {"1g.5gb": 6})
+    assert nvidia_resources(p4d, mixed, {"nvidia.com/mig.config": "all-1g.5gb"})[0] == {"nvidia.com/mig-1g.5gb": 48}
+    monkeypatch.delitem(instance_types.MIG_LAYOUTS, "a100")
+    assert nvidia_resources(p4d, mixed, {"nvidia.com/mig.config": "all-1g.5gb"})[0] == {"nvidia.com/gpu": 8}
+
+
+def test_karpenter_counts_mig_slices_from_the_catalog(monkeypatch):
+    from eks_hub_sandbox.kube.controllers.karpenter import Karpenter
+
+    p4d, g5 = instance_types.get("p4d.24xlarge").labels(), instance_types.get("g5.2xlarge").labels()
+    slices = {"nvidia.com/mig-1g.5gb": Fraction(56)}
+    assert Karpenter._missing(slices, {}, {}, p4d) == []
+    assert Karpenter._missing({"nvidia.com/mig-1g.5gb": Fraction(57)}, {}, {}, p4d) == ["nvidia.com/mig-1g.5gb"]
+    assert Karpenter._missing(slices, {}, {}, g5) == ["nvidia.com/mig-1g.5gb"]  # an A10G cannot be partitioned
+    monkeypatch.setitem(instance_types.MIG_LAYOUTS["a100"], "all-1g.5gb", {"1g.5gb": 6})
+    assert Karpenter._missing(slices, {}, {}, p4d) == ["nvidia.com/mig-1g.5gb"]
+
+
+def test_node_allocatable_is_below_capacity():
+    from eks_hub_sandbox.kube import nodes
+
     for name in ("m5.xlarge", "g5.2xlarge", "p4d.24xlarge", "trn1.32xlarge", "inf2.xlarge", "g6.12xlarge"):
         instance = instance_types.get(name)
-        capacity, allocatable = instance.capacity(), instance.allocatable()
+        capacity, allocatable = nodes.capacity(instance), nodes.allocatable(instance)
         assert 0 < allocatable["cpu"] < capacity["cpu"] and 0 < allocatable["memory"] < capacity["memory"]
+        assert allocatable["pods"] == instance.max_pods
+    # what the EKS AMI leaves (kube-reserved for the ENI-based max pods, 100Mi eviction) after a 5 % hypervisor share
+    formatted = {name: {k: quantity.format_for(k, v) for k, v in nodes.allocatable(instance_types.get(name)).items()}
+                 for name in ("m5.xlarge", "p4d.24xlarge")}
+    assert (formatted["m5.xlarge"]["cpu"], formatted["m5.xlarge"]["memory"]) == ("3920m", "14921523Ki")
+    assert (formatted["p4d.24xlarge"]["cpu"], formatted["p4d.24xlarge"]["memory"]) == ("95690m", "1138896486Ki")
     assert instance_types.expected_extended_resources(instance_types.get("trn1.32xlarge"))["aws.amazon.com/neuron"] == 16
 
 
 def test_eks_tokens_are_checked_for_shape_and_age():
     from eks_hub_runbook.aws import eks
-    token, expires = eks.get_token("hub", "sandbox", "us-west-2")
-    assert token.startswith("k8s-aws-v1.") and "=" not in token
+    token, _ = eks.get_token("hub", "sandbox", "us-west-2")  # its shape: tests/test_eks.py
     assert eks_token_cluster(token) is not None
     assert eks_token_cluster(token, now=datetime.now(timezone.utc) + timedelta(minutes=20)) is None
     forged = "k8s-aws-v1." + base64.urlsafe_b64encode(b"https://sts.amazonaws.com/?Action=ListUsers").decode()

@@ -1,70 +1,131 @@
-"""What a Karpenter node of each instance type can offer pods (the catalog itself is
-:mod:`eks_hub_runbook.instance_types`, shared with the sandbox cluster).
+"""What a Karpenter node of each instance type offers pods: the platform's one overhead model.
 
-``allocatable`` subtracts what EKS reserves (kube-reserved CPU by the EKS AMI formula,
-kube-reserved memory for 110 pods, the eviction threshold), Karpenter's VM memory
-overhead (7.5 %) and the system daemonsets (CNI, kube-proxy, CSI node drivers, device
-plugin), so a profile that "fits" here fits on a real node.
+The catalog (:mod:`eks_hub_runbook.instance_types`) says what EC2 sells; this module applies
+the overheads as Karpenter estimates them before it launches a node, so a profile that fits
+here is one Karpenter launches a node for:
+
+- memory capacity: the instance's memory less Karpenter's VM overhead estimate,
+  ``ceil(7.5 %)`` of it (:data:`VM_MEMORY_OVERHEAD`, Karpenter's ``VM_MEMORY_OVERHEAD_PERCENT``);
+- allocatable (what the node's kubelet reports, :func:`allocatable`): capacity less
+  kube-reserved by the EKS AMI's formulas (CPU: 6 % of the first core, 1 % of the second,
+  0.5 % of the third and fourth, 0.25 % of each further core; memory: 255 MiB + 11 MiB per
+  pod of the instance's ENI-based max pods) and the kubelet's hard eviction threshold
+  (100 MiB); pods: the instance's max pods; extended resources: what the NVIDIA and Neuron
+  device plugins advertise (:func:`device_plugin_resources`);
+- available to user pods (:func:`available`): allocatable less a fixed reserve for the node
+  daemonsets (:data:`DAEMONSET_REQUESTS`).
+
+Ephemeral storage is not modelled (no profile requests it). A real node reports a little more
+memory than this estimate, its hypervisor keeping less than 7.5 %: the sandbox's nodes keep
+5 %, and ``sandbox/tests/test_scheduling_agreement.py`` holds the two within its tolerance.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from fractions import Fraction
+
 import yaml
 
 from ..errors import PlatformError
-from ..instance_types import CATALOG, InstanceType, kube_reserved_cpu_milli, kube_reserved_memory_mib
+from ..instance_types import CATALOG, InstanceType, expected_extended_resources
 
-# MIG layouts (label nvidia.com/mig.config) -> slices per GPU, by GPU model.
-MIG_LAYOUTS = {("a100", "all-1g.5gb"): {"nvidia.com/mig-1g.5gb": 7}}
-DAEMONSET_CPU_MILLI = 300
-DAEMONSET_MEMORY_MIB = 600
-MAX_PODS = 110
+MiB = 2**20
 VM_MEMORY_OVERHEAD = 0.075
+EVICTION_THRESHOLD_MIB = 100
+# The node daemonsets' requests: VPC CNI, kube-proxy, EKS pod identity agent, EBS and EFS CSI
+# node drivers, and the NVIDIA or Neuron device plugin (one pod slot each).
+DAEMONSET_REQUESTS: dict[str, Fraction] = {"cpu": Fraction(3, 10), "memory": Fraction(600 * MiB), "pods": Fraction(6)}
+GPU_RESOURCE = "nvidia.com/gpu"
+MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
 
 
 def get(name: str) -> InstanceType:
+    """The catalog's instance type ``name``; PlatformError when the catalog lacks it."""
     try:
         return CATALOG[name]
     except KeyError:
         raise PlatformError(f"instance type {name} is not in the catalog (eks_hub_runbook/instance_types.py); add it") from None
 
 
-def device_plugin_resources(instance: InstanceType, device_config: str | None, mig_layout: str | None = None) -> dict[str, int]:
-    """Extended resources the NVIDIA / Neuron device plugins advertise on a node.
+def kube_reserved_cpu_milli(vcpu: int) -> int:
+    """The EKS AMI's kube-reserved CPU in millicores: 6 % of the first core, 1 % of the second,
+    0.5 % of the third and fourth, 0.25 % of each further core (rounded down)."""
+    millicores = Fraction(0)
+    for core in range(vcpu):
+        millicores += 60 if core == 0 else 10 if core == 1 else 5 if core < 4 else Fraction(5, 2)
+    return int(millicores)
 
-    ``device_config`` is the NVIDIA device plugin config text (version v1) the node uses.
+
+def kube_reserved_memory_mib(max_pods: int) -> int:
+    """The EKS AMI's kube-reserved memory in MiB for a node that runs up to ``max_pods`` pods."""
+    return 255 + 11 * max_pods
+
+
+def _time_slicing(config: Mapping, resource: str) -> tuple[str, int]:
+    """(advertised name, replicas) of ``resource`` under the config's ``sharing.timeSlicing``."""
+    slicing = (config.get("sharing") or {}).get("timeSlicing") or {}
+    for entry in slicing.get("resources") or []:
+        if entry.get("name") == resource:
+            renamed = entry.get("rename") or (f"{resource}.shared" if slicing.get("renameByDefault") else resource)
+            return renamed, int(entry.get("replicas") or 1)
+    return resource, 1
+
+
+def _gpu_slices(instance: InstanceType, strategy: str, mig_layout: str | None) -> dict[str, int]:
+    """The GPU resources before time-slicing: whole GPUs, or the MIG slices of the node's layout."""
+    if strategy not in ("single", "mixed") or not instance.mig_layouts:
+        return {GPU_RESOURCE: instance.gpus}  # the plugin exposes GPUs that cannot be partitioned whole
+    layout = instance.mig_layouts.get(mig_layout or "")
+    if layout is None:
+        raise PlatformError(f"no MIG layout {mig_layout!r} for {instance.gpu_name} ({instance.name}): label the "
+                            f"NodePool nvidia.com/mig.config with one of {sorted(instance.mig_layouts)}")
+    if not layout:
+        return {GPU_RESOURCE: instance.gpus}
+    if strategy == "single":
+        if len(layout) > 1:
+            raise PlatformError(f"migStrategy single needs one MIG profile per GPU; {mig_layout} has {sorted(layout)}")
+        return {GPU_RESOURCE: sum(layout.values()) * instance.gpus}
+    return {f"{MIG_RESOURCE_PREFIX}{profile}": count * instance.gpus for profile, count in layout.items()}
+
+
+def device_plugin_resources(instance: InstanceType, device_config: str | None, mig_layout: str | None = None) -> dict[str, int]:
+    """Extended resources the NVIDIA and Neuron device plugins advertise on a node of this type.
+
+    Neuron: the physical devices (``aws.amazon.com/neuron``, ``neurondevice``, ``neuroncore``).
+    NVIDIA: ``device_config`` is the device plugin's config text (version v1) the node uses:
+    ``flags.migStrategy`` ``mixed`` advertises ``nvidia.com/mig-<profile>`` per slice of the
+    ``mig_layout`` (the node's ``nvidia.com/mig.config`` label, a layout of the catalog's
+    ``MIG_LAYOUTS``), ``single`` advertises those slices as ``nvidia.com/gpu``;
+    ``sharing.timeSlicing`` multiplies a resource by its replicas (``rename`` /
+    ``renameByDefault`` advertise it under another name).
     """
-    resources: dict[str, int] = {}
-    if instance.neuron_devices:
-        resources["aws.amazon.com/neuron"] = instance.neuron_devices
+    resources = {name: int(count) for name, count in expected_extended_resources(instance).items()}
     if not instance.gpus:
         return resources
     config = yaml.safe_load(device_config or "") or {}
-    strategy = (config.get("flags") or {}).get("migStrategy", "none")
-    if strategy == "mixed":
-        layout = MIG_LAYOUTS.get((instance.gpu_name, mig_layout or ""))
-        if not layout:
-            raise PlatformError(f"no MIG layout {mig_layout!r} for {instance.gpu_name} ({instance.name})")
-        resources.update({name: count * instance.gpus for name, count in layout.items()})
-        return resources
-    replicas = 1
-    for item in ((config.get("sharing") or {}).get("timeSlicing") or {}).get("resources") or []:
-        if item.get("name") == "nvidia.com/gpu":
-            replicas = int(item.get("replicas", 1))
-    resources["nvidia.com/gpu"] = instance.gpus * replicas
+    strategy = (config.get("flags") or {}).get("migStrategy") or "none"
+    del resources[GPU_RESOURCE]
+    for name, count in _gpu_slices(instance, strategy, mig_layout).items():
+        advertised, replicas = _time_slicing(config, name)
+        resources[advertised] = count * replicas
     return resources
 
 
-def allocatable(instance: InstanceType, device_config: str | None = None, mig_layout: str | None = None) -> dict[str, float]:
-    """What pods can request on a node of this type: cpu in cores, memory in bytes, pods,
-    and the device plugins' extended resources."""
-    mib = 1024 * 1024
-    cpu_milli = instance.vcpu * 1000 - kube_reserved_cpu_milli(instance.vcpu) - DAEMONSET_CPU_MILLI
-    memory_mib = (instance.memory_gib * 1024 * (1 - VM_MEMORY_OVERHEAD) - kube_reserved_memory_mib(MAX_PODS)
-                  - 100 - DAEMONSET_MEMORY_MIB)
+def allocatable(instance: InstanceType, device_config: str | None = None, mig_layout: str | None = None) -> dict[str, Fraction]:
+    """What the kubelet of a node of this type reports as allocatable, as Karpenter estimates it:
+    cpu in cores, memory in bytes, pods, and the device plugins' extended resources."""
+    memory_mib = instance.memory_mib - math.ceil(instance.memory_mib * VM_MEMORY_OVERHEAD)
+    memory_mib -= kube_reserved_memory_mib(instance.max_pods) + EVICTION_THRESHOLD_MIB
     return {
-        "cpu": cpu_milli / 1000,
-        "memory": memory_mib * mib,
-        "pods": MAX_PODS,
-        **device_plugin_resources(instance, device_config, mig_layout),
+        "cpu": Fraction(instance.vcpu * 1000 - kube_reserved_cpu_milli(instance.vcpu), 1000),
+        "memory": Fraction(memory_mib * MiB),
+        "pods": Fraction(instance.max_pods),
+        **{name: Fraction(count) for name, count in device_plugin_resources(instance, device_config, mig_layout).items()},
     }
+
+
+def available(node_allocatable: Mapping[str, Fraction]) -> dict[str, Fraction]:
+    """What user pods can request on a node: its allocatable less :data:`DAEMONSET_REQUESTS`."""
+    return {name: max(value - DAEMONSET_REQUESTS.get(name, 0), Fraction(0)) for name, value in node_allocatable.items()}

@@ -1,17 +1,21 @@
-"""Can a pod run on a NodePool? The checks the scheduler and Karpenter make, offline.
+"""Can a pod run on a NodePool? The checks the scheduler and Karpenter make, offline: the
+platform's one scheduling model.
 
 For every instance type a NodePool allows, a *candidate node* is built the way Karpenter
-would launch it (template labels, well-known labels, requirement values, taints, and
-the allocatable resources from :mod:`.instances`). A pod fits a candidate when its
-nodeSelector and required node affinity match, it tolerates every NoSchedule/NoExecute
-taint, and its requests fit the allocatable resources. Used by the tests to prove each
-profile lands on exactly its pool, and by verification notebooks to explain placements.
+would launch it (template labels, requirement values, the catalog's well-known instance
+labels, taints, and the allocatable resources of :mod:`.instances`). A pod fits a candidate
+when its nodeSelector and required node affinity match, it tolerates every
+NoSchedule/NoExecute taint, and its requests (:func:`pod_requests`, the Kubernetes rule) fit
+what the node leaves to user pods (allocatable less the daemonsets' reserve). Used by the
+tests to prove each profile lands on exactly its pool, by ``kube.placement`` for the
+requests it shows, and by verification notebooks to explain placements.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
@@ -25,13 +29,15 @@ MIG_CONFIG_LABEL = "nvidia.com/mig.config"
 
 @dataclass(frozen=True)
 class Candidate:
-    """A node Karpenter could launch for a pool: label key -> possible values, taints, allocatable."""
+    """A node Karpenter could launch for a pool: label key -> possible values, taints, the
+    allocatable its kubelet reports, and what of that is ``available`` to user pods."""
 
     pool: str
     instance_type: str
     labels: dict[str, frozenset[str]]
     taints: tuple[dict, ...]
-    allocatable: dict[str, float]
+    allocatable: dict[str, Fraction]
+    available: dict[str, Fraction]
 
 
 @dataclass
@@ -43,11 +49,12 @@ class Placement:
 
     @property
     def pools(self) -> list[str]:
+        """The pools the pod fits, sorted."""
         return sorted(self.fits)
 
 
 def candidates(nodepool: Mapping[str, Any], device_configs: Mapping[str, str], default_config: str) -> list[Candidate]:
-    """One candidate node per instance type the NodePool allows.
+    """One candidate node per instance type the NodePool allows, smallest (vCPUs, memory) first.
 
     ``device_configs`` is the NVIDIA device plugin ConfigMap's data (config name -> text);
     a node uses the config its ``nvidia.com/device-plugin.config`` label names, else ``default_config``.
@@ -70,32 +77,64 @@ def candidates(nodepool: Mapping[str, Any], device_configs: Mapping[str, str], d
         labels = {key: frozenset([value]) for key, value in template_labels.items()}
         for key, values in allowed.items():
             labels.setdefault(key, values)
-        labels.update({
-            INSTANCE_TYPE_LABEL: frozenset([type_name]),
-            "karpenter.sh/nodepool": frozenset([name]),
-            "karpenter.k8s.aws/instance-family": frozenset([instance.family]),
-            "karpenter.k8s.aws/instance-size": frozenset([instance.size]),
-            "kubernetes.io/arch": frozenset(["amd64"]),
-            "kubernetes.io/os": frozenset(["linux"]),
-        })
+        labels.update({key: frozenset([value]) for key, value in instance.labels().items()})
+        labels["karpenter.sh/nodepool"] = frozenset([name])
+        allocatable = instances.allocatable(instance, device_configs.get(config_name), template_labels.get(MIG_CONFIG_LABEL))
         result.append(Candidate(
             pool=name,
             instance_type=type_name,
             labels=labels,
             taints=tuple(template["spec"].get("taints") or ()),
-            allocatable=instances.allocatable(instance, device_configs.get(config_name), template_labels.get(MIG_CONFIG_LABEL)),
+            allocatable=allocatable,
+            available=instances.available(allocatable),
         ))
     return result
 
 
-def pod_requests(pod: Mapping[str, Any]) -> dict[str, float]:
-    """Summed container requests (a limit stands in for a missing request, as in Kubernetes)."""
-    total: dict[str, float] = {"pods": 1}
-    for container in pod["spec"].get("containers") or []:
-        resources = container.get("resources") or {}
-        merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
-        for key, quantity in merged.items():
-            total[key] = total.get(key, 0) + float(parse_quantity(quantity))
+def quantity(value: str | int | float) -> Fraction:
+    """A Kubernetes quantity (``"500m"``, ``"8Gi"``, ``2.0``) as an exact number."""
+    return Fraction(parse_quantity(str(value) if isinstance(value, float) else value))
+
+
+def _container_requests(container: Mapping[str, Any]) -> dict[str, Fraction]:
+    """A container's requests; a limit stands in for a missing request (the API server's defaulting,
+    which is how an extended resource given only as a limit is requested)."""
+    resources = container.get("resources") or {}
+    merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+    return {name: quantity(value) for name, value in merged.items()}
+
+
+def _add(into: dict[str, Fraction], values: Mapping[str, Fraction]) -> dict[str, Fraction]:
+    for name, value in values.items():
+        into[name] = into.get(name, Fraction(0)) + value
+    return into
+
+
+def pod_requests(pod: Mapping[str, Any]) -> dict[str, Fraction]:
+    """What the scheduler reserves for a pod, by the Kubernetes rule: per resource, the larger of
+    the containers' sum and the largest init container, plus the pod's ``overhead``; plus one pod.
+
+    Sidecars (init containers with ``restartPolicy: Always``) run next to the containers: they
+    add to the sum, and to every init container started after them. Quantities are exact.
+    """
+    spec = pod.get("spec") or {}
+    running: dict[str, Fraction] = {}
+    for container in spec.get("containers") or []:
+        _add(running, _container_requests(container))
+    sidecars: dict[str, Fraction] = {}
+    init_peak: dict[str, Fraction] = {}
+    for container in spec.get("initContainers") or []:
+        requests = _container_requests(container)
+        if container.get("restartPolicy") == "Always":
+            _add(running, requests)
+            step = dict(_add(sidecars, requests))
+        else:
+            step = _add(dict(sidecars), requests)
+        for name, value in step.items():
+            init_peak[name] = max(init_peak.get(name, Fraction(0)), value)
+    total = {name: max(running.get(name, Fraction(0)), init_peak.get(name, Fraction(0))) for name in {**running, **init_peak}}
+    _add(total, {name: quantity(value) for name, value in (spec.get("overhead") or {}).items()})
+    total["pods"] = Fraction(1)
     return total
 
 
@@ -110,7 +149,13 @@ def _expression_matches(expr: Mapping[str, Any], labels: Mapping[str, frozenset[
         return present is not None
     if operator == "DoesNotExist":
         return present is None
-    return False  # Gt/Lt are not used by the platform
+    if operator in ("Gt", "Lt") and present and len(values) == 1:
+        (bound,) = values
+        try:
+            return any(int(v) > int(bound) if operator == "Gt" else int(v) < int(bound) for v in present)
+        except ValueError:
+            return False
+    return False
 
 
 def _tolerates(tolerations: Iterable[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
@@ -141,9 +186,10 @@ def unmet(pod: Mapping[str, Any], node: Candidate) -> list[str]:
         if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerates(spec.get("tolerations") or [], taint):
             reasons.append(f"taint {taint['key']}:{taint['effect']} not tolerated")
     for resource, amount in pod_requests(pod).items():
-        available = node.allocatable.get(resource, 0)
+        available = node.available.get(resource, 0)
         if amount > available:
-            reasons.append(f"{resource}: requests {amount:g} > allocatable {available:g} on {node.instance_type}")
+            reasons.append(f"{resource}: requests {float(amount):g} > available {float(available):g} "
+                           f"on {node.instance_type}")
     return reasons
 
 

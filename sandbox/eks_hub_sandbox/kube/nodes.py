@@ -1,12 +1,19 @@
 """Node objects as an EKS worker registers them: name, addresses, labels, capacity,
 node info, conditions. Used by Karpenter and the managed-node-group controller;
-device plugins add their extended resources afterwards."""
+device plugins add their extended resources afterwards.
+
+Capacity and allocatable are the node's own (the emulator's kubelet, not the platform's
+estimate): the instance type's numbers from the catalog, memory less the hypervisor's share
+(:data:`HYPERVISOR_MEMORY_SHARE`), allocatable less kube-reserved as the EKS AMI's bootstrap
+sets it (for the instance's max pods) and the hard eviction threshold.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import itertools
 import random
+from fractions import Fraction
 
 from . import quantity
 from .discovery import GIT_VERSION
@@ -19,6 +26,9 @@ KERNEL = "6.1.147-172.266.amzn2023.x86_64"
 RUNTIME = "containerd://1.7.27"
 # The blueprint's private subnets, one per zone.
 ZONE_SUBNETS = {"a": ipaddress.ip_network("10.1.0.0/24"), "b": ipaddress.ip_network("10.1.1.0/24")}
+MiB = 2**20
+HYPERVISOR_MEMORY_SHARE = 0.05  # of the instance's memory, not visible to the node's kernel
+EVICTION_HARD_MIB = 100
 
 
 class NodeAddressPool:
@@ -53,6 +63,42 @@ class NodeAddressPool:
 
 def node_name(ip: str, region: str) -> str:
     return f"ip-{ip.replace('.', '-')}.{region}.compute.internal"
+
+
+def kube_reserved(instance: InstanceType) -> tuple[Fraction, Fraction]:
+    """(cpu cores, memory bytes) the EKS AMI's bootstrap reserves for the kubelet: CPU 6 % of the
+    first core, 1 % of the second, 0.5 % of the next two, 0.25 % of the rest (whole millicores);
+    memory 255 MiB + 11 MiB per pod of the instance's max pods."""
+    tiers = ((1, Fraction(60)), (1, Fraction(10)), (2, Fraction(5)), (instance.vcpu, Fraction(5, 2)))
+    millicores, cores = Fraction(0), instance.vcpu
+    for count, share in tiers:
+        millicores += min(count, cores) * share
+        cores -= min(count, cores)
+    return Fraction(int(millicores), 1000), Fraction((255 + 11 * instance.max_pods) * MiB)
+
+
+def capacity(instance: InstanceType, disk_gib: int = 20) -> dict[str, Fraction]:
+    """What the node's kubelet reports as capacity (memory after the hypervisor's share)."""
+    return {
+        "cpu": Fraction(instance.vcpu),
+        "memory": Fraction(int(instance.memory_mib * 1024 * (1 - HYPERVISOR_MEMORY_SHARE)) * 1024),
+        "pods": Fraction(instance.max_pods),
+        "ephemeral-storage": Fraction(disk_gib * 1024**3),
+        "hugepages-1Gi": Fraction(0),
+        "hugepages-2Mi": Fraction(0),
+    }
+
+
+def allocatable(instance: InstanceType, disk_gib: int = 20) -> dict[str, Fraction]:
+    """What the node's kubelet reports as allocatable: capacity less kube-reserved and eviction."""
+    total = capacity(instance, disk_gib)
+    cpu_reserved, memory_reserved = kube_reserved(instance)
+    return {
+        **total,
+        "cpu": total["cpu"] - cpu_reserved,
+        "memory": total["memory"] - memory_reserved - EVICTION_HARD_MIB * MiB,
+        "ephemeral-storage": total["ephemeral-storage"] * Fraction(9, 10) - 1024**3,
+    }
 
 
 def build_node(instance: InstanceType, ip: str, zone: str, region: str, labels: dict[str, str],
@@ -94,8 +140,8 @@ def build_node(instance: InstanceType, ip: str, zone: str, region: str, labels: 
         },
         "spec": {"providerID": f"aws:///{zone}/{instance_id}", **({"taints": taints} if taints else {})},
         "status": {
-            "capacity": {k: quantity.format_for(k, v) for k, v in instance.capacity(disk_gib).items()},
-            "allocatable": {k: quantity.format_for(k, v) for k, v in instance.allocatable(disk_gib).items()},
+            "capacity": {k: quantity.format_for(k, v) for k, v in capacity(instance, disk_gib).items()},
+            "allocatable": {k: quantity.format_for(k, v) for k, v in allocatable(instance, disk_gib).items()},
             "addresses": [{"type": "InternalIP", "address": ip}, {"type": "InternalDNS", "address": name},
                           {"type": "Hostname", "address": name}],
             "conditions": conditions,

@@ -10,10 +10,11 @@ key. Without a ConfigMap the plugin runs with defaults (no sharing, no MIG).
 
 - time-slicing: allocatable ``nvidia.com/gpu`` = physical GPUs x replicas (a g5.2xlarge
   with ``replicas: 4`` shows 4); ``rename`` / ``renameByDefault`` give ``<name>.shared``;
-- MIG (A100 nodes, ``migStrategy: mixed``): per-profile resources such as
-  ``nvidia.com/mig-1g.5gb``, laid out by the ``nvidia.com/mig.config`` node label
-  (``all-1g.5gb``, ``all-2g.10gb``, ``all-3g.20gb``, ``all-7g.40gb``, default ``all-balanced``);
-  ``single`` exposes the slices as ``nvidia.com/gpu``;
+- MIG (GPUs the catalog's ``MIG_LAYOUTS`` can partition, i.e. A100 nodes; ``migStrategy: mixed``):
+  per-profile resources such as ``nvidia.com/mig-1g.5gb``, laid out by the ``nvidia.com/mig.config``
+  node label, one of the catalog's layouts for the GPU (``all-1g.5gb``, ``all-2g.10gb``, ...;
+  unlabelled or unknown: ``all-balanced``); ``single`` exposes the slices as ``nvidia.com/gpu``
+  (unlabelled: ``all-1g.5gb``);
 - GPU feature discovery labels: ``nvidia.com/gpu.count``, ``.product``, ``.replicas``,
   ``.sharing-strategy``, ``nvidia.com/mig.strategy``.
 
@@ -39,11 +40,8 @@ PLUGIN_LABEL = ("app.kubernetes.io/name", "nvidia-device-plugin")
 CONFIG_NAMES = ("nvidia-device-plugin-configs", "nvidia-device-plugin-config", "time-slicing-config")
 NODE_CONFIG_LABEL = "nvidia.com/device-plugin.config"
 MIG_CONFIG_LABEL = "nvidia.com/mig.config"
-MIG_CAPABLE = {"a100": "A100-SXM4-40GB"}
-MIG_LAYOUTS = {
-    "all-1g.5gb": {"1g.5gb": 7}, "all-2g.10gb": {"2g.10gb": 3}, "all-3g.20gb": {"3g.20gb": 2},
-    "all-7g.40gb": {"7g.40gb": 1}, "all-balanced": {"1g.5gb": 2, "2g.10gb": 1, "3g.20gb": 1}, "all-disabled": {},
-}
+# The layout a MIG node without a (known) nvidia.com/mig.config label gets, by strategy.
+DEFAULT_MIG_LAYOUT = {"mixed": "all-balanced", "single": "all-1g.5gb"}
 GPU_PRODUCTS = {"a10g": "NVIDIA-A10G", "l4": "NVIDIA-L4", "a100": "NVIDIA-A100-SXM4-40GB"}
 MANAGED_PREFIXES = ("nvidia.com/", "aws.amazon.com/neuron")
 GFD_LABELS = ("nvidia.com/gpu.count", "nvidia.com/gpu.product", "nvidia.com/gpu.replicas",
@@ -95,9 +93,10 @@ def nvidia_resources(instance: InstanceType, config: dict, node_labels: dict) ->
     strategy = ((config.get("flags") or {}).get("migStrategy") or "none")
     resources: dict[str, int] = {}
     replicas_label = 1
-    if instance.gpu_name in MIG_CAPABLE and strategy in ("mixed", "single"):
-        layout_name = node_labels.get(MIG_CONFIG_LABEL) or ("all-1g.5gb" if strategy == "single" else "all-balanced")
-        layout = MIG_LAYOUTS.get(layout_name, MIG_LAYOUTS["all-balanced"])
+    layouts = instance_types.MIG_LAYOUTS.get(instance.gpu_name, {})
+    if layouts and strategy in ("mixed", "single"):
+        layout_name = node_labels.get(MIG_CONFIG_LABEL) or DEFAULT_MIG_LAYOUT[strategy]
+        layout = layouts.get(layout_name, layouts.get(DEFAULT_MIG_LAYOUT["mixed"], {}))
         if not layout:
             replicas, name = _replicas(config, "nvidia.com/gpu")
             resources[name] = instance.gpus * replicas

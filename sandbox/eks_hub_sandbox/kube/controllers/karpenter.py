@@ -9,7 +9,11 @@
   trigger a second node.
 - Like the real Karpenter it counts physical GPUs only (it does not know about
   time-slicing replicas, upstream karpenter issue 729). Deliberate sandbox allowance:
-  ``nvidia.com/mig-*`` requests are treated as satisfiable by MIG-capable (A100) GPUs.
+  a ``nvidia.com/mig-<profile>`` request is satisfiable by GPUs that can be partitioned,
+  up to the most slices of that profile one of their layouts has (the catalog's
+  ``MIG_LAYOUTS``) per GPU.
+- Instance types are the catalog's (``eks_hub_runbook.instance_types``), their capacity
+  and allocatable those their nodes report (``nodes.capacity`` / ``nodes.allocatable``).
 - Disruption: nodes that stay empty (no non-DaemonSet pods) for the NodePool's
   ``consolidateAfter`` are removed (policy WhenEmpty or WhenEmptyOrUnderutilized);
   under-utilised consolidation, drift and expiry are not emulated.
@@ -26,6 +30,7 @@ from eks_hub_runbook import instance_types
 from .. import quantity, scheduling
 from eks_hub_runbook.instance_types import InstanceType
 from ..nodes import NodeAddressPool, build_node, is_ready
+from ..nodes import allocatable as node_allocatable, capacity as node_capacity
 from ..objects import clone, owner_reference, parse_duration, random_hex, random_suffix
 from ..objects import set_condition as _set_condition
 from .base import Controller
@@ -51,7 +56,7 @@ NODECLASSES = ("karpenter.k8s.aws", "ec2nodeclasses")
 DAEMONSETS = ("apps", "daemonsets")
 TERMINATION_FINALIZER = "karpenter.sh/termination"
 SPOT_DISCOUNT = 0.35
-MIG_SLICES = {"1g.5gb": 7, "2g.10gb": 3, "3g.20gb": 2, "4g.20gb": 1, "7g.40gb": 1}
+MIG_PREFIX = "nvidia.com/mig-"
 COMPONENT = "karpenter"
 
 
@@ -203,12 +208,16 @@ class Karpenter(Controller):
     def _claim_allocatable(claim: dict) -> dict[str, Fraction]:
         return scheduling.resource_map((claim.get("status") or {}).get("allocatable"))
 
-    def _missing(self, requests: dict, capacity: dict, used: dict, labels: dict) -> list[str]:
+    @staticmethod
+    def _missing(requests: dict, capacity: dict, used: dict, labels: dict) -> list[str]:
+        """Resources a node with these labels lacks for ``requests`` (MIG allowance included)."""
+        layouts = instance_types.MIG_LAYOUTS.get(labels.get("karpenter.k8s.aws/instance-gpu-name", ""), {})
         for name in requests:
-            if name.startswith("nvidia.com/mig-") and labels.get("karpenter.k8s.aws/instance-gpu-name") == "a100":
-                profile = name.split("mig-", 1)[1]
+            if name.startswith(MIG_PREFIX) and layouts:
+                profile = name[len(MIG_PREFIX):]
+                per_gpu = max((layout.get(profile, 0) for layout in layouts.values()), default=0)
                 gpus = int(labels.get("karpenter.k8s.aws/instance-gpu-count", "0"))
-                capacity = {**capacity, name: Fraction(MIG_SLICES.get(profile, 1) * gpus)}
+                capacity = {**capacity, name: Fraction(per_gpu * gpus)}
         return scheduling.insufficient(requests, capacity, used)
 
     def _requirements(self, pool: dict) -> list[dict]:
@@ -265,11 +274,11 @@ class Karpenter(Controller):
                             continue
                         if not scheduling.node_matches(pod, labels, ""):
                             continue
-                        allocatable = {**instance.allocatable(), **instance_types.expected_extended_resources(instance)}
+                        allocatable = {**node_allocatable(instance), **instance_types.expected_extended_resources(instance)}
                         overhead = self._daemonset_overhead(labels, taints)
                         if self._missing(requests, allocatable, overhead, labels):
                             continue
-                        capacity = {**instance.capacity(), **instance_types.expected_extended_resources(instance)}
+                        capacity = {**node_capacity(instance), **instance_types.expected_extended_resources(instance)}
                         if any(usage.get(r, 0) + capacity.get(r, 0) > limit for r, limit in limits.items()):
                             continue
                         price = instance.price * (SPOT_DISCOUNT if capacity_type == "spot" else 1.0)
@@ -306,8 +315,8 @@ class Karpenter(Controller):
         template = (pool.get("spec") or {}).get("template") or {}
         spec = template.get("spec") or {}
         name = f"{pool['metadata']['name']}-{random_suffix(5)}"
-        capacity = {**instance.capacity(), **instance_types.expected_extended_resources(instance)}
-        allocatable = {**instance.allocatable(), **instance_types.expected_extended_resources(instance)}
+        capacity = {**node_capacity(instance), **instance_types.expected_extended_resources(instance)}
+        allocatable = {**node_allocatable(instance), **instance_types.expected_extended_resources(instance)}
         claim = {
             "apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
             "metadata": {
@@ -397,7 +406,7 @@ class Karpenter(Controller):
             allocatable = scheduling.allocatable(node)
             instance = instance_types.get((claim["metadata"].get("labels") or {}).get("node.kubernetes.io/instance-type", ""))
             expected = instance_types.expected_extended_resources(instance) if instance else {}
-            if any(allocatable.get(r, 0) <= 0 and not (r == "nvidia.com/gpu" and any(k.startswith("nvidia.com/mig-") for k in allocatable))
+            if any(allocatable.get(r, 0) <= 0 and not (r == "nvidia.com/gpu" and any(k.startswith(MIG_PREFIX) for k in allocatable))
                    for r in expected):
                 continue
             startup = {(t.get("key"), t.get("effect")) for t in (claim.get("spec") or {}).get("startupTaints") or []}
