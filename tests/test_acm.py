@@ -1,18 +1,19 @@
-"""The hub certificate: generation, loading, checks, ACM import/describe/delete (local AWS)."""
+"""The hub certificate in ACM: import, tags, find, check, describe, delete (local AWS)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import stat
-from types import SimpleNamespace
-
 import pytest
 
+from eks_hub_runbook import tls
 from eks_hub_runbook.aws import acm
+from eks_hub_runbook.aws.session import client
+from eks_hub_runbook.aws.tags import DEPLOYMENT_TAG, MANAGED_BY_TAG, tag_dict
 from eks_hub_runbook.errors import ParameterError
 from eks_hub_runbook.params import resolve
 
-UTC = dt.timezone.utc
+pytestmark = pytest.mark.sandbox
+
+GONE = "arn:aws:acm:us-west-2:123456789012:certificate/00000000-0000-4000-8000-000000000000"
 
 
 @pytest.fixture
@@ -21,156 +22,104 @@ def cognito(state_dir, request):
     return resolve(target="sandbox", deployment=name, auth="cognito", domain="hub.example.com")
 
 
-def test_generate_writes_private_key_0600_and_covers_domain(tmp_path):
-    material = acm.generate_self_signed("hub.example.com", tmp_path, wildcard_domain="*.example.com", validity_days=90)
-    assert stat.S_IMODE(material.key_path.stat().st_mode) == 0o600
-    assert material.names == ["hub.example.com", "*.example.com"]
-    assert material.self_signed and acm.key_matches(material)
-    assert "PRIVATE KEY" not in repr(material)
-    statuses = {r["check"]: r["status"] for r in acm.checks(material, "hub.example.com")}
-    assert statuses["private key matches certificate"] == "pass"
-    assert statuses["covers hub.example.com"] == "pass"
-    assert statuses["validity period"] == "pass"
-    assert statuses["key type accepted by ACM and NLB"] == "pass"
+@pytest.fixture
+def material(tmp_path):
+    return tls.generate_self_signed("hub.example.com", tmp_path, wildcard_domain="*.example.com")
 
 
-def test_wildcard_san_covers_other_subdomains_only_one_level(tmp_path):
-    material = acm.generate_self_signed("hub.example.com", tmp_path, wildcard_domain="*.example.com")
-    rows = {r["check"]: r for r in acm.checks(material, "other.example.com")}
-    assert rows["covers other.example.com"]["status"] == "pass"
-    rows = {r["check"]: r for r in acm.checks(material, "a.b.example.com")}
-    assert rows["covers a.b.example.com"]["status"] == "fail"
+def _tags(arn: str) -> dict[str, str]:
+    return tag_dict(client("acm", "sandbox", "us-west-2").list_tags_for_certificate(CertificateArn=arn)["Tags"])
 
 
-def test_mismatched_key_is_named(tmp_path):
-    one = acm.generate_self_signed("hub.example.com", tmp_path / "one")
-    two = acm.generate_self_signed("hub.example.com", tmp_path / "two")
-    material = acm.load_pem(one.certificate_path, two.key_path)
-    with pytest.raises(ParameterError, match="private_key_file.*does not match"):
-        acm.validate(material, "hub.example.com")
-
-
-def test_expired_and_not_yet_valid(tmp_path):
-    old = acm.generate_self_signed("hub.example.com", tmp_path, validity_days=1, now=dt.datetime(2020, 1, 1, tzinfo=UTC))
-    with pytest.raises(ParameterError, match=r"certificate_file.*expired on 2020-01-02"):
-        acm.validate(old, "hub.example.com")
-    future = acm.generate_self_signed("hub.example.com", tmp_path, now=dt.datetime.now(UTC) + dt.timedelta(days=10))
-    with pytest.raises(ParameterError, match="not valid before"):
-        acm.validate(future, "hub.example.com")
-
-
-def test_expiring_soon_warns(tmp_path):
-    material = acm.generate_self_signed("hub.example.com", tmp_path, validity_days=10)
-    rows = {r["check"]: r["status"] for r in acm.checks(material, "hub.example.com")}
-    assert rows["validity period"] == "warn"
-
-
-def test_domain_not_covered(tmp_path):
-    material = acm.generate_self_signed("other.example.org", tmp_path)
-    with pytest.raises(ParameterError, match="do not cover the hub domain 'hub.example.com'"):
-        acm.validate(material, "hub.example.com")
-
-
-def test_load_pem_errors_name_the_parameter(tmp_path):
-    good = acm.generate_self_signed("hub.example.com", tmp_path)
-    with pytest.raises(ParameterError, match="certificate_file"):
-        acm.load_pem(tmp_path / "missing.pem", good.key_path)
-    junk = tmp_path / "junk.pem"
-    junk.write_text("hello")
-    with pytest.raises(ParameterError, match="certificate_file.*not a PEM certificate"):
-        acm.load_pem(junk, good.key_path)
-    with pytest.raises(ParameterError, match="private_key_file.*not a PEM private key"):
-        acm.load_pem(good.certificate_path, junk)
-
-
-def test_plan_for_type_1_skips(state_dir):
-    plan = acm.plan(resolve(target="aws", deployment="acm-dummy"))
-    assert plan.action == "skip" and not plan.needed
-    assert plan.checks()[0]["status"] == "skip"
-    assert acm.apply(plan) == ""
-
-
-@pytest.mark.sandbox
-def test_plan_validates_options_before_anything(cognito, tmp_path):
-    with pytest.raises(ParameterError, match="private_key_file"):
-        acm.plan(cognito, SimpleNamespace(certificate_file=str(tmp_path / "x.pem")))
-    with pytest.raises(ParameterError, match="validity_days"):
-        acm.plan(cognito, SimpleNamespace(validity_days=0))
-    other = acm.generate_self_signed("other.example.org", tmp_path)
-    with pytest.raises(ParameterError, match="do not cover"):
-        acm.plan(cognito, SimpleNamespace(certificate_file=str(other.certificate_path), private_key_file=str(other.key_path)))
-
-
-@pytest.mark.sandbox
-def test_import_is_idempotent_and_described(aws_sandbox, cognito):
-    plan = acm.plan(cognito)
-    assert plan.action == "generate"
-    assert all(r["status"] != "fail" for r in plan.checks())
-    arn = acm.apply(plan)
+def test_import_is_idempotent_and_described(aws_sandbox, cognito, material):
+    arn = acm.import_certificate(cognito, material)
     assert arn.startswith("arn:aws:acm:us-west-2:")
-    # re-running the notebook: same certificate on disk, same ARN, no second import
-    again = acm.plan(cognito)
-    assert again.material is not None and again.material.fingerprint == plan.material.fingerprint
-    assert acm.apply(again) == arn
+    assert acm.import_certificate(cognito, material) == arn  # the same certificate: no second import
     assert acm.find_imported(cognito) == [arn]
     described = {r["field"]: r["value"] for r in acm.describe(cognito, arn)}
-    assert described["status"] == "ISSUED"
+    assert described["status"] == "ISSUED" and described["type"] == "IMPORTED"
     assert described["domain"] == "hub.example.com"
     assert "*.example.com" in described["subject alternative names"]
-    # 02_deploy finds it through the recorded ARN
-    assert acm.ensure_certificate(cognito, recalled_arn=arn) == arn
+    assert acm.describe(cognito, "") == []
     assert acm.delete(cognito) == [arn]
     assert acm.delete(cognito) == []
 
 
-@pytest.mark.sandbox
-def test_renewed_certificate_reimported_into_same_arn(aws_sandbox, cognito):
-    arn = acm.apply(acm.plan(cognito))
-    directory = acm.certificate_dir(cognito.deployment)
-    (directory / "tls.crt").unlink()
-    renewed = acm.plan(cognito)
-    assert renewed.material is None
-    assert acm.apply(renewed) == arn
+def test_imported_certificates_carry_terraforms_tag_keys(aws_sandbox, cognito, material):
+    arn = acm.import_certificate(cognito, material)
+    tags = _tags(arn)
+    assert tags[DEPLOYMENT_TAG] == cognito.deployment == tags["runbook:deployment"]
+    assert tags[MANAGED_BY_TAG] == "runbook" and MANAGED_BY_TAG == "runbook:managed-by"
+    assert tags["Name"] == f"{cognito.deployment}-hub"
+    assert acm.imported_match(tags, cognito.deployment) == "tag runbook:deployment"
+    assert acm.imported_match(tags, "another-deployment") == ""
+    acm.delete(cognito)
+
+
+def test_a_renewed_certificate_goes_into_the_same_arn_with_its_tags(aws_sandbox, cognito, material, tmp_path):
+    arn = acm.import_certificate(cognito, material)
+    renewed = tls.generate_self_signed("hub.example.com", tmp_path / "renewed")
+    assert acm.import_certificate(cognito, renewed) == arn
     assert acm.find_imported(cognito) == [arn]
+    assert _tags(arn)[DEPLOYMENT_TAG] == cognito.deployment
     acm.delete(cognito)
 
 
-@pytest.mark.sandbox
-def test_reuse_arn_checked_against_acm(aws_sandbox, cognito, tmp_path):
-    arn = acm.apply(acm.plan(cognito))
-    reuse = resolve(target="sandbox", deployment=cognito.deployment, auth="cognito", domain="hub.example.com",
-                    certificate_arn=arn)
-    plan = acm.plan(reuse)
-    assert plan.action == "reuse-arn" and plan.checks()[0]["status"] == "pass"
-    assert acm.apply(plan) == arn
-    elsewhere = resolve(target="sandbox", deployment=cognito.deployment, auth="cognito", domain="hub.example.org",
-                        certificate_arn=arn)
+def test_certificates_imported_under_the_old_tags_are_found_retagged_and_deleted(aws_sandbox, cognito, material):
+    """A deployment made before the tags changed still has its certificate found, re-tagged and cleaned up."""
+    old = client("acm", "sandbox", "us-west-2").import_certificate(
+        Certificate=material.certificate_pem, PrivateKey=material.key_pem,
+        Tags=[{"Key": "eks-hub-runbook/deployment", "Value": cognito.deployment},
+              {"Key": "managed-by", "Value": "eks-hub-runbook"}])["CertificateArn"]
+    assert acm.find_imported(cognito) == [old]
+    assert acm.imported_match(_tags(old), cognito.deployment).startswith("tag eks-hub-runbook/deployment")
+    assert acm.import_certificate(cognito, material) == old  # re-running 01_certificate: no second import
+    assert _tags(old)[DEPLOYMENT_TAG] == cognito.deployment and _tags(old)[MANAGED_BY_TAG] == "runbook"
+    assert acm.delete(cognito) == [old]
+
+
+def test_certificates_of_others_are_not_found(aws_sandbox, cognito, material):
+    acm_client = client("acm", "sandbox", "us-west-2")
+    untagged = acm_client.import_certificate(Certificate=material.certificate_pem, PrivateKey=material.key_pem)["CertificateArn"]
+    terraform = acm_client.import_certificate(  # the deployment's tag, but not imported by the runbook
+        Certificate=material.certificate_pem, PrivateKey=material.key_pem,
+        Tags=[{"Key": DEPLOYMENT_TAG, "Value": cognito.deployment}, {"Key": MANAGED_BY_TAG, "Value": "terraform"}],
+    )["CertificateArn"]
+    assert {untagged, terraform} <= {arn for arn, _, _ in acm.certificates("sandbox", "us-west-2")}
+    assert acm.find_imported(cognito) == []
+    assert acm.delete(cognito) == []
+    for arn in (untagged, terraform):
+        acm.delete(cognito, arn)
+
+
+def test_check_arn_names_what_is_wrong(aws_sandbox, cognito, material):
+    arn = acm.import_certificate(cognito, material)
+    acm.check_arn(cognito, arn)
+    elsewhere = resolve(target="sandbox", deployment=cognito.deployment, auth="cognito", domain="hub.example.org")
     with pytest.raises(ParameterError, match="certificate_arn.*does not cover"):
-        acm.plan(elsewhere).checks()
-    missing = arn[:-12] + "000000000000"
+        acm.check_arn(elsewhere, arn)
     with pytest.raises(ParameterError, match="certificate_arn.*not a certificate in ACM"):
-        acm.check_arn(cognito, missing)
+        acm.check_arn(cognito, arn[:-12] + "000000000000")
     acm.delete(cognito)
 
 
-@pytest.mark.sandbox
 def test_ensure_certificate_creates_one_on_sandbox_only(aws_sandbox, cognito):
     arn = acm.ensure_certificate(cognito)
     assert arn and acm.find_imported(cognito) == [arn]
+    assert acm.ensure_certificate(cognito, recalled_arn=arn) == arn  # 02_deploy finds it through the recorded ARN
     acm.delete(cognito)
     on_aws = resolve(target="aws", deployment=cognito.deployment, auth="cognito", domain="hub.example.com")
     with pytest.raises(ParameterError, match="certificate_arn.*run 01_certificate"):
         acm.ensure_certificate(on_aws)
+    assert acm.ensure_certificate(resolve(target="aws", deployment=cognito.deployment)) == ""  # type 1
 
 
-@pytest.mark.sandbox
 def test_a_recorded_certificate_the_restarted_sandbox_lost_is_replaced(aws_sandbox, cognito):
     """The local AWS starts empty with every sandbox start, so the ARN 02 recorded before a
     05_cleanup is gone on the next deploy: the sandbox makes a new one; a given ARN stays an error."""
-    gone = "arn:aws:acm:us-west-2:123456789012:certificate/00000000-0000-4000-8000-000000000000"
-    arn = acm.ensure_certificate(cognito, recalled_arn=gone)
-    assert arn != gone and acm.find_imported(cognito) == [arn]
+    arn = acm.ensure_certificate(cognito, recalled_arn=GONE)
+    assert arn != GONE and acm.find_imported(cognito) == [arn]
     acm.delete(cognito)
-    given = resolve(deployment=cognito.deployment, auth="cognito", domain="hub.example.com", certificate_arn=gone)
+    given = resolve(deployment=cognito.deployment, auth="cognito", domain="hub.example.com", certificate_arn=GONE)
     with pytest.raises(ParameterError, match="certificate_arn.*not a certificate in ACM"):
         acm.ensure_certificate(given)

@@ -13,7 +13,7 @@ from pathlib import Path
 import papermill as pm
 import pytest
 
-from eks_hub_runbook.aws import acm
+from eks_hub_runbook import tls
 from eks_hub_runbook.aws.session import client
 
 RUNBOOKS = Path(__file__).resolve().parents[1] / "runbooks"
@@ -26,11 +26,11 @@ COGNITO = {"auth": "cognito", "domain": "hub.example.com"}
 def pems(tmp_path_factory):
     """PEM files for the certificate cases: a good pair, a foreign key, an expired one, another domain."""
     root = tmp_path_factory.mktemp("pems")
-    good = acm.generate_self_signed("hub.example.com", root / "good")
-    other = acm.generate_self_signed("hub.example.com", root / "other")
-    expired = acm.generate_self_signed("hub.example.com", root / "expired", validity_days=1,
+    good = tls.generate_self_signed("hub.example.com", root / "good")
+    other = tls.generate_self_signed("hub.example.com", root / "other")
+    expired = tls.generate_self_signed("hub.example.com", root / "expired", validity_days=1,
                                        now=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc))
-    elsewhere = acm.generate_self_signed("hub.example.org", root / "elsewhere")
+    elsewhere = tls.generate_self_signed("hub.example.org", root / "elsewhere")
     return {
         "mismatch": {"certificate_file": str(good.certificate_path), "private_key_file": str(other.key_path)},
         "expired": {"certificate_file": str(expired.certificate_path), "private_key_file": str(expired.key_path)},
