@@ -355,7 +355,13 @@ def pytest_runtest_makereport(item, call):
 
 # --- every import resolves (module level and inside functions) ---------------------------
 
-def unresolved_imports(package: str) -> list[str]:
+@pytest.fixture
+def unresolved_imports():
+    """``unresolved_imports(package)``: the imports of a package that do not resolve."""
+    return _unresolved_imports
+
+
+def _unresolved_imports(package: str) -> list[str]:
     """``from X import Y`` / ``import X`` anywhere in ``package``'s modules whose module does not
     exist (a relative import left pointing at a folder the code moved out of)."""
     import ast

@@ -6,12 +6,10 @@ from __future__ import annotations
 import ast
 import pathlib
 
-from conftest import unresolved_imports
-
 LIB = pathlib.Path(__file__).resolve().parents[1] / "lib" / "eks_hub_runbook"
 
 
-def test_every_import_of_the_product_resolves():
+def test_every_import_of_the_product_resolves(unresolved_imports):
     assert unresolved_imports("eks_hub_runbook") == []
 
 

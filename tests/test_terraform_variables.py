@@ -92,3 +92,16 @@ def test_workspace_drops_links_to_removed_module_files(tmp_path, monkeypatch):
     (module / "b.tf").unlink()
     prepare(params.resolve(deployment="ws-links", target="aws"), module_dir=module)
     assert sorted(f.name for f in ws.directory.glob("*.tf")) == ["a.tf"]
+
+
+def test_kubernetes_versions_are_the_same_in_the_parameters_and_the_module():
+    """params.KUBERNETES_VERSIONS and the module's validation and default of kubernetes_version."""
+    import re
+
+    text = (paths.TERRAFORM_DIR / "variables.tf").read_text()
+    block = text[text.index('variable "kubernetes_version"'):]
+    block = block[: block.index("\n}\n")]
+    allowed = re.search(r"contains\(\[([^\]]*)\], var\.kubernetes_version\)", block).group(1)
+    assert tuple(re.findall(r'"([\d.]+)"', allowed)) == params.KUBERNETES_VERSIONS
+    default = re.search(r'default\s*=\s*"([\d.]+)"', block).group(1)
+    assert default == params.DeploymentParameters.kubernetes_version

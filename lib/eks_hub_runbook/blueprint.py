@@ -25,21 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from . import params as P
-from .errors import ParameterError, raise_all
+from .errors import ParameterError, TfvarsError, raise_all
 
 _TOKEN = re.compile(r"""
     (?P<space>[ \t\r]+) | (?P<newline>\n) | (?P<comment>\#[^\n]*|//[^\n]*|/\*.*?\*/)
   | (?P<string>"(?:[^"\\\n]|\\.)*") | (?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
   | (?P<name>[A-Za-z_][\w-]*) | (?P<punct>[=\[\],{}().:?+*/<>!-])
 """, re.VERBOSE | re.DOTALL)
-
-
-class TfvarsError(ParameterError):
-    """The tfvars file is not one the runbook can read."""
-
-    def __init__(self, path: Path, line: int, problem: str):
-        super().__init__(f"--tfvars {path}", f"line {line}: {problem}",
-                         "write plain `name = value` lines (strings, numbers, true/false, lists of them)")
 
 
 def _tokens(path: Path, text: str) -> list[tuple[str, str, int]]:

@@ -10,7 +10,8 @@ The order here avoids each cause:
 2. **sweep what Kubernetes created in AWS** and is still there, found by the tags the
    controllers put on it: Karpenter's instances, load balancers, target groups and
    security groups tagged ``elbv2.k8s.aws/cluster=<name>``, EBS volumes of PVCs,
-   leftover network interfaces of the VPC CNI;
+   leftover network interfaces of the VPC CNI (the lookups are :mod:`.aws.leftovers`'s;
+   this module deletes what they find, in order);
 3. **staged Terraform destroy** (:mod:`eks_hub_runbook.terraform`);
 4. optionally the **ACM certificate** imported by 01_certificate;
 5. a **leftovers scan** by tag that must come back empty;
@@ -28,25 +29,13 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
+from .aws import acm, leftovers
+from .aws.leftovers import cluster_owned_tag  # noqa: F401 - callers read it here
 from .aws.session import client
-from .errors import RunbookError
+from .errors import CleanupError
 from .params import DeploymentParameters
 
 ProgressCallback = Callable[[str, str, str], None]
-
-LB_CLUSTER_TAG = "elbv2.k8s.aws/cluster"
-EBS_CSI_TAG = "ebs.csi.aws.com/cluster"
-KARPENTER_NODEPOOL_TAG = "karpenter.sh/nodepool"
-CNI_CLUSTER_TAG = "cluster.k8s.amazonaws.com/name"
-
-
-class CleanupError(RunbookError):
-    """A resource could not be deleted; the message names it and what holds it."""
-
-
-def cluster_owned_tag(cluster: str) -> str:
-    """The tag key Kubernetes controllers put on what they create for ``cluster``."""
-    return f"kubernetes.io/cluster/{cluster}"
 
 
 @dataclass
@@ -58,11 +47,8 @@ class Found:
     name: str = ""
 
     def row(self, action: str) -> dict[str, str]:
+        """The resource as a row of the sweep's table, with what was done to it."""
         return {"resource": self.kind, "id": self.id, "name": self.name, "action": action}
-
-
-def _tags(items: list[dict] | None) -> dict[str, str]:
-    return {t["Key"]: t.get("Value", "") for t in items or []}
 
 
 def _error_code(exc: ClientError) -> str:
@@ -71,86 +57,23 @@ def _error_code(exc: ClientError) -> str:
 
 # --------------------------------------------------------------------------- find
 
-
-def karpenter_instances(params: DeploymentParameters) -> list[Found]:
-    """EC2 instances Karpenter launched for the cluster that are not terminated."""
-    ec2 = client("ec2", params.target, params.region)
-    found = []
-    filters = [
-        {"Name": f"tag:{cluster_owned_tag(params.cluster_name)}", "Values": ["owned"]},
-        {"Name": "tag-key", "Values": [KARPENTER_NODEPOOL_TAG]},
-        {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
-    ]
-    for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
-        for reservation in page.get("Reservations", []):
-            for instance in reservation.get("Instances", []):
-                tags = _tags(instance.get("Tags"))
-                found.append(Found("EC2 instance (Karpenter)", instance["InstanceId"],
-                                   f"{tags.get(KARPENTER_NODEPOOL_TAG, '')} {instance.get('InstanceType', '')}".strip()))
-    return found
-
-
-def load_balancers(params: DeploymentParameters) -> tuple[list[Found], list[Found]]:
-    """Load balancers and target groups tagged ``elbv2.k8s.aws/cluster=<name>``."""
-    elb = client("elbv2", params.target, params.region)
-    lbs = [lb for page in elb.get_paginator("describe_load_balancers").paginate() for lb in page.get("LoadBalancers", [])]
-    tgs = [tg for page in elb.get_paginator("describe_target_groups").paginate() for tg in page.get("TargetGroups", [])]
-
-    def tagged(arns: list[str]) -> set[str]:
-        hits = set()
-        for start in range(0, len(arns), 20):  # DescribeTags takes at most 20 ARNs
-            for item in elb.describe_tags(ResourceArns=arns[start : start + 20]).get("TagDescriptions", []):
-                if _tags(item.get("Tags")).get(LB_CLUSTER_TAG) == params.cluster_name:
-                    hits.add(item["ResourceArn"])
-        return hits
-
-    lb_hits = tagged([lb["LoadBalancerArn"] for lb in lbs])
-    tg_hits = tagged([tg["TargetGroupArn"] for tg in tgs])
-    return (
-        [Found("load balancer", lb["LoadBalancerArn"], lb.get("DNSName", "")) for lb in lbs if lb["LoadBalancerArn"] in lb_hits],
-        [Found("target group", tg["TargetGroupArn"], tg.get("TargetGroupName", "")) for tg in tgs if tg["TargetGroupArn"] in tg_hits],
-    )
-
-
-def security_groups(params: DeploymentParameters) -> list[Found]:
-    """Security groups the load balancer controller created for the cluster."""
-    ec2 = client("ec2", params.target, params.region)
-    groups = ec2.describe_security_groups(Filters=[{"Name": f"tag:{LB_CLUSTER_TAG}", "Values": [params.cluster_name]}])
-    return [Found("security group", g["GroupId"], g.get("GroupName", "")) for g in groups.get("SecurityGroups", [])]
-
-
-def volumes(params: DeploymentParameters) -> list[Found]:
-    """EBS volumes the EBS CSI driver created for the cluster's PVCs."""
-    ec2 = client("ec2", params.target, params.region)
-    found: dict[str, Found] = {}
-    for filters in (
-        [{"Name": f"tag:{cluster_owned_tag(params.cluster_name)}", "Values": ["owned"]}, {"Name": "tag-key", "Values": [EBS_CSI_TAG]}],
-        [{"Name": "tag:KubernetesCluster", "Values": [params.cluster_name]}, {"Name": "tag-key", "Values": [EBS_CSI_TAG]}],
-    ):
-        for page in ec2.get_paginator("describe_volumes").paginate(Filters=filters):
-            for volume in page.get("Volumes", []):
-                tags = _tags(volume.get("Tags"))
-                pvc = tags.get("kubernetes.io/created-for/pvc/name", "")
-                namespace = tags.get("kubernetes.io/created-for/pvc/namespace", "")
-                found[volume["VolumeId"]] = Found("EBS volume (PVC)", volume["VolumeId"], f"{namespace}/{pvc}".strip("/"))
-    return list(found.values())
-
-
-def network_interfaces(params: DeploymentParameters) -> list[Found]:
-    """Detached network interfaces the VPC CNI left for the cluster."""
-    ec2 = client("ec2", params.target, params.region)
-    reply = ec2.describe_network_interfaces(Filters=[
-        {"Name": f"tag:{CNI_CLUSTER_TAG}", "Values": [params.cluster_name]},
-        {"Name": "status", "Values": ["available"]},
-    ])
-    return [Found("network interface", n["NetworkInterfaceId"], n.get("Description", "")) for n in reply.get("NetworkInterfaces", [])]
+# What the sweep deletes, in deletion order: the instances first (they hold network interfaces
+# and volumes), load balancers before their target groups, security groups once nothing uses them.
+SWEEP: tuple[tuple[str, Callable[[str, str, str], list[leftovers.Resource]]], ...] = (
+    ("EC2 instance (Karpenter)", leftovers.karpenter_instances),
+    ("load balancer", leftovers.load_balancers),
+    ("target group", leftovers.target_groups),
+    ("EBS volume (PVC)", leftovers.pvc_volumes),
+    ("security group", leftovers.load_balancer_security_groups),
+    ("network interface", leftovers.cni_network_interfaces),
+)
 
 
 def kubernetes_created(params: DeploymentParameters) -> list[Found]:
     """Everything Kubernetes created in AWS for the cluster that still exists, in deletion order."""
-    lbs, tgs = load_balancers(params)
-    return [*karpenter_instances(params), *lbs, *tgs, *volumes(params), *security_groups(params),
-            *network_interfaces(params)]
+    return [Found(kind, resource.id, resource.name)
+            for kind, lookup in SWEEP
+            for resource in lookup(params.cluster_name, params.target, params.region)]
 
 
 # --------------------------------------------------------------------------- delete
@@ -249,8 +172,6 @@ def prepare_target(params: DeploymentParameters) -> None:
 
 def inventory_rows(params: DeploymentParameters) -> list[dict[str, Any]]:
     """What the deployment has in AWS now, counted by service and type (before the teardown)."""
-    from .aws import leftovers
-
     counts: dict[tuple[str, str], int] = {}
     for row in leftovers.scan(params.deployment, params.target, params.region, strict=False):
         key = (row["service"], row["type"])
@@ -340,15 +261,13 @@ def destroy(params: DeploymentParameters, progress: ProgressCallback | None = No
     Skipped (no rows) when the deployment has no Terraform state: nothing was applied,
     or an earlier cleanup finished. The working folder is removed after a full destroy.
     """
-    from . import records, terraform
+    from . import terraform
     from .deploy import _StageLog, workspace
-
-    from .aws import acm
 
     report = progress or (lambda *_: None)
     arn = ""
     if params.uses_domain:  # the variables must match the apply's: the same certificate
-        arn = records.recall(params.deployment, "certificate_arn", "") or next(iter(acm.find_imported(params)), "")
+        arn = acm.recorded_arn(params) or next(iter(acm.find_imported(params)), "")
     ws = workspace(params, arn)
     if not terraform.state_list(ws):
         for name in destroy_stage_names():
@@ -363,8 +282,6 @@ def destroy(params: DeploymentParameters, progress: ProgressCallback | None = No
 
 def certificate_rows(params: DeploymentParameters, delete: bool) -> list[dict[str, str]]:
     """Delete the ACM certificate(s) 01_certificate imported, if asked; else say it is kept."""
-    from .aws import acm
-
     imported = acm.find_imported(params)
     if not delete:
         return [{"resource": "ACM certificate", "id": arn, "name": params.domain, "action": "kept (delete_certificate=False)"}
@@ -374,10 +291,16 @@ def certificate_rows(params: DeploymentParameters, delete: bool) -> list[dict[st
 
 
 def leftover_rows(params: DeploymentParameters) -> list[dict[str, str]]:
-    """Everything that still belongs to the deployment (by tag and name); must be empty."""
-    from .aws import leftovers
+    """Everything that still belongs to the deployment (by tag and name); must be empty.
 
-    return leftovers.scan(params.deployment, params.target, params.region, strict=False)
+    The certificates 01_certificate imported do not count: :func:`certificate_rows` deleted them,
+    or they are kept on purpose (``delete_certificate=False``) for the next deployment.
+    """
+    rows = leftovers.scan(params.deployment, params.target, params.region, strict=False)
+    if not any(row["service"] == "acm" and row["type"] == "certificate" for row in rows):
+        return rows
+    kept = set(acm.find_imported(params))
+    return [row for row in rows if not (row["service"] == "acm" and row["id"] in kept)]
 
 
 def finish(params: DeploymentParameters, keep_sandbox: bool, certificate_kept: bool) -> list[dict[str, str]]:

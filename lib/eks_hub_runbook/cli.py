@@ -218,7 +218,7 @@ def golden_command(
 @app.command("loadtest")
 def loadtest_command(
     users: Annotated[int, typer.Option("--users", "-n", min=1, max=100, help="How many users start a server at once.")],
-    profile: Annotated[str, typer.Option("--profile", help="Profile slug every user starts.")] = "gpu-time-slicing",
+    profile: Annotated[str, typer.Option("--profile", help="Profile slug every user starts (default: the one the hub preselects).")] = "",
     hub_url: Annotated[Optional[str], typer.Option("--hub-url", help="The hub's URL (default: the target's local hub).")] = None,
     admin_user: Annotated[Optional[str], typer.Option(
         "--admin-user", help="A hub admin who logs in to create the load users and their tokens "
@@ -236,6 +236,7 @@ def loadtest_command(
     """Start N servers at once: time to ready (p50/p95/max), every server answers, GPU nodes vs ideal, no orphans."""
     from . import kube, loadtest
     from .errors import RunbookError
+    from .platform import facts
     from .records import archive
 
     local = targets.get(target)
@@ -249,7 +250,7 @@ def loadtest_command(
         api = kube.load_client(config)
     folder = out or archive.outputs_root() / deployment / f"loadtest-{archive.new_run_id()}"
     try:
-        result = loadtest.run(url, users, profile, out_dir=folder, admin_user=admin_user, kube_api=api,
+        result = loadtest.run(url, users, profile or facts.default_profile(), out_dir=folder, admin_user=admin_user, kube_api=api,
                               timeout=timeout, verify=not insecure, progress=typer.echo)
     except RunbookError as exc:
         _fail(str(exc), code=1)

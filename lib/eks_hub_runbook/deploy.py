@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from . import records, targets
+from . import targets
 from .aws import acm
 from .aws.session import client
 from .errors import ParameterError, PlatformError
@@ -39,7 +39,7 @@ ProgressCallback = Callable[[str, str, str], None]
 
 def certificate(params: DeploymentParameters) -> str:
     """The ACM certificate ARN for types 2/3 ('' for type 1); see :func:`acm.ensure_certificate`."""
-    return acm.ensure_certificate(params, records.recall(params.deployment, "certificate_arn", "") or "")
+    return acm.ensure_certificate(params, acm.recorded_arn(params))
 
 
 def workspace(params: DeploymentParameters, certificate_arn: str = ""):
@@ -120,7 +120,7 @@ def preflight(params: DeploymentParameters) -> None:
         oauth_client_secret(params)
     require_pass(target.service_rows(params), "local services", name_column="check")
     if params.uses_domain and not target.makes_certificates:
-        arn = params.certificate_arn or records.recall(params.deployment, "certificate_arn", "") or ""
+        arn = acm.recorded_arn(params)
         if not arn:
             raise ParameterError("certificate_arn", f"auth '{params.auth}' needs an ACM certificate for {params.domain} and none was recorded",
                                  "run 01_certificate for this deployment first, or pass -p certificate_arn arn:aws:acm:...")

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .records.archive import Run
+
 
 class RunbookError(Exception):
     """Base class for errors the runbook reports to a user."""
@@ -72,3 +78,115 @@ class HubError(RunbookError):
 
 class SecretLeakError(RunbookError):
     """A record about to be written contains a known secret value."""
+
+
+# -- 05_cleanup ----------------------------------------------------------------------------
+
+
+class CleanupError(RunbookError):
+    """A resource could not be deleted; the message names it and what holds it."""
+
+
+# -- 00_prerequisites ----------------------------------------------------------------------
+
+
+class PrerequisiteError(RunbookError):
+    """One or more prerequisite checks failed; the table above says which and how to fix them."""
+
+
+# -- run records (records/) ----------------------------------------------------------------
+
+
+class SecretsFileError(RunbookError):
+    """The secrets file is missing, unreadable by design (too open), or malformed."""
+
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The runner was asked to stop (Ctrl-C or SIGTERM); the record says where."""
+
+
+class RunFailed(RunbookError):
+    """A notebook of the run did not succeed. ``run`` holds the record."""
+
+    def __init__(self, run: "Run"):
+        from .records.model import Failure
+
+        self.run = run
+        failure = run.record.failure or Failure()
+        where = failure.notebook or "?"
+        if failure.cell_index is not None:
+            count = failure.execution_count
+            where += f", cell {failure.cell_index}" + (f" (In [{count}])" if count else "")
+        what = failure.reason or f"{failure.ename or 'Error'}: {failure.evalue or ''}".strip()
+        super().__init__(
+            f"run {run.deployment}/{run.run_id} {run.status} at {where}: {what}\n"
+            f"record: {run.dir}\n"
+            f"fix the cause, then continue with: runbook run --resume --run {run.run_id}"
+        )
+
+
+
+class RunNotFoundError(RunbookError):
+    """No run matches what was asked for."""
+
+
+# -- AWS (aws/) ----------------------------------------------------------------------------
+
+
+class CertificateError(RunbookError):
+    """ACM refused the certificate, or a given certificate ARN cannot be used."""
+
+
+
+class ClusterAccessError(RunbookError):
+    """The EKS cluster cannot be described (missing, not ACTIVE, or AWS unreachable)."""
+
+
+
+class IdentityError(RunbookError):
+    """The AWS credentials are missing or rejected."""
+
+
+# -- the browser walkthrough (browser/) ----------------------------------------------------
+
+
+class BrowserError(HubError):
+    """A step of the browser walkthrough failed.
+
+    ``user`` and ``step`` say where; ``screenshot`` is the PNG of the page at the moment
+    of failure (``None`` if the browser could not even take one).
+    """
+
+    def __init__(self, user: str, step: str, problem: str, screenshot: Path | None):
+        self.user = user
+        self.step = step
+        self.problem = problem
+        self.screenshot = screenshot
+        where = f"; screenshot of the page: {screenshot}" if screenshot else ""
+        super().__init__(f"browser walkthrough, {user}, step '{step}': {problem}{where}")
+
+
+# -- the cluster (kube.py) -----------------------------------------------------------------
+
+
+class KubeError(RunbookError):
+    """A cluster query failed or a wait timed out; the message says what was expected."""
+
+
+# -- notebook tables (notebook/) -----------------------------------------------------------
+
+
+class ChecksFailed(RunbookError):
+    """A table of checks has failing rows; the table above the error shows which."""
+
+
+# -- blueprint.tfvars (blueprint.py) -------------------------------------------------------
+
+
+class TfvarsError(ParameterError):
+    """The tfvars file is not one the runbook can read."""
+
+    def __init__(self, path: Path, line: int, problem: str):
+        super().__init__(f"--tfvars {path}", f"line {line}: {problem}",
+                         "write plain `name = value` lines (strings, numbers, true/false, lists of them)")

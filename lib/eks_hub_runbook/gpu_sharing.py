@@ -23,13 +23,15 @@ from . import records
 from .errors import HubError, ParameterError
 from .hub import HOME_DIR, SHARED_DIR, HubClient
 from .params import SECRET_ENV, DeploymentParameters
+from .platform import facts
+from .platform.values import hub_namespace
 
-DEFAULT_PROFILE = "gpu-time-slicing"
+DEFAULT_PROFILE = facts.default_profile()  # the profile the hub preselects (the values' `default: true`)
 DEFAULT_USERS = ("user-1", "user-2")
-NAMESPACE = "jupyterhub"
+NAMESPACE = hub_namespace()
 USER_POD_SELECTOR = "component=singleuser-server"
 USERNAME_LABEL = "hub.jupyter.org/username"
-TIME_SLICING_REPLICAS = 4
+TIME_SLICING_REPLICAS = facts.time_slicing_replicas()
 # For oauth (type 3) the demo users live in your identity provider: their password, if it checks one.
 DEMO_PASSWORD_ENV = SECRET_ENV["demo_password"]
 
@@ -324,9 +326,14 @@ def sharing_rows(demo: Demo, placement: list[dict[str, Any]], nodes: list[dict[s
     rows = [{"check": "every demo server is ready", "status": "pass" if len(placed_users) == len(demo.servers) else "fail",
              "detail": f"{len(placed_users)} of {len(demo.servers)} servers placed"}]
     distinct = {r["node"] for r in placement}
+    if not placement:
+        detail = "no demo server was placed on a node"
+    elif len(distinct) == 1:
+        detail = "one node, no second node launched"
+    else:
+        detail = f"{len(distinct)} nodes: Karpenter launched another (see karpenter issue 729 on over-provisioning)"
     rows.append({"check": "the users share one GPU node", "status": "pass" if len(distinct) == 1 and placement else "fail",
-                 "detail": "one node, no second node launched" if len(distinct) == 1
-                 else f"{len(distinct)} nodes: Karpenter launched another (see karpenter issue 729 on over-provisioning)"})
+                 "detail": detail})
     replicas = {n["nvidia.com/gpu capacity"] for n in nodes}
     rows.append({"check": f"the node advertises nvidia.com/gpu: {TIME_SLICING_REPLICAS} (time-slicing)",
                  "status": "pass" if replicas == {TIME_SLICING_REPLICAS} else "fail",

@@ -11,18 +11,14 @@ import json
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
-from .errors import RunbookError
+from .errors import KubeError
 
 ProgressCallback = Callable[[str, str, str], None]
 Rows = list[dict[str, Any]]
 KARPENTER_GROUP, KARPENTER_AWS_GROUP = "karpenter.sh", "karpenter.k8s.aws"
 EXTENDED = ("nvidia.com/gpu", "aws.amazon.com/neuron")
-
-
-class KubeError(RunbookError):
-    """A cluster query failed or a wait timed out; the message says what was expected."""
 
 
 # -- clients ------------------------------------------------------------------------------------------
@@ -84,14 +80,6 @@ def _gib(value) -> float:
 
 def _cores(value) -> float:
     return round(float(_quantity(value)), 2)
-
-
-def _requests(pod: dict) -> dict[str, Fraction]:
-    total: dict[str, Fraction] = {}
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for name, value in ((container.get("resources") or {}).get("requests") or {}).items():
-            total[name] = total.get(name, Fraction(0)) + _quantity(value)
-    return total
 
 
 # -- rows ---------------------------------------------------------------------------------------------
@@ -182,7 +170,7 @@ def pvcs(api, namespace: str | None = None) -> Rows:
         rows.append({
             "namespace": pvc["metadata"]["namespace"],
             "pvc": pvc["metadata"]["name"],
-            "status": status.get("phase", "Pending"),
+            "status": columns.get("Status") or status.get("phase", "Pending"),
             "volume": (pvc.get("spec") or {}).get("volumeName", ""),
             "capacity": (status.get("capacity") or {}).get("storage", ""),
             "access_modes": ",".join(status.get("accessModes") or (pvc.get("spec") or {}).get("accessModes") or []),
@@ -244,17 +232,19 @@ def ec2nodeclasses(api) -> Rows:
 
 
 def placement(api, namespace: str | None = None, label_selector: str | None = None) -> Rows:
-    """Where pods landed: pod, status, node, instance_type, nodepool, cpu/memory/GPU requests, ip."""
+    """Where pods landed: pod, status, node, instance_type, nodepool, cpu/memory/GPU requests, ip.
+
+    Requests are what the scheduler reserved for the pod (``platform.scheduling.pod_requests``:
+    init containers and pod overhead included); extended resources are requested as their limits.
+    """
+    from .platform.scheduling import pod_requests
+
     node_info = {n["node"]: n for n in nodes(api)}
     rows = []
     for columns, pod in _table(api, "/api/v1/pods", namespace, label_selector):
         node_name = (pod.get("spec") or {}).get("nodeName") or ""
         info = node_info.get(node_name, {})
-        requests = _requests(pod)
-        limits: dict[str, Fraction] = {}
-        for container in (pod.get("spec") or {}).get("containers") or []:
-            for name, value in ((container.get("resources") or {}).get("limits") or {}).items():
-                limits[name] = limits.get(name, Fraction(0)) + _quantity(value)
+        requests = pod_requests(pod)
         rows.append({
             "namespace": pod["metadata"]["namespace"],
             "pod": pod["metadata"]["name"],
@@ -264,8 +254,8 @@ def placement(api, namespace: str | None = None, label_selector: str | None = No
             "nodepool": info.get("pool", ""),
             "cpu_request": float(requests.get("cpu", 0)),
             "memory_request_gib": round(float(requests.get("memory", 0)) / 2**30, 2),
-            "gpu_request": int(limits.get("nvidia.com/gpu", 0)),
-            "extended": ", ".join(f"{k}={int(v)}" for k, v in sorted(limits.items())
+            "gpu_request": int(requests.get("nvidia.com/gpu", 0)),
+            "extended": ", ".join(f"{k}={int(v)}" for k, v in sorted(requests.items())
                                   if "/" in k and k != "nvidia.com/gpu"),
             "ip": (pod.get("status") or {}).get("podIP") or "",
         })

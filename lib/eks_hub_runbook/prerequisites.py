@@ -13,13 +13,9 @@ from __future__ import annotations
 import os
 
 from . import targets
-from .errors import RunbookError
+from .errors import PrerequisiteError
 from .params import DEPLOYMENT_TYPES, SECRET_ENV, DeploymentParameters
 from .tools import TOOLS, problem, tool_version, version_tuple
-
-
-class PrerequisiteError(RunbookError):
-    """One or more prerequisite checks failed; the table above says which and how to fix them."""
 
 
 def _row(check: str, needed: str, found: str, status: str) -> dict[str, str]:

@@ -17,19 +17,23 @@ import yaml
 from . import kube
 from .hub import HubClient
 from .params import DeploymentParameters
+from .platform import facts
+from .platform.values import hub_namespace
 
 Rows = list[dict[str, Any]]
-NAMESPACE = "jupyterhub"
-EXPECTED_POOLS = ("cpu", "gpu-ts", "gpu-mig", "gpu-p4d", "trn1", "inf2")
-EXPECTED_NODECLASSES = ("cpu", "accelerated")
-EXPECTED_PVCS = {
+# What the platform creates, read from its own manifests and values (platform/facts.py).
+NAMESPACE = hub_namespace()
+EXPECTED_POOLS = facts.nodepools()
+EXPECTED_NODECLASSES = facts.nodeclasses()
+CLAIM_PURPOSES = {  # what each of the platform's claims is for, in the walkthrough's words
     "efs-persist": "each user's home, /home/jovyan (sub-folder per user)",
     "efs-persist-shared": "/home/shared, mounted in every user pod",
-    "hub-db-dir": "the hub's database (EBS gp3)",
+    facts.HUB_DATABASE_CLAIM: "the hub's database (EBS gp3)",
 }
-EXPECTED_STORAGE_CLASSES = {"gp3": "ebs.csi.aws.com", "efs-sc": "efs.csi.aws.com"}
-DEVICE_PLUGIN_CONFIG = ("nvidia-device-plugin", "nvidia-device-plugin-config")
-TIME_SLICING_REPLICAS = 4
+EXPECTED_PVCS = {name: CLAIM_PURPOSES.get(name, "") for name in facts.claims()}
+EXPECTED_STORAGE_CLASSES = facts.storage_classes()
+DEVICE_PLUGIN_CONFIG = facts.device_plugin_config_map()
+TIME_SLICING_REPLICAS = facts.time_slicing_replicas()
 
 KUBECTL = {
     "kubeconfig": "aws eks --region {region} update-kubeconfig --name {cluster}",
@@ -207,7 +211,8 @@ def device_plugin_rows(api) -> Rows:
         detail = ""
         if config_name == "time-slicing":
             status = "pass" if replicas.get("nvidia.com/gpu") == TIME_SLICING_REPLICAS else "fail"
-            detail = "default for g5 nodes: one GPU advertised as 4" if status == "pass" else f"expected {TIME_SLICING_REPLICAS} replicas"
+            detail = (f"default for g5 nodes: one GPU advertised as {TIME_SLICING_REPLICAS}" if status == "pass"
+                      else f"expected {TIME_SLICING_REPLICAS} replicas")
         rows.append({"config": config_name, "strategy": strategy, "sharing": sharing, "status": status, "detail": detail})
     if "time-slicing" not in (config_map.data or {}):
         rows.append({"config": "time-slicing", "strategy": "", "sharing": "", "status": "fail", "detail": "missing"})

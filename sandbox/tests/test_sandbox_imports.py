@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from conftest import unresolved_imports
 
-
-def test_every_import_of_the_sandbox_resolves():
+def test_every_import_of_the_sandbox_resolves(unresolved_imports):
     assert unresolved_imports("eks_hub_sandbox") == []

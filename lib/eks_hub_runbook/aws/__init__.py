@@ -1,1 +1,2 @@
-"""boto3 helpers, one module per concern: session, acm, eks, cognito, quotas, leftovers."""
+"""boto3 helpers, one module per concern: session (clients for a target), acm, eks, cognito,
+identity, quotas, leftovers (what a deployment still has in AWS) and tags (the tag keys they share)."""

@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .. import targets
-from ..errors import RunbookError
+from ..errors import ClusterAccessError
 from . import session
 
 TOKEN_PREFIX = "k8s-aws-v1."
@@ -30,10 +29,6 @@ CLUSTER_ID_HEADER = "x-k8s-aws-id"
 PRESIGN_EXPIRES = 60
 TOKEN_LIFETIME = timedelta(minutes=14)  # EKS accepts a token for 15 minutes
 EXEC_API_VERSION = "client.authentication.k8s.io/v1beta1"
-
-
-class ClusterAccessError(RunbookError):
-    """The EKS cluster cannot be described (missing, not ACTIVE, or AWS unreachable)."""
 
 
 def describe(cluster: str, target: str, region: str) -> dict:
@@ -47,7 +42,7 @@ def describe(cluster: str, target: str, region: str) -> dict:
         info = session.client("eks", target, region).describe_cluster(name=cluster)["cluster"]
     except ClientError as exc:
         raise ClusterAccessError(f"EKS cluster '{cluster}' in {region} ({target}): "
-                                 f"{exc.response['Error'].get('Message', exc)}. Fix: deploy it first (02_deploy) "
+                                 f"{str(exc.response['Error'].get('Message', exc)).rstrip('.')}. Fix: deploy it first (02_deploy) "
                                  f"or check the deployment name and region") from exc
     except BotoCoreError as exc:
         raise ClusterAccessError(f"cannot reach EKS in {region} ({target}): {exc}. Fix: for the sandbox run "
@@ -112,14 +107,13 @@ def build_kubeconfig(cluster: str, target: str, region: str,
 
 
 def save_kubeconfig(config: dict, path: Path) -> Path:
-    """Write a kubeconfig readable by its owner only."""
+    """Write a kubeconfig readable by its owner only (0600 even where a wider file was before),
+    atomically."""
     import yaml
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        yaml.safe_dump(config, handle, sort_keys=False)
-    return path
+    from ..paths import write_file
+
+    return write_file(path, yaml.safe_dump(config, sort_keys=False), private=True)
 
 
 def write_kubeconfig(params) -> Path:

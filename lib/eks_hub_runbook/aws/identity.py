@@ -11,15 +11,11 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from ..errors import RunbookError
+from ..errors import IdentityError
 from ..params import DeploymentParameters
 from .session import client
 
 MIN_AZS = 2
-
-
-class IdentityError(RunbookError):
-    """The AWS credentials are missing or rejected."""
 
 
 @dataclass(frozen=True)

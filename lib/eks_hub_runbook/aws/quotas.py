@@ -20,6 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..instance_types import CATALOG
+from ..platform import facts
 from ..params import DeploymentParameters
 from . import session
 
@@ -79,7 +80,7 @@ PROFILE_NODES: dict[str, NodeNeed] = {
     "gpu-p4d": NodeNeed("p4d.24xlarge", "p"),
 }
 # The profile 04_gpu_sharing starts: its family must have quota or the demo fails.
-DEMO_PROFILE = "gpu-time-slicing"
+DEMO_PROFILE = facts.default_profile()  # 04_gpu_sharing's profile: the one the hub preselects
 
 
 def chosen_profiles(params: DeploymentParameters) -> list[str]:

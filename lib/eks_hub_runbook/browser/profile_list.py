@@ -2,7 +2,7 @@
 
 The profile list lives in the base values file (``singleuser.profileList``); the login and
 exposure overlays never change it, so the base file alone says what every hub offers.
-The file is read with the platform's own YAML reader (:func:`..platform.templating.load_yaml`).
+The list is read by the platform (:func:`..platform.facts.profile_list`).
 """
 
 from __future__ import annotations
@@ -11,23 +11,22 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import PlatformError, RunbookError
-from ..platform.templating import load_yaml
+from ..platform import facts
 from ..platform.values import JUPYTERHUB_VALUES_DIR
 from .results import Profile
 
 BASE_VALUES = JUPYTERHUB_VALUES_DIR / "base.yaml"
-TIME_SLICING_PROFILE = "gpu-time-slicing"
+TIME_SLICING_PROFILE = facts.default_profile()  # the walkthrough's profile: the one the hub preselects
 
 
 def profiles(values_file: Path = BASE_VALUES) -> list[Profile]:
     """The profiles the hub offers, from the z2jh values (``singleuser.profileList``)."""
     try:
-        values = load_yaml(Path(values_file))
+        items = facts.profile_list(Path(values_file))
     except PlatformError as exc:
         # name the profiles and the reader's own cause (OSError / YAMLError), as this module always has
         cause = exc.__cause__ or exc
         raise RunbookError(f"cannot read the hub's profiles from {values_file}: {cause}") from cause
-    items = ((values or {}).get("singleuser") or {}).get("profileList") or []
     return [Profile(p["slug"], p["display_name"]) for p in items]
 
 

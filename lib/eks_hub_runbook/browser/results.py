@@ -10,23 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import HubError
-
-
-class BrowserError(HubError):
-    """A step of the browser walkthrough failed.
-
-    ``user`` and ``step`` say where; ``screenshot`` is the PNG of the page at the moment
-    of failure (``None`` if the browser could not even take one).
-    """
-
-    def __init__(self, user: str, step: str, problem: str, screenshot: Path | None):
-        self.user = user
-        self.step = step
-        self.problem = problem
-        self.screenshot = screenshot
-        where = f"; screenshot of the page: {screenshot}" if screenshot else ""
-        super().__init__(f"browser walkthrough, {user}, step '{step}': {problem}{where}")
+from ..errors import BrowserError
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from ..errors import RunbookError
+from ..errors import ChecksFailed
 from ..params import DeploymentParameters
 
 STATUS_MARKS = {"pass": "✔ pass", "fail": "✘ fail", "warn": "! warn", "info": "i info", "skip": "- skip"}
@@ -25,10 +25,6 @@ STATUS_MARKS = {"pass": "✔ pass", "fail": "✘ fail", "warn": "! warn", "info"
 pd.set_option("display.max_colwidth", None)
 pd.set_option("display.max_rows", 200)
 pd.set_option("display.width", 200)
-
-
-class ChecksFailed(RunbookError):
-    """A table of checks has failing rows; the table above the error shows which."""
 
 
 def _rows(data: Any) -> list[dict[str, Any]]:

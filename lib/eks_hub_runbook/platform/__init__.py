@@ -10,7 +10,10 @@ Modules:
 - ``values``: the z2jh values for a deployment (base + login + exposure overlays)
 - ``manifests``: NodePools, EC2NodeClasses, storage, service account, device-plugin config
 - ``charts``: the pinned install plan in ``terraform/charts.yaml``
-- ``instances``: EC2 instance catalog used to prove profiles fit their pools
+- ``instances``: what a node of each instance type offers pods (the overhead model; the
+  catalog itself is ``eks_hub_runbook.instance_types``)
+- ``facts``: names and constants the checks read from the configuration (pools, claims,
+  storage classes, the device plugin's configs, the default profile)
 - ``scheduling``: does a pod fit a NodePool (selectors, affinity, taints, resources)
 - ``hubconfig``: the z2jh chart's values -> traitlets translation (a local hub, tests)
 - ``install``: ``install(params, outputs, kubeconfig)`` through the target; helm on EKS

@@ -105,11 +105,9 @@ def client_secret(params: DeploymentParameters, outputs: Mapping[str, Any]) -> s
 
 def certificate_arn(params: DeploymentParameters, outputs: Mapping[str, Any]) -> str:
     """The ACM certificate for the NLB: the parameter, a Terraform output, or 01_certificate's record."""
-    arn = params.certificate_arn or outputs.get("certificate_arn", "")
-    if not arn and params.uses_domain:
-        from .. import records
+    from ..aws import acm
 
-        arn = records.recall(params.deployment, "certificate_arn", "") or ""
+    arn = params.certificate_arn or outputs.get("certificate_arn", "") or (acm.recorded_arn(params) if params.uses_domain else "")
     if not arn and params.uses_domain:
         raise PlatformError(
             f"deployment type {params.deployment_type} needs an ACM certificate for the NLB: "

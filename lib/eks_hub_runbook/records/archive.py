@@ -48,7 +48,7 @@ import socket
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import RunbookError
+from ..errors import RunNotFoundError
 from ..paths import REPO_ROOT, state_dir
 from ..processes import pid_alive
 from . import scrub
@@ -58,10 +58,6 @@ from .redact import redact
 
 RUN_FILE = "run.json"
 LOG_FILE = "run.log"
-
-
-class RunNotFoundError(RunbookError):
-    """No run matches what was asked for."""
 
 
 def now() -> dt.datetime:

@@ -22,17 +22,13 @@ from typing import Any, Iterable
 
 import yaml
 
-from ..errors import ParameterError, RunbookError
+from ..errors import ParameterError, SecretsFileError
 from ..params import SECRET_BLUEPRINT_NAMES, SECRET_ENV, SECRET_PARAMETERS
 from .redact import register_secret
 
 # Names that must never travel as a notebook parameter (they would be written,
 # in clear, into the injected-parameters cell of the executed notebook).
 _SECRET_NAME = re.compile(r"(secret|password|passwd|token|api_?key|private_?key|credential)", re.IGNORECASE)
-
-
-class SecretsFileError(RunbookError):
-    """The secrets file is missing, unreadable by design (too open), or malformed."""
 
 
 def resolve_value(text: str) -> Any:

@@ -29,7 +29,7 @@ from nbclient.exceptions import DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
 from .. import environment, params as deployment_params, targets
-from ..errors import ParameterError, RunbookError, SecretLeakError, raise_all
+from ..errors import ParameterError, RunFailed, RunInterrupted, RunbookError, SecretLeakError, raise_all
 from ..notebook import contract
 from ..notebook.forms import recorded_parameters
 from ..notebook.validation import validate
@@ -44,28 +44,6 @@ from .redact import find_secrets, redact
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-class RunInterrupted(KeyboardInterrupt):
-    """The runner was asked to stop (Ctrl-C or SIGTERM); the record says where."""
-
-
-class RunFailed(RunbookError):
-    """A notebook of the run did not succeed. ``run`` holds the record."""
-
-    def __init__(self, run: Run):
-        self.run = run
-        failure = run.record.failure or Failure()
-        where = failure.notebook or "?"
-        if failure.cell_index is not None:
-            count = failure.execution_count
-            where += f", cell {failure.cell_index}" + (f" (In [{count}])" if count else "")
-        what = failure.reason or f"{failure.ename or 'Error'}: {failure.evalue or ''}".strip()
-        super().__init__(
-            f"run {run.deployment}/{run.run_id} {run.status} at {where}: {what}\n"
-            f"record: {run.dir}\n"
-            f"fix the cause, then continue with: runbook run --resume --run {run.run_id}"
-        )
 
 
 # -- choosing notebooks and parameters -------------------------------------------

@@ -88,11 +88,12 @@ class AwsTarget(Target):
         """Types 2/3: ``https://<domain>`` (the CNAME must exist), verified against the self-signed
         certificate 01_certificate generated, if that is the one in use. Type 1: a port-forward to
         ``svc/proxy-public``, stopped when the block ends."""
-        from ..aws import acm, eks
+        from ..aws import eks
         from ..platform.values import PROXY_SERVICE, hub_namespace
+        from ..tls import CERTIFICATE_FILE, certificate_dir
 
         if params.uses_domain:
-            generated = acm.certificate_dir(params.deployment) / "tls.crt"
+            generated = certificate_dir(params.deployment, create=False) / CERTIFICATE_FILE
             yield f"https://{params.domain}", str(generated) if generated.exists() else True
             return
         with port_forward(eks.write_kubeconfig(params), hub_namespace(), PROXY_SERVICE) as url:
