@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from eks_hub_runbook.errors import PlatformError
-from eks_hub_runbook.platform import charts, install, values
+from eks_hub_runbook.platform import charts, context, install, values
 
 # Rendering registers secrets and writes values files: keep both in the session's state folder.
 pytestmark = pytest.mark.usefixtures("state_dir")
@@ -74,7 +74,7 @@ def aws_install(monkeypatch, deployment_params, terraform_outputs, tmp_path):
     monkeypatch.setattr(install, "apply_objects", lambda client, objs: applied.append(objs) or (len(objs), 0))
 
     def run(helm, params=None):
-        return install.install_helm(params or deployment_params["dummy"], terraform_outputs, tmp_path / "kubeconfig",
+        return install.install_helm(context.build(params or deployment_params["dummy"], terraform_outputs), tmp_path / "kubeconfig",
                                    run=helm, backoff=0)
     run.applied = applied
     return run

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from eks_hub_sandbox.errors import SandboxError
-from eks_hub_runbook.params import DeploymentParameters
-from eks_hub_runbook.platform import charts, manifests, values
+from eks_hub_runbook.platform import charts, values
+from eks_hub_runbook.platform.context import InstallContext
 from eks_hub_runbook.platform.install import StepStatus, apply_step, api_client, apply_objects, karpenter_crds
 from . import hub, is_up, kubeconfig_path, oidc
 
@@ -44,15 +44,16 @@ def chart_objects(hub_values: Mapping[str, Any]) -> list[dict]:
     ]
 
 
-def install(params: DeploymentParameters, outputs: Mapping[str, Any]) -> list[dict]:
+def install(context: InstallContext) -> list[dict]:
     """The same manifests on the sandbox cluster, then the hub (and its OIDC provider) as processes."""
     if not kubeconfig_path().exists() or not is_up("kube"):
         raise SandboxError("the sandbox cluster is not running: run `runbook sandbox up` first")
+    params, outputs = context.params, context.outputs
     client = api_client(kubeconfig_path())
     rows: list[StepStatus] = []
-    for index, step in enumerate(charts.plan(params), start=1):
+    for index, step in enumerate(context.plan(), start=1):
         if isinstance(step, charts.ManifestStep):
-            rows.append(apply_step(client, index, step.group, manifests.render_group(step.group, params, outputs)))
+            rows.append(apply_step(client, index, step.group, context.manifests(step.group)))
         elif step.name == "karpenter":
             row = apply_step(client, index, step.name, karpenter_crds(), kind="release")
             row.namespace, row.version, row.detail = step.namespace, step.version, "CRDs applied; controller emulated"
@@ -62,7 +63,7 @@ def install(params: DeploymentParameters, outputs: Mapping[str, Any]) -> list[di
                                    detail="played by the sandbox cluster"))
     hub_url = hub.url()
     endpoints = None
-    secret = manifests.oauth_client_secret(params, outputs)
+    secret = context.oauth_secret()
     started = time.monotonic()
     if secret:
         apply_objects(client, [secret])
@@ -71,7 +72,7 @@ def install(params: DeploymentParameters, outputs: Mapping[str, Any]) -> list[di
         endpoints = oidc.endpoints()
         rows.append(StepStatus(len(rows) + 1, "service", "oidc", status="started", attempts=1,
                                seconds=round(time.monotonic() - started, 1), detail=oidc.url()))
-    hub_values = values.jupyterhub_values(params, outputs, hub_url=hub_url, endpoints=endpoints)
+    hub_values = context.hub_values(hub_url=hub_url, endpoints=endpoints)
     apply_objects(client, chart_objects(hub_values))
     started = time.monotonic()
     hub.start(hub_values)

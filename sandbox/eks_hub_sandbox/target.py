@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import secrets as tokens
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from eks_hub_sandbox.errors import SandboxError
+from .errors import SandboxError
 from eks_hub_runbook.paths import deployment_dir, node_bin, write_file
 from eks_hub_runbook.targets.base import Rows, Target
 
@@ -156,10 +155,10 @@ provider "aws" {{
 
     # -- the platform and the hub ------------------------------------------------------------------
 
-    def install_platform(self, params, outputs: Mapping[str, Any], kubeconfig: Path) -> Rows:
+    def install_platform(self, context, kubeconfig: Path | None) -> Rows:
         from .install import install
 
-        return install(params, outputs)
+        return install(context)
 
     def hub_url(self, params) -> str:
         from .hub import url

@@ -19,14 +19,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import third_party
 from ..errors import PlatformError
 from ..params import DeploymentParameters
 from ..paths import deployment_dir
-from . import charts, manifests, outputs as tf_outputs, values
+from . import charts, manifests, values
 from .templating import load_documents
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .context import InstallContext
 
 FIELD_MANAGER = "eks-hub-runbook"
 HELM_TIMEOUT = "15m"
@@ -184,28 +187,28 @@ def install(params: DeploymentParameters, outputs: Mapping[str, Any], kubeconfig
     ``kubeconfig``: access to the deployment's cluster (EKS needs it; a target that brings
     its own cluster may do without)."""
     from .. import targets
+    from .context import build
 
-    return targets.of(params).install_platform(params, tf_outputs.resolve(params, outputs), kubeconfig)
+    return targets.of(params).install_platform(build(params, outputs), kubeconfig)
 
 
-def install_helm(params: DeploymentParameters, outputs: Mapping[str, Any], kubeconfig: Path, *,
-                 run: Runner = _run, backoff: float = 10.0) -> list[dict]:
+def install_helm(context: InstallContext, kubeconfig: Path, *, run: Runner = _run, backoff: float = 10.0) -> list[dict]:
     """Helm releases and manifests on EKS, in plan order (the ``aws`` target's install)."""
     helm = helm_binary()
     client = api_client(kubeconfig)
-    values_dir = deployment_dir(params.deployment) / "helm"
+    values_dir = deployment_dir(context.params.deployment) / "helm"
     rows: list[StepStatus] = []
-    for index, step in enumerate(charts.plan(params), start=1):
+    for index, step in enumerate(context.plan(), start=1):
         if isinstance(step, charts.ManifestStep):
-            rows.append(apply_step(client, index, step.group, manifests.render_group(step.group, params, outputs)))
+            rows.append(apply_step(client, index, step.group, context.manifests(step.group)))
             continue
         if step.name == "jupyterhub":
-            secret = manifests.oauth_client_secret(params, outputs)
+            secret = context.oauth_secret()
             if secret:
                 apply_objects(client, [secret])
-            release_values = values.jupyterhub_values(params, outputs)
+            release_values = context.hub_values()
         else:
-            release_values = values.release_values(step.values, params, outputs)
+            release_values = context.release_values(step)
         rows.append(helm_release(step, release_values, kubeconfig, index, helm=helm, run=run, backoff=backoff,
                                  values_dir=values_dir))
     return [row.as_row() for row in rows]

@@ -30,13 +30,17 @@ def groups() -> list[str]:
     return sorted(p.name for p in MANIFESTS_DIR.iterdir() if p.is_dir())
 
 
-def render_group(group: str, params: DeploymentParameters, outputs: Mapping[str, Any]) -> list[dict]:
-    """The objects of one group, filled from the parameters and Terraform outputs, in apply order."""
+def render_group(group: str, params: DeploymentParameters, outputs: Mapping[str, Any],
+                 names: Mapping[str, Any] | None = None) -> list[dict]:
+    """The objects of one group, filled from the parameters and Terraform outputs, in apply order.
+
+    ``names``: the template variables when the caller has them already (an install context)."""
     folder = MANIFESTS_DIR / group
     if not folder.is_dir():
         raise PlatformError(f"no manifest group '{group}' in {MANIFESTS_DIR} (have: {', '.join(groups())})")
-    outputs = tf_outputs.resolve(params, outputs)
-    names = variables(params, outputs)
+    if names is None:
+        outputs = tf_outputs.resolve(params, outputs)
+        names = variables(params, outputs)
     objects: list[dict] = []
     for path in sorted(folder.glob("*.yaml")):
         for doc in load_documents(path):

@@ -157,21 +157,27 @@ def jupyterhub_values(
     *,
     hub_url: str | None = None,
     endpoints: LoginEndpoints | None = None,
+    names: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The z2jh values for ``params``: base + ``auth-<auth>`` + ``exposure-<type>``, filled in."""
-    outputs = tf_outputs.resolve(params, outputs)
-    names = variables(params, outputs, hub_url=hub_url, endpoints=endpoints)
+    """The z2jh values for ``params``: base + ``auth-<auth>`` + ``exposure-<type>``, filled in.
+
+    ``names``: the template variables when the caller has them already (an install context)."""
+    if names is None:
+        outputs = tf_outputs.resolve(params, outputs)
+        names = variables(params, outputs, hub_url=hub_url, endpoints=endpoints)
     merged: dict[str, Any] = {}
     for path in jupyterhub_files(params.auth, exposure(params)):
         merged = deep_merge(merged, substitute(load_yaml(path) or {}, names, source=str(path)))
     return merged
 
 
-def release_values(values_file: str, params: DeploymentParameters, outputs: Mapping[str, Any]) -> dict[str, Any]:
+def release_values(values_file: str, params: DeploymentParameters, outputs: Mapping[str, Any],
+                   names: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Values of a non-hub release (``values_file`` relative to ``terraform/``), filled in."""
     path = TERRAFORM_DIR / values_file
-    outputs = tf_outputs.resolve(params, outputs)
-    return substitute(load_yaml(path) or {}, variables(params, outputs), source=str(path))
+    if names is None:
+        names = variables(params, tf_outputs.resolve(params, outputs))
+    return substitute(load_yaml(path) or {}, names, source=str(path))
 
 
 def write_values(values: Mapping[str, Any], path: Path) -> Path:

@@ -11,12 +11,10 @@ import contextlib
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from .base import Rows, Target
-
 
 
 def _free_port() -> int:
@@ -70,13 +68,13 @@ class AwsTarget(Target):
     def description(self) -> str:
         return "AWS"
 
-    def install_platform(self, params, outputs: Mapping[str, Any], kubeconfig: Path | None) -> Rows:
+    def install_platform(self, context, kubeconfig: Path | None) -> Rows:
         from ..errors import PlatformError
         from ..platform import install
 
         if kubeconfig is None:
             raise PlatformError("installing on AWS needs the cluster's kubeconfig (03_verify / kube.kubeconfig builds it)")
-        return install.install_helm(params, outputs, kubeconfig)
+        return install.install_helm(context, kubeconfig)
 
     def hub_url(self, params) -> str:
         from ..platform.values import PORT_FORWARD_PORT

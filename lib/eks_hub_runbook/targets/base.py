@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import boto3
 
     from ..params import DeploymentParameters
+    from ..platform.context import InstallContext
 
 Rows = list[dict[str, Any]]
 
@@ -93,8 +94,9 @@ class Target:
 
     # -- the platform and the hub -----------------------------------------------------------
 
-    def install_platform(self, params: "DeploymentParameters", outputs: Mapping[str, Any], kubeconfig: Path) -> Rows:
-        """Install the platform on the deployment's cluster; one status row per step."""
+    def install_platform(self, context: "InstallContext", kubeconfig: Path | None) -> Rows:
+        """Install the platform (``context``: the parameters, the checked Terraform outputs, what to
+        apply) on the deployment's cluster; one status row per step."""
         raise NotImplementedError
 
     def hub_url(self, params: "DeploymentParameters") -> str:
