@@ -241,24 +241,34 @@ def kube_api(kube_sandbox):
     return kube.load_client(session_kubeconfig())
 
 
-@pytest.fixture(scope="session")
-def kubectl(kube_sandbox, tmp_path_factory):
-    """Run the real kubectl against the sandbox cluster: ``kubectl("get", "pods", "-A")``.
+def kubectl_runner(kubeconfig: Path, home: Path, timeout: float = 120):
+    """``run("get", "pods", "-A")``: the real kubectl on ``kubeconfig`` (with a private HOME).
 
     Returns the CompletedProcess; ``check=True`` (default) fails the test on a non-zero exit.
     """
     import subprocess
 
-    home = tmp_path_factory.mktemp("kubectl-home")
-    env = {**os.environ, "KUBECONFIG": str(session_kubeconfig()), "HOME": str(home)}
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(home)}
 
     def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, env=env, timeout=120)
+        result = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, env=env, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
         return result
 
     return run
+
+
+@pytest.fixture(scope="session")
+def kubectl_for():
+    """The factory of :func:`kubectl_runner`, for a cluster of a test's own."""
+    return kubectl_runner
+
+
+@pytest.fixture(scope="session")
+def kubectl(kube_sandbox, tmp_path_factory):
+    """Run the real kubectl against the session's sandbox cluster: ``kubectl("get", "pods", "-A")``."""
+    return kubectl_runner(session_kubeconfig(), tmp_path_factory.mktemp("kubectl-home"))
 
 
 @pytest.fixture(scope="session")

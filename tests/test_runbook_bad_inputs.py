@@ -92,22 +92,26 @@ def _aws_inventory() -> dict:
     }
 
 
+def _refused(notebook: str, parameters: dict, out: Path) -> pm.PapermillExecutionError:
+    """Run ``notebook`` with bad ``parameters``: it must stop in its validation cell, creating nothing."""
+    before = _aws_inventory()
+    with pytest.raises(pm.PapermillExecutionError) as failure:
+        pm.execute_notebook(str(RUNBOOKS / f"{notebook}.ipynb"), str(out), parameters={"deployment": "bad-inputs", **parameters},
+                            kernel_name="python3", progress_bar=False, cwd=str(RUNBOOKS))
+    error = failure.value
+    assert error.ename in ("ParameterError", "ParameterErrors"), error.evalue
+    assert "Fix:" in error.evalue
+    assert "nb.resolve_from(form" in error.source, f"failed outside the validation cell:\n{error.source}"
+    assert _aws_inventory() == before, "a bad input created something"
+    return error
+
+
 @pytest.mark.parametrize("case", _available_cases(), ids=lambda c: c[0])
 def test_bad_input_stops_in_validation_cell(case, pems, aws_sandbox, tmp_path):
     _, notebook, parameters, expected = case
     if isinstance(parameters, str):
         parameters = {**COGNITO, **pems[parameters]}
-    before = _aws_inventory()
-    with pytest.raises(pm.PapermillExecutionError) as failure:
-        pm.execute_notebook(str(RUNBOOKS / f"{notebook}.ipynb"), str(tmp_path / "out.ipynb"),
-                            parameters={"deployment": "bad-inputs", **parameters}, kernel_name="python3",
-                            progress_bar=False, cwd=str(RUNBOOKS))
-    error = failure.value
-    assert error.ename in ("ParameterError", "ParameterErrors"), error.evalue
-    assert expected in error.evalue
-    assert "Fix:" in error.evalue
-    assert "nb.resolve_from(form" in error.source, f"failed outside the validation cell:\n{error.source}"
-    assert _aws_inventory() == before, "a bad input created something"
+    assert expected in _refused(notebook, parameters, tmp_path / "out.ipynb").evalue
 
 
 # Names papermill only warns about, refused by the validation cell (all of them at once).
@@ -130,17 +134,9 @@ INJECTED_CASES = [
 @pytest.mark.parametrize("case", INJECTED_CASES, ids=lambda c: c[0])
 def test_names_papermill_only_warns_about_are_refused(case, aws_sandbox, tmp_path):
     _, notebook, parameters, expected = case
-    before = _aws_inventory()
-    with pytest.raises(pm.PapermillExecutionError) as failure:
-        pm.execute_notebook(str(RUNBOOKS / f"{notebook}.ipynb"), str(tmp_path / "out.ipynb"),
-                            parameters={"deployment": "bad-inputs", **parameters}, kernel_name="python3",
-                            progress_bar=False, cwd=str(RUNBOOKS))
-    error = failure.value
-    assert error.ename in ("ParameterError", "ParameterErrors"), error.evalue
+    error = _refused(notebook, parameters, tmp_path / "out.ipynb")
     for text in expected:
         assert text in error.evalue, (text, error.evalue)
-    assert "nb.resolve_from(form" in error.source
-    assert _aws_inventory() == before, "a bad input created something"
     # the notebook shows the problems as a table too (parameter, problem, fix)
     executed = json.loads((tmp_path / "out.ipynb").read_text())
     failed = next(c for c in executed["cells"] if c.get("metadata", {}).get("papermill", {}).get("exception"))

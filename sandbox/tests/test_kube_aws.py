@@ -89,16 +89,8 @@ def kube_api(private_sandbox):
 
 
 @pytest.fixture(scope="module")
-def kubectl(private_sandbox, tmp_path_factory):
-    home = tmp_path_factory.mktemp("kubectl-aws-home")
-    env = {**os.environ, "KUBECONFIG": str(private_sandbox["kubeconfig"]), "HOME": str(home)}
-
-    def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, env=env, timeout=60)
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
-        return result
-    return run
+def kubectl(private_sandbox, tmp_path_factory, kubectl_for):
+    return kubectl_for(private_sandbox["kubeconfig"], tmp_path_factory.mktemp("kubectl-aws-home"), timeout=60)
 
 
 @pytest.fixture(scope="module")
