@@ -1,5 +1,5 @@
-"""A newcomer's first hour, for real: the repository cloned into an empty folder (nothing beside
-it, so no ``../shared``), the README's demo command run there, then 05_cleanup; then the user's
+"""A newcomer's first hour, for real: the repository cloned into an empty folder (so nothing
+beside it can be read), the README's demo command run there, then 05_cleanup; then the user's
 own papermill lines, exactly as typed (no output path), for cognito and oauth. Each must
 succeed and leave no process behind.
 
