@@ -295,6 +295,7 @@ def test_sharing_rows():
     rows = {r["check"]: r for r in gpu_sharing.sharing_rows(demo, spread, [{"nvidia.com/gpu capacity": 1}])}
     assert rows["the users share one GPU node"]["status"] == "fail"
     assert "karpenter issue 729" in rows["the users share one GPU node"]["detail"]
+    assert "an idle node already running" in rows["the users share one GPU node"]["detail"]
     assert [r["start"] for r in demo.timing_rows()] == ["cold (new node)", "warm (same node)"]
     figure = gpu_sharing.time_to_ready_chart(demo)
     assert figure.axes[0].get_ylabel() == "seconds to ready"

@@ -166,6 +166,8 @@ def test_events_come_oldest_first_with_the_servers_last_seen():
     assert rows[0] == {"last_seen": "5m", "type": "Normal", "reason": "Scheduled", "object": "pod/jupyter-user-1",
                        "message": "Scheduled it", "count": 2}
     assert api.calls[0]["query"]["fieldSelector"] == "involvedObject.name=jupyter-user-1"
+    kube.events(api, "jupyterhub", involved_name="jupyter-user-1", involved_uid="u-2")
+    assert api.calls[1]["query"]["fieldSelector"] == "involvedObject.name=jupyter-user-1,involvedObject.uid=u-2"
 
 
 def test_placement_rows_sum_requests_and_name_the_nodes_pool():
@@ -180,7 +182,7 @@ def test_placement_rows_sum_requests_and_name_the_nodes_pool():
                    "/api/v1/namespaces/jupyterhub/pods": _table(POD_COLUMNS, [
                        (["jupyter-user-1", "1/1", "Running"], pod), (["jupyter-user-2", "0/1", "Pending"], unscheduled)])})
     first, second = kube.placement(api, "jupyterhub", "component=singleuser-server")
-    assert first == {"namespace": "jupyterhub", "pod": "jupyter-user-1", "status": "Running", "node": "n1",
+    assert first == {"namespace": "jupyterhub", "pod": "jupyter-user-1", "uid": "", "status": "Running", "node": "n1",
                      "instance_type": "g5.2xlarge", "nodepool": "gpu-ts", "cpu_request": 2.0, "memory_request_gib": 4.5,
                      "gpu_request": 1, "extended": "aws.amazon.com/neuron=2", "ip": "10.0.2.20"}
     assert (second["status"], second["node"], second["instance_type"], second["gpu_request"]) == ("Pending", "", "", 0)
@@ -500,6 +502,14 @@ def test_event_rows_read_as_kubectl_get_events_oldest_first(kube_api, kubectl, r
     scheduling = kube.events(kube_api, NS, "stuck")
     assert scheduling and {r["object"] for r in scheduling} == {"pod/stuck"}
     assert "FailedScheduling" in {r["reason"] for r in scheduling}
+    rows_cluster.create_namespaced_event(NS, {
+        "metadata": {"name": "marker.earlier-incarnation"}, "type": "Normal", "reason": "Killing",
+        "message": "an earlier pod of the same name", "source": {"component": "kube-rows-test"},
+        "involvedObject": {"kind": "Pod", "name": "stuck", "namespace": NS, "uid": "an-earlier-pod"}})
+    assert "Killing" in {r["reason"] for r in kube.events(kube_api, NS, "stuck")}
+    stuck_uid = rows_cluster.read_namespaced_pod("stuck", NS).metadata.uid
+    current = kube.events(kube_api, NS, "stuck", involved_uid=stuck_uid)
+    assert "FailedScheduling" in {r["reason"] for r in current} and "Killing" not in {r["reason"] for r in current}
 
 
 @pytest.mark.sandbox

@@ -331,7 +331,10 @@ def sharing_rows(demo: Demo, placement: list[dict[str, Any]], nodes: list[dict[s
     elif len(distinct) == 1:
         detail = "one node, no second node launched"
     else:
-        detail = f"{len(distinct)} nodes: Karpenter launched another (see karpenter issue 729 on over-provisioning)"
+        # Either an idle node was already there (the scheduler prefers the emptier node) or
+        # Karpenter launched one more for users pending at once (karpenter issue 729).
+        detail = (f"{len(distinct)} nodes: a user did not join the first user's node (an idle node already "
+                  "running, or Karpenter launched another: karpenter issue 729)")
     rows.append({"check": "the users share one GPU node", "status": "pass" if len(distinct) == 1 and placement else "fail",
                  "detail": detail})
     replicas = {n["nvidia.com/gpu capacity"] for n in nodes}

@@ -232,7 +232,7 @@ def ec2nodeclasses(api) -> Rows:
 
 
 def placement(api, namespace: str | None = None, label_selector: str | None = None) -> Rows:
-    """Where pods landed: pod, status, node, instance_type, nodepool, cpu/memory/GPU requests, ip.
+    """Where pods landed: pod, uid, status, node, instance_type, nodepool, cpu/memory/GPU requests, ip.
 
     Requests are what the scheduler reserved for the pod (``platform.scheduling.pod_requests``:
     init containers and pod overhead included); extended resources are requested as their limits.
@@ -248,6 +248,7 @@ def placement(api, namespace: str | None = None, label_selector: str | None = No
         rows.append({
             "namespace": pod["metadata"]["namespace"],
             "pod": pod["metadata"]["name"],
+            "uid": pod["metadata"].get("uid", ""),
             "status": columns.get("Status", ""),
             "node": node_name,
             "instance_type": info.get("instance_type", ""),
@@ -262,9 +263,16 @@ def placement(api, namespace: str | None = None, label_selector: str | None = No
     return rows
 
 
-def events(api, namespace: str | None = None, involved_name: str | None = None) -> Rows:
-    """Events, oldest first: last_seen, type, reason, object, message, count."""
-    selector = f"involvedObject.name={involved_name}" if involved_name else None
+def events(api, namespace: str | None = None, involved_name: str | None = None,
+           involved_uid: str | None = None) -> Rows:
+    """Events, oldest first: last_seen, type, reason, object, message, count.
+
+    ``involved_uid`` keeps one incarnation of an object: a user's pod deleted and started again
+    keeps its name, and the events of the old pod stay listed under that name for an hour.
+    """
+    terms = [f"involvedObject.name={involved_name}" if involved_name else "",
+             f"involvedObject.uid={involved_uid}" if involved_uid else ""]
+    selector = ",".join(t for t in terms if t) or None
     items = _table(api, "/api/v1/events", namespace, field_selector=selector)
     items.sort(key=lambda item: item[1].get("lastTimestamp") or item[1]["metadata"].get("creationTimestamp") or "")
     return [{"last_seen": columns.get("Last Seen", ""),

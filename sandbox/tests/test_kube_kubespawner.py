@@ -126,7 +126,8 @@ def test_two_users_share_one_time_sliced_g5(kube_sandbox, kube_api, gpu_pool, mo
                         assert response.status == 200
                         assert "version" in await response.json()
             placement = {row["pod"]: row for row in kube.placement(kube_api, NAMESPACE, "component=singleuser-server")}
-            events = {pod: kube.events(kube_api, NAMESPACE, pod) for pod in placement}
+            # by uid: an earlier test's pod of the same name left its events under that name
+            events = {pod: kube.events(kube_api, NAMESPACE, pod, involved_uid=row["uid"]) for pod, row in placement.items()}
             for spawner in spawners:
                 await spawner.stop()
                 assert await spawner.poll() is not None
