@@ -205,7 +205,12 @@ def initial_status(obj: dict) -> dict | None:
         return {"phase": "Active"}
     if kind == "Service":
         return {"loadBalancer": {}}
-    if kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job"):
+    # What the API server's strategies start these with: the schema requires the counters.
+    if kind in ("ReplicaSet", "StatefulSet"):
+        return {"replicas": 0}
+    if kind == "DaemonSet":
+        return {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0}
+    if kind in ("Deployment", "Job"):
         return {}
     return None
 

@@ -2,6 +2,7 @@
 
 - ``namespaces``: deletes the contents of terminating namespaces;
 - ``garbage_collector``: ownerReferences cascade;
+- ``workloads``: Deployments -> ReplicaSets -> pods, DaemonSets -> a pod per eligible node;
 - ``device_plugins``: NVIDIA (time-slicing, MIG) and Neuron extended resources on nodes;
 - ``volume_binder`` (+ ``ebs_csi``, ``efs_csi`` provisioners): claims, volumes, reclaim;
 - ``scheduler``: binds pods to nodes;
@@ -26,6 +27,7 @@ from .namespaces import NamespaceController
 from .node_groups import NodeGroups
 from .scheduler import Scheduler
 from .volume_binder import VolumeBinder
+from .workloads import DaemonSets, Deployments, ReplicaSets
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
@@ -40,6 +42,9 @@ def build_controllers(runtime: "Runtime") -> list["Controller"]:
     controllers: list = [
         NamespaceController(runtime),
         GarbageCollector(runtime),
+        Deployments(runtime),
+        ReplicaSets(runtime),
+        DaemonSets(runtime),
         DevicePlugins(runtime),
         binder,
         Scheduler(runtime),
