@@ -2,7 +2,8 @@
 
 Paths: ``/api/v1/...`` and ``/apis/<group>/<version>/...``, with
 ``namespaces/<ns>/`` for namespaced resources, ``<name>`` for one object and a
-trailing subresource (``status``, ``log``, ``scale``, ``binding``, ``eviction``).
+trailing subresource (``status``, ``log``, ``scale``, ``binding``, ``eviction``; ``exec`` and
+``portforward`` are WebSocket sessions served by ``streams``).
 Lists and watches honour labelSelector, fieldSelector, limit/continue,
 resourceVersion, timeoutSeconds, allowWatchBookmarks and sendInitialEvents;
 ``Accept: ...;as=Table`` answers tables for ``kubectl get``.
@@ -36,10 +37,14 @@ TRUE = ("true", "1", "yes")
 
 
 class LogSource(Protocol):
-    async def read_log(self, pod: dict, container: str, tail_lines: int | None, previous: bool,
-                       limit_bytes: int | None) -> bytes: ...
+    """The kubelet, as the API server uses it: container logs, and running containers for exec."""
 
-    def follow_log(self, pod: dict, container: str): ...
+    def read_log_range(self, pod: dict, container: str, tail_lines: int | None, previous: bool,
+                       limit_bytes: int | None) -> tuple[bytes, int]: ...
+
+    def follow_log(self, pod: dict, container: str, position: int | None = None): ...
+
+    def container_context(self, namespace: str, name: str, container: str): ...
 
 
 def _json(body: dict, status: int = 200, warnings: list[str] | None = None) -> web.Response:
@@ -169,6 +174,10 @@ class ApiServer:
         namespace = namespace or ""
         if sub == "log":
             return await self._log(request, rtype, namespace, name)
+        if sub == "exec":
+            return await self._exec(request, rtype, namespace, name)
+        if sub == "portforward":
+            return await self._portforward(request, rtype, namespace, name)
         if sub == "scale":
             return await self._scale(request, rtype, namespace, name)
         if sub == "binding" and method == "POST":
@@ -329,19 +338,75 @@ class ApiServer:
             raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
         tail = request.query.get("tailLines")
         limit = request.query.get("limitBytes")
-        data = await self.logs.read_log(pod, container, int(tail) if tail else None,
-                                        request.query.get("previous", "").lower() in TRUE,
-                                        int(limit) if limit else None)
-        if request.query.get("follow", "").lower() not in TRUE:
+        previous = request.query.get("previous", "").lower() in TRUE
+        follow = request.query.get("follow", "").lower() in TRUE and not previous
+        data, end = await asyncio.to_thread(self.logs.read_log_range, pod, container, int(tail) if tail else None,
+                                            previous, int(limit) if limit else None)
+        if not follow:
             return web.Response(body=data, content_type="text/plain")
         response = web.StreamResponse(headers={"Content-Type": "text/plain", "Transfer-Encoding": "chunked"})
         await response.prepare(request)
         await response.write(data)
-        async for chunk in self.logs.follow_log(pod, container):
-            if self.closing.is_set():
-                break
-            await response.write(chunk)
+        chunks = self.logs.follow_log(pod, container, end)
+        try:
+            async for chunk in chunks:  # b"" while there is nothing new: a chance to notice a leaver
+                if self.closing.is_set() or request.transport is None or request.transport.is_closing():
+                    break  # the server stops, or the follower went away
+                if chunk:
+                    await response.write(chunk)
+        except ConnectionResetError:
+            pass
+        finally:
+            await chunks.aclose()
         return response
+
+    # -- streams (exec, port-forward) ---------------------------------------------------------------
+    @staticmethod
+    def _require_websocket(request: web.Request) -> None:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            raise bad_request("Upgrade request required: this sandbox serves exec and port-forward over "
+                              "WebSocket only, not over an SPDY/3.1 upgrade")
+
+    async def _exec(self, request: web.Request, rtype: ResourceType, namespace: str, name: str):
+        from .streams import exec as exec_stream
+        pod = self.cluster.get(rtype, namespace, name)
+        query = request.query
+        command = query.getall("command", [])
+        if not command:
+            raise bad_request("you must specify at least 1 command")
+        container = self._stream_container(pod, query.get("container"))
+        context = self.logs.container_context(namespace, name, container) if self.logs is not None else None
+        if context is None:
+            raise bad_request(f'unable to upgrade connection: container not found ("{container}")')
+        self._require_websocket(request)
+        flags = {key: query.get(key, "").lower() in TRUE for key in ("stdin", "stdout", "stderr", "tty")}
+        return await exec_stream.serve(request, context, command, closing=self.closing, **flags)
+
+    async def _portforward(self, request: web.Request, rtype: ResourceType, namespace: str, name: str):
+        from .streams import portforward
+        pod = self.cluster.get(rtype, namespace, name)
+        if not (pod.get("spec") or {}).get("nodeName"):
+            raise bad_request(f"pod {name} does not have a host assigned")
+        if (pod.get("status") or {}).get("phase") != "Running" or not (pod.get("status") or {}).get("podIP"):
+            raise bad_request(f"unable to upgrade connection: pod {name} is not running")
+        self._require_websocket(request)
+        return await portforward.serve(request, pod, self.closing)
+
+    @staticmethod
+    def _stream_container(pod: dict, container: str | None) -> str:
+        name = pod["metadata"]["name"]
+        if not (pod.get("spec") or {}).get("nodeName"):
+            raise bad_request(f"pod {name} does not have a host assigned")
+        containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+        init = [c["name"] for c in (pod.get("spec") or {}).get("initContainers") or []]
+        if not container:
+            if len(containers) != 1:
+                raise bad_request(f"a container name must be specified for pod {name}, choose one of: "
+                                  f"[{' '.join(containers)}]")
+            return containers[0]
+        if container not in containers + init:
+            raise bad_request(f"container {container} is not valid for pod {name}")
+        return container
 
     # -- watch ------------------------------------------------------------------------------------------
     async def _watch(self, request: web.Request, rtype: ResourceType, namespace: str | None) -> web.StreamResponse:

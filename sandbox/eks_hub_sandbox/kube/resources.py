@@ -61,8 +61,10 @@ class ResourceType:
         }]
         for sub in self.subresources:
             verbs = {"status": ["get", "patch", "update"], "log": ["get"], "scale": ["get", "patch", "update"],
-                     "binding": ["create"], "eviction": ["create"], "finalize": ["update"]}.get(sub, ["get"])
-            kind = {"log": "Pod", "scale": "Scale", "binding": "Binding", "eviction": "Eviction"}.get(sub, self.kind)
+                     "binding": ["create"], "eviction": ["create"], "finalize": ["update"],
+                     "exec": ["create", "get"], "portforward": ["create", "get"]}.get(sub, ["get"])
+            kind = {"log": "Pod", "scale": "Scale", "binding": "Binding", "eviction": "Eviction",
+                    "exec": "PodExecOptions", "portforward": "PodPortForwardOptions"}.get(sub, self.kind)
             entries.append({"name": f"{self.plural}/{sub}", "singularName": "", "namespaced": self.namespaced,
                             "kind": kind, "verbs": verbs})
         return entries
@@ -78,7 +80,7 @@ def _grp(group, version, plural, kind, namespaced, short=(), subs=(), categories
 
 BUILTIN: list[ResourceType] = [
     _core("namespaces", "Namespace", False, ["ns"], ["status", "finalize"], status_on_create=False),
-    _core("pods", "Pod", True, ["po"], ["status", "log", "binding", "eviction"], ["all"]),
+    _core("pods", "Pod", True, ["po"], ["status", "log", "binding", "eviction", "exec", "portforward"], ["all"]),
     _core("events", "Event", True, ["ev"], status_on_create=True),
     _core("nodes", "Node", False, ["no"], ["status"], status_on_create=True),
     _core("persistentvolumes", "PersistentVolume", False, ["pv"], ["status"]),

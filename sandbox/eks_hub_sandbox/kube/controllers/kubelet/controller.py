@@ -3,13 +3,17 @@
 Per pod: a ``PodWorker``. Pods whose node disappeared are removed (pod garbage
 collection); pods being deleted are stopped gracefully and then removed from the
 API; on shutdown every process tree is stopped. Logs are kept per container under
-``<state>/kubelet/pods/<ns>_<name>_<uid>/logs/`` and served by ``pods/<name>/log``.
+``<state>/kubelet/pods/<ns>_<name>_<uid>/logs/`` and served by ``pods/<name>/log`` (each
+run of a container appends to its file; the worker notes where each run starts, for
+``--previous``). ``container_context`` tells ``pods/<name>/exec`` how a running container
+is run (environment, working folder).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..base import Controller
@@ -23,6 +27,17 @@ log = logging.getLogger(__name__)
 PODS, NODES = ("", "pods"), ("", "nodes")
 VOLUME_KEYS = (("", "persistentvolumeclaims"), ("", "persistentvolumes"), ("", "configmaps"), ("", "secrets"))
 SHUTDOWN_GRACE = 3.0
+
+
+@dataclass
+class ContainerContext:
+    """What a process started in a running container gets: the container's environment,
+    its working folder, the pod IP, and the container's main process (alive)."""
+
+    env: dict[str, str]
+    cwd: Path
+    pod_ip: str | None
+    process: asyncio.subprocess.Process
 
 
 class Kubelet(Controller):
@@ -113,34 +128,82 @@ class Kubelet(Controller):
         meta = pod["metadata"]
         return self.pods_dir / f"{meta['namespace']}_{meta['name']}_{meta['uid']}" / "logs" / f"{container}.log"
 
-    async def read_log(self, pod: dict, container: str, tail_lines: int | None, previous: bool,
-                       limit_bytes: int | None) -> bytes:
+    def container_process(self, namespace: str, name: str, container: str):
+        """The running worker of a pod and its container's live process, or ``(None, None)``."""
+        worker = next((w for w in self.workers.values() if w.namespace == namespace and w.name == name
+                       and not w.terminating), None)
+        process = worker.processes.get(container) if worker is not None else None
+        if process is None or process.returncode is not None:
+            return worker, None
+        return worker, process
+
+    def container_context(self, namespace: str, name: str, container: str) -> ContainerContext | None:
+        """How the kubelet runs a pod's running container (for ``kubectl exec``), or None when it is not running."""
+        worker, process = self.container_process(namespace, name, container)
+        if process is None or container not in worker.contexts:
+            return None
+        env, cwd = worker.contexts[container]
+        return ContainerContext(dict(env), cwd, worker.pod_ip, process)
+
+    def _instance_range(self, pod: dict, container: str, previous: bool) -> tuple[int, int | None] | None:
+        """Byte range of the current (or previous) run of a container in its log file; None: no such run."""
+        worker = self.workers.get(pod["metadata"]["uid"])
+        starts = worker.log_starts.get(container, []) if worker is not None else []
+        if previous:
+            return (starts[-2], starts[-1]) if len(starts) >= 2 else None
+        return (starts[-1] if starts else 0), None
+
+    def read_log_range(self, pod: dict, container: str, tail_lines: int | None, previous: bool,
+                       limit_bytes: int | None) -> tuple[bytes, int]:
+        """The log of the container's current (or previous) run, and the file offset where it ended."""
+        from ...errors import bad_request
         path = self.log_path(pod, container)
+        name = pod["metadata"]["name"]
+        span = self._instance_range(pod, container, previous)
+        if span is None:
+            raise bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
         if not path.exists():
-            from ...errors import bad_request
-            raise bad_request(f'container "{container}" in pod "{pod["metadata"]["name"]}" is waiting to start: '
-                              f"ContainerCreating")
-        data = await asyncio.to_thread(path.read_bytes)
+            raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
+        with open(path, "rb") as handle:
+            handle.seek(span[0])
+            data = handle.read() if span[1] is None else handle.read(span[1] - span[0])
+        end = span[0] + len(data)
         if tail_lines is not None:
             lines = data.splitlines(keepends=True)
             data = b"".join(lines[-tail_lines:]) if tail_lines > 0 else b""
         if limit_bytes is not None:
             data = data[:limit_bytes]
+        return data, end
+
+    async def read_log(self, pod: dict, container: str, tail_lines: int | None, previous: bool,
+                       limit_bytes: int | None) -> bytes:
+        """The log of the container's current (or previous) run."""
+        data, _ = await asyncio.to_thread(self.read_log_range, pod, container, tail_lines, previous, limit_bytes)
         return data
 
-    async def follow_log(self, pod: dict, container: str):
-        """New log output until the pod is gone (polled, only while someone follows)."""
+    async def follow_log(self, pod: dict, container: str, position: int | None = None):
+        """New log output from ``position`` (default: the end) until the container's current run
+        ends or the pod is gone (polled, only while someone follows; ``b""`` when nothing is new)."""
         path = self.log_path(pod, container)
-        position = path.stat().st_size if path.exists() else 0
+        if position is None:
+            position = path.stat().st_size if path.exists() else 0
         uid = pod["metadata"]["uid"]
-        while uid in self.workers:
-            await asyncio.sleep(0.25)
+        worker = self.workers.get(uid)
+        process = worker.processes.get(container) if worker is not None else None
+        while True:
+            done = uid not in self.workers or process is None or process.returncode is not None
+            if not done:
+                await asyncio.sleep(0.25)
             if path.exists() and path.stat().st_size > position:
                 with open(path, "rb") as handle:
                     handle.seek(position)
                     chunk = handle.read()
                 position += len(chunk)
                 yield chunk
+            elif not done:
+                yield b""
+            if done:
+                return
 
     async def stop(self) -> None:
         tasks = [worker.terminate(SHUTDOWN_GRACE, remove=False) for worker in list(self.workers.values())]

@@ -81,3 +81,26 @@ def kill_leftovers(cluster_marker: str) -> int:
     if killed:
         log.warning("kubelet: killed %d leftover process group(s) of a previous run", killed)
     return killed
+
+
+def _tty_child_setup() -> None:
+    """Like ``_child_setup``, and make the terminal on stdin the session's controlling one."""
+    import fcntl
+    import termios
+    _child_setup()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+async def spawn_exec(argv: list[str], env: dict[str, str], cwd: Path, stdin, stdout, stderr,
+                     tty: bool = False) -> asyncio.subprocess.Process:
+    """Start a process in a container's environment (``kubectl exec``), in its own session and
+    process group like the container's, killed with the emulator; with ``tty`` the stdio
+    handles are a PTY's slave side, which becomes the controlling terminal."""
+    return await asyncio.create_subprocess_exec(
+        *argv, env=env, cwd=str(cwd), stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True,
+        preexec_fn=_tty_child_setup if tty else _child_setup)
+
+
+def signal_group(pid: int, sig: int) -> None:
+    """Signal a process group started by this module (gone already: nothing to do)."""
+    _signal_group(pid, sig)

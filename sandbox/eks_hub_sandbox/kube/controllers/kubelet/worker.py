@@ -50,6 +50,10 @@ class PodWorker:
         self._task: asyncio.Task | None = None
         self._termination: asyncio.Task | None = None
         self._containers: list[asyncio.Task] = []
+        # what ``kubectl exec`` and ``kubectl logs --previous`` need: each container's process
+        # environment and working folder, and where each of its runs starts in its log file
+        self.contexts: dict[str, tuple[dict[str, str], Path]] = {}
+        self.log_starts: dict[str, list[int]] = {}
 
     # -- control ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -214,6 +218,7 @@ class PodWorker:
             # the hub's notebook_dir (e.g. /home) is a container path, like HOME: map it into the
             # pod's root folder, or the file browser would show the machine's own folder
             full_env["JUPYTERHUB_ROOT_DIR"] = str(rootfs.host_path(env["JUPYTERHUB_ROOT_DIR"]))
+        self.contexts[name] = (full_env, workdir)
         return command, full_env, workdir, self.kubelet.log_path(self.pod, name)
 
     async def _start(self, container: dict, command: Command, env: dict, workdir: Path, log_path: Path,
@@ -222,6 +227,7 @@ class PodWorker:
         argv = command.argv
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as handle:
+            self.log_starts.setdefault(name, []).append(handle.tell())
             if argv is None:
                 handle.write(f"[sandbox] {command.note}; running an idle placeholder process instead\n".encode())
                 argv = PLACEHOLDER
