@@ -11,9 +11,11 @@ unschedulable, Karpenter launches a node for it and the scheduler binds it there
   pool that fits, are the pool and instance type of the node the emulator ran it on.
 - Allocatable, model vs what that node reports: cpu, pods and every extended resource
   exactly; memory within :data:`MEMORY_TOLERANCE` and never above the node's, since the model
-  takes Karpenter's 7.5 % VM-overhead estimate where the emulator's node keeps 5 % for the
-  hypervisor (the model reads 2.6 to 2.9 % lower on the hub's instance types). Ephemeral
-  storage and hugepages are not modelled, so they are not compared.
+  takes Karpenter's 7.5 % VM-overhead estimate where the emulator's node reports the memory a
+  real node of that type reports (``eks_hub_sandbox.kube.node_figures``: the hypervisor keeps
+  2.6 to 6.2 %), so the model reads 1.5 to 5.1 % lower across the catalog (karpenter issue
+  7929 calls its estimate an underestimate). Ephemeral storage and hugepages are not
+  modelled, so they are not compared.
 
 The emulator runs no system daemonsets here, so its Karpenter subtracts none; the model
 subtracts its fixed reserve, which only makes it stricter (a profile within that reserve of an
@@ -44,7 +46,7 @@ from eks_hub_sandbox.kube.runtime import Runtime
 from eks_hub_sandbox.kube.settings import Settings
 from tests.test_platform_profiles import build_pod, profile_cases
 
-MEMORY_TOLERANCE = 0.04  # the model's memory may be up to 4 % below the node's, never above
+MEMORY_TOLERANCE = 0.06  # the model's memory may be up to 6 % below the node's, never above
 PLACEMENT_TIMEOUT = 30.0
 PODS, NODES = ("", "pods"), ("", "nodes")
 
@@ -188,7 +190,7 @@ def test_model_and_emulator_agree_on_every_profile(cases, emulated, platform):
 
 def test_a_wrong_memory_overhead_in_the_model_fails_the_agreement(cases, emulated, platform, monkeypatch):
     monkeypatch.setattr(instances, "VM_MEMORY_OVERHEAD", 0.15)
-    with pytest.raises(AssertionError, match=r"profile=data-engineering: m5\.xlarge: memory: model .* within 4% below"):
+    with pytest.raises(AssertionError, match=r"profile=data-engineering: m5\.xlarge: memory: model .* within 6% below"):
         assert_agree(cases, emulated, platform)
 
 

@@ -3,9 +3,19 @@ node info, conditions. Used by Karpenter and the managed-node-group controller;
 device plugins add their extended resources afterwards.
 
 Capacity and allocatable are the node's own (the emulator's kubelet, not the platform's
-estimate): the instance type's numbers from the catalog, memory less the hypervisor's share
-(:data:`HYPERVISOR_MEMORY_SHARE`), allocatable less kube-reserved as the EKS AMI's bootstrap
-sets it (for the instance's max pods) and the hard eviction threshold.
+estimate), those a real worker of the type reports on the AL2023 EKS-optimized AMI:
+
+- capacity: cpu the instance's vCPUs; memory the kernel's MemTotal as real nodes of the type
+  report it, and ephemeral-storage the root filesystem's size for the node's root volume, both
+  from :mod:`.node_figures` (which records where each figure came from); pods the ENI-based
+  max pods (nodeadm's ``default ENIs x (IPv4 per ENI - 1) + 2``, the catalog's ``max_pods``);
+  hugepages none.
+- allocatable: capacity less what nodeadm's kubelet config reserves
+  (awslabs/amazon-eks-ami ``nodeadm/internal/kubelet/config.go``): kube-reserved CPU 6 % of
+  the first core, 1 % of the second, 0.5 % of the third and fourth, 0.25 % of the rest;
+  kube-reserved memory ``11 x maxPods + 255`` MiB and ephemeral-storage 1Gi; and the hard
+  eviction thresholds ``memory.available<100Mi`` and ``nodefs.available<10%`` (the kubelet
+  takes 10 % of capacity with a float32 percentage, so a few bytes more than a tenth).
 """
 
 from __future__ import annotations
@@ -13,9 +23,10 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import random
+import struct
 from fractions import Fraction
 
-from . import quantity
+from . import node_figures, quantity
 from .discovery import GIT_VERSION
 from eks_hub_runbook.instance_types import InstanceType
 from .objects import now, random_hex
@@ -27,8 +38,11 @@ RUNTIME = "containerd://1.7.27"
 # The blueprint's private subnets, one per zone.
 ZONE_SUBNETS = {"a": ipaddress.ip_network("10.1.0.0/24"), "b": ipaddress.ip_network("10.1.1.0/24")}
 MiB = 2**20
-HYPERVISOR_MEMORY_SHARE = 0.05  # of the instance's memory, not visible to the node's kernel
-EVICTION_HARD_MIB = 100
+GiB = 2**30
+EVICTION_HARD_MIB = 100  # nodeadm evictionHard memory.available
+KUBE_RESERVED_EPHEMERAL = GiB  # nodeadm kubeReserved ephemeral-storage
+# nodeadm evictionHard nodefs.available "10%": the kubelet parses it into a float32.
+NODEFS_EVICTION_SHARE = struct.unpack("f", struct.pack("f", 0.1))[0]
 
 
 class NodeAddressPool:
@@ -66,45 +80,49 @@ def node_name(ip: str, region: str) -> str:
 
 
 def kube_reserved(instance: InstanceType) -> tuple[Fraction, Fraction]:
-    """(cpu cores, memory bytes) the EKS AMI's bootstrap reserves for the kubelet: CPU 6 % of the
-    first core, 1 % of the second, 0.5 % of the next two, 0.25 % of the rest (whole millicores);
-    memory 255 MiB + 11 MiB per pod of the instance's max pods."""
-    tiers = ((1, Fraction(60)), (1, Fraction(10)), (2, Fraction(5)), (instance.vcpu, Fraction(5, 2)))
-    millicores, cores = Fraction(0), instance.vcpu
-    for count, share in tiers:
-        millicores += min(count, cores) * share
-        cores -= min(count, cores)
-    return Fraction(int(millicores), 1000), Fraction((255 + 11 * instance.max_pods) * MiB)
+    """(cpu cores, memory bytes) the EKS AMI's nodeadm reserves for the kubelet
+    (``getCPUMillicoresToReserve``, ``getMemoryMebibytesToReserve``): CPU 6 % of the first
+    core, 1 % of the second, 0.5 % of the next two, 0.25 % of the rest, each range in whole
+    millicores; memory 255 MiB + 11 MiB per pod of the instance's max pods."""
+    total = instance.vcpu * 1000
+    millicores = 0
+    for start, end, basis_points in ((0, 1000, 600), (1000, 2000, 100), (2000, 4000, 50), (4000, total, 25)):
+        if total > start:
+            millicores += (min(total, end) - start) * basis_points // 10000
+    return Fraction(millicores, 1000), Fraction((255 + 11 * instance.max_pods) * MiB)
 
 
-def capacity(instance: InstanceType, disk_gib: int = 20) -> dict[str, Fraction]:
-    """What the node's kubelet reports as capacity (memory after the hypervisor's share)."""
+def capacity(instance: InstanceType, disk_gib: float = node_figures.DEFAULT_ROOT_VOLUME_GIB) -> dict[str, Fraction]:
+    """What the node's kubelet reports as capacity, for a root volume of ``disk_gib`` GiB."""
     return {
         "cpu": Fraction(instance.vcpu),
-        "memory": Fraction(int(instance.memory_mib * 1024 * (1 - HYPERVISOR_MEMORY_SHARE)) * 1024),
+        "memory": Fraction(node_figures.memory_capacity_kib(instance) * 1024),
         "pods": Fraction(instance.max_pods),
-        "ephemeral-storage": Fraction(disk_gib * 1024**3),
+        "ephemeral-storage": Fraction(node_figures.ephemeral_capacity_kib(disk_gib) * 1024),
         "hugepages-1Gi": Fraction(0),
         "hugepages-2Mi": Fraction(0),
     }
 
 
-def allocatable(instance: InstanceType, disk_gib: int = 20) -> dict[str, Fraction]:
+def allocatable(instance: InstanceType, disk_gib: float = node_figures.DEFAULT_ROOT_VOLUME_GIB) -> dict[str, Fraction]:
     """What the node's kubelet reports as allocatable: capacity less kube-reserved and eviction."""
     total = capacity(instance, disk_gib)
     cpu_reserved, memory_reserved = kube_reserved(instance)
+    storage = int(total["ephemeral-storage"])
     return {
         **total,
         "cpu": total["cpu"] - cpu_reserved,
         "memory": total["memory"] - memory_reserved - EVICTION_HARD_MIB * MiB,
-        "ephemeral-storage": total["ephemeral-storage"] * Fraction(9, 10) - 1024**3,
+        "ephemeral-storage": Fraction(storage - KUBE_RESERVED_EPHEMERAL - int(storage * NODEFS_EVICTION_SHARE)),
     }
 
 
 def build_node(instance: InstanceType, ip: str, zone: str, region: str, labels: dict[str, str],
-               taints: list[dict] | None = None, disk_gib: int = 20, instance_id: str | None = None,
+               taints: list[dict] | None = None,
+               disk_gib: float = node_figures.DEFAULT_ROOT_VOLUME_GIB, instance_id: str | None = None,
                annotations: dict[str, str] | None = None) -> dict:
-    """A Ready Node of ``instance`` type (without device-plugin resources yet)."""
+    """A Ready Node of ``instance`` type (without device-plugin resources yet) whose root volume is
+    ``disk_gib`` GiB."""
     name = node_name(ip, region)
     instance_id = instance_id or f"i-0{random_hex(16)}"
     all_labels = {

@@ -13,7 +13,9 @@
   up to the most slices of that profile one of their layouts has (the catalog's
   ``MIG_LAYOUTS``) per GPU.
 - Instance types are the catalog's (``eks_hub_runbook.instance_types``), their capacity
-  and allocatable those their nodes report (``nodes.capacity`` / ``nodes.allocatable``).
+  and allocatable those their nodes report (``nodes.capacity`` / ``nodes.allocatable``), with
+  the root volume (ephemeral storage) of the EC2NodeClass's ``/dev/xvda`` block device
+  mapping (20 GiB when it has none, the AL2023 default).
 - Disruption: nodes that stay empty (no non-DaemonSet pods) for the NodePool's
   ``consolidateAfter`` are removed (policy WhenEmpty or WhenEmptyOrUnderutilized);
   under-utilised consolidation, drift and expiry are not emulated.
@@ -27,7 +29,7 @@ import logging
 from fractions import Fraction
 
 from eks_hub_runbook import instance_types
-from .. import quantity, scheduling
+from .. import node_figures, quantity, scheduling
 from eks_hub_runbook.instance_types import InstanceType
 from ..nodes import NodeAddressPool, build_node, is_ready
 from ..nodes import allocatable as node_allocatable, capacity as node_capacity
@@ -156,6 +158,12 @@ class Karpenter(Controller):
         nodeclass = self.cluster.store.get(NODECLASSES, "", ref.get("name", ""))
         return nodeclass is not None and _claim_ready(nodeclass, "Ready")
 
+    def _root_volume_gib(self, template_spec: dict) -> float:
+        """The root volume, GiB, of the nodes of a NodePool template's EC2NodeClass."""
+        ref = template_spec.get("nodeClassRef") or {}
+        nodeclass = self.cluster.store.get(NODECLASSES, "", ref.get("name", "")) or {}
+        return node_figures.root_volume_gib((nodeclass.get("spec") or {}).get("blockDeviceMappings"))
+
     def _provision(self) -> None:
         store = self.cluster.store
         pending = [p for p in store.list(PODS, predicate=is_pending)
@@ -264,6 +272,7 @@ class Karpenter(Controller):
                 if any(r.get("key") == "karpenter.sh/capacity-type" for r in requirements) else ["on-demand"]
             limits = scheduling.resource_map((pool.get("spec") or {}).get("limits"))
             usage = self._pool_usage(pool_name) if limits else {}
+            disk_gib = self._root_volume_gib(template_spec)
             best: tuple[float, InstanceType, str, str, dict] | None = None
             for instance in instance_types.CATALOG.values():
                 for zone in zones:
@@ -274,11 +283,12 @@ class Karpenter(Controller):
                             continue
                         if not scheduling.node_matches(pod, labels, ""):
                             continue
-                        allocatable = {**node_allocatable(instance), **instance_types.expected_extended_resources(instance)}
+                        allocatable = {**node_allocatable(instance, disk_gib),
+                                       **instance_types.expected_extended_resources(instance)}
                         overhead = self._daemonset_overhead(labels, taints)
                         if self._missing(requests, allocatable, overhead, labels):
                             continue
-                        capacity = {**node_capacity(instance), **instance_types.expected_extended_resources(instance)}
+                        capacity = {**node_capacity(instance, disk_gib), **instance_types.expected_extended_resources(instance)}
                         if any(usage.get(r, 0) + capacity.get(r, 0) > limit for r, limit in limits.items()):
                             continue
                         price = instance.price * (SPOT_DISCOUNT if capacity_type == "spot" else 1.0)
@@ -315,8 +325,9 @@ class Karpenter(Controller):
         template = (pool.get("spec") or {}).get("template") or {}
         spec = template.get("spec") or {}
         name = f"{pool['metadata']['name']}-{random_suffix(5)}"
-        capacity = {**node_capacity(instance), **instance_types.expected_extended_resources(instance)}
-        allocatable = {**node_allocatable(instance), **instance_types.expected_extended_resources(instance)}
+        disk_gib = self._root_volume_gib(spec)
+        capacity = {**node_capacity(instance, disk_gib), **instance_types.expected_extended_resources(instance)}
+        allocatable = {**node_allocatable(instance, disk_gib), **instance_types.expected_extended_resources(instance)}
         claim = {
             "apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
             "metadata": {
@@ -371,7 +382,8 @@ class Karpenter(Controller):
             ip = self.addresses.allocate(zone)
             taints = (spec.get("taints") or []) + (spec.get("startupTaints") or [])
             node = build_node(instance, ip, zone, self.settings.region,
-                              {**labels, "karpenter.sh/registered": "true"}, taints, instance_id=instance_id,
+                              {**labels, "karpenter.sh/registered": "true"}, taints,
+                              disk_gib=self._root_volume_gib(spec), instance_id=instance_id,
                               annotations={"karpenter.sh/nodepool-hash": claim["metadata"]["annotations"].get(
                                   "karpenter.sh/nodepool-hash", "")})
             node["metadata"]["ownerReferences"] = [owner_reference(claim, controller=False, block=True)]

@@ -2,7 +2,9 @@
 
 For every node group of every EKS cluster there, ``desiredSize`` nodes of its instance
 type (default m5.xlarge) exist, labelled ``eks.amazonaws.com/nodegroup``,
-``eks.amazonaws.com/capacityType`` and the node group's own labels and taints. The
+``eks.amazonaws.com/capacityType`` and the node group's own labels and taints, and
+the node group's root volume (its ``diskSize``, else the ``/dev/xvda`` mapping of its
+launch template, else the AL2023 AMI's 20 GiB) as ephemeral storage. The
 first cluster's name becomes the cluster name the other controllers tag AWS resources
 with. When every cluster this emulator has seen is gone from AWS, the cluster state is
 wiped as a deleted cluster's would be (pods stopped, objects gone; AWS resources such
@@ -14,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from botocore.exceptions import ClientError
+
 from eks_hub_runbook import instance_types
-from .. import bootstrap
+from .. import bootstrap, node_figures
 from ..aws import AwsUnavailable
 from ..nodes import build_node
 from .base import Controller
@@ -78,8 +82,26 @@ class NodeGroups(Controller):
                 info = (await aws.call("eks", "describe_nodegroup", clusterName=cluster, nodegroupName=group))["nodegroup"]
                 if info.get("status") in ("DELETING", "DELETE_FAILED"):
                     continue
+                if not info.get("diskSize") and info.get("launchTemplate"):
+                    info = {**info, "diskSize": await self._launch_template_disk(info["launchTemplate"])}
                 wanted[group] = info
         self._scale(wanted)
+
+    async def _launch_template_disk(self, template: dict) -> int | None:
+        """The root (``/dev/xvda``) volume size, GiB, of a node group's launch template version."""
+        query = {"LaunchTemplateId": template["id"]} if template.get("id") else {"LaunchTemplateName": template.get("name")}
+        try:
+            versions = (await self.runtime.aws.call("ec2", "describe_launch_template_versions", **query,
+                                                    Versions=[str(template.get("version") or "$Default")]))
+        except ClientError as exc:
+            log.warning("node groups: launch template %s unreadable (%s); root volume taken as %s GiB",
+                        template, exc, node_figures.DEFAULT_ROOT_VOLUME_GIB)
+            return None
+        for version in versions.get("LaunchTemplateVersions") or []:
+            for mapping in (version.get("LaunchTemplateData") or {}).get("BlockDeviceMappings") or []:
+                if mapping.get("DeviceName") == "/dev/xvda" and (mapping.get("Ebs") or {}).get("VolumeSize"):
+                    return int(mapping["Ebs"]["VolumeSize"])
+        return None
 
     def _scale(self, wanted: dict[str, dict]) -> None:
         existing: dict[str, list[dict]] = {}
@@ -107,7 +129,7 @@ class NodeGroups(Controller):
                   **(info.get("labels") or {})}
         taints = [{"key": t["key"], **({"value": t["value"]} if t.get("value") else {}),
                    "effect": EFFECTS.get(t.get("effect", ""), "NoSchedule")} for t in info.get("taints") or []]
-        node = build_node(instance, ip, zone, region, labels, taints, disk_gib=int(info.get("diskSize") or 20))
+        node = build_node(instance, ip, zone, region, labels, taints, disk_gib=int(info.get("diskSize") or node_figures.DEFAULT_ROOT_VOLUME_GIB))
         self.cluster.create_internal(NODES, node)
         log.info("node group %s: node %s (%s)", group, node["metadata"]["name"], instance.name)
 
