@@ -117,6 +117,31 @@ def test_empty_node_is_consolidated(core, karpenter_pool):
     assert not [c for c in claims["items"] if c["metadata"]["labels"].get("karpenter.sh/nodepool") == pool]
 
 
+def test_empty_node_goes_with_its_daemon_pods(core, karpenter_pool):
+    """A daemon that tolerates every taint (as aws-node and kube-proxy do) is not drained: its
+    DaemonSet would put it straight back on the node. Karpenter leaves it, and it goes with the node."""
+    from kubernetes import client
+
+    pool = karpenter_pool("consolidate-daemons", [{"key": "karpenter.k8s.aws/instance-family", "operator": "In",
+                                                   "values": ["m5"]}], consolidate_after="1s")
+    daemon = {"metadata": {"name": "node-daemon"}, "spec": {
+        "selector": {"matchLabels": {"app": "node-daemon"}},
+        "template": {"metadata": {"labels": {"app": "node-daemon"}}, "spec": {
+            "nodeSelector": {"sandbox-test/pool": pool}, "tolerations": [{"operator": "Exists"}],
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": "python:3.11", "command": ["sleep", "600"]}]}}}}
+    client.AppsV1Api(core.api_client).create_namespaced_daemon_set(NS, daemon)
+    core.create_namespaced_pod(NS, _pod("short-lived-beside-a-daemon", pool))
+    node = _wait(lambda: _node_of(core, "short-lived-beside-a-daemon"), what="pod scheduled")
+    _wait(lambda: [p for p in core.list_namespaced_pod(NS, label_selector="app=node-daemon").items
+                   if p.spec.node_name == node and p.status.phase == "Running"], what="daemon pod running on the node")
+    core.delete_namespaced_pod("short-lived-beside-a-daemon", NS)
+    _wait(lambda: node not in [n.metadata.name for n in core.list_node().items], timeout=30, what="node removed")
+    _wait(lambda: not [p for p in core.list_namespaced_pod(NS, label_selector="app=node-daemon").items
+                       if p.spec.node_name == node], timeout=30, what="the daemon pod gone with its node")
+    client.AppsV1Api(core.api_client).delete_namespaced_daemon_set("node-daemon", NS)
+
+
 @pytest.mark.parametrize("mutate,field", [
     (lambda c, s: c.pop("image"), "spec.containers[0].image"),
     (lambda c, s: c.update(resources={"requests": {"nvidia.com/gpu": 1}}), "spec.containers[0].resources.limits"),

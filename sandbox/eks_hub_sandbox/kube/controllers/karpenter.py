@@ -60,6 +60,7 @@ TERMINATION_FINALIZER = "karpenter.sh/termination"
 SPOT_DISCOUNT = 0.35
 MIG_PREFIX = "nvidia.com/mig-"
 COMPONENT = "karpenter"
+DISRUPTED_TAINT = {"key": "karpenter.sh/disrupted", "effect": "NoSchedule"}
 
 
 def _unschedulable(pod: dict) -> bool:
@@ -518,12 +519,16 @@ class Karpenter(Controller):
 
         def taint(obj: dict):
             taints = obj["spec"].setdefault("taints", [])
-            if not any(t.get("key") == "karpenter.sh/disrupted" for t in taints):
-                taints.append({"key": "karpenter.sh/disrupted", "effect": "NoSchedule"})
+            if not any(t.get("key") == DISRUPTED_TAINT["key"] for t in taints):
+                taints.append(dict(DISRUPTED_TAINT))
             obj["spec"]["unschedulable"] = True
         self.cluster.mutate(NODES, "", node_name, taint)
         remaining = 0
         for pod in store.list(PODS, predicate=lambda p: (p.get("spec") or {}).get("nodeName") == node_name):
+            if not scheduling.untolerated_taints(pod, [DISRUPTED_TAINT]):
+                # Karpenter's drain leaves pods that tolerate its taint (daemons such as aws-node,
+                # whose DaemonSet would put them straight back); they go with the node.
+                continue
             remaining += 1
             if not pod["metadata"].get("deletionTimestamp"):
                 self.cluster.delete(self.cluster.resource(*PODS), pod["metadata"]["namespace"], pod["metadata"]["name"])
