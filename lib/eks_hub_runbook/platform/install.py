@@ -45,7 +45,7 @@ class StepStatus:
     name: str
     namespace: str = ""
     version: str = ""
-    status: str = ""  # installed | upgraded | unchanged | applied | emulated | started | failed
+    status: str = ""  # installed | upgraded | unchanged | applied | skipped | started | failed
     attempts: int = 0
     seconds: float = 0.0
     detail: str = ""
