@@ -22,6 +22,7 @@ from aiohttp import WSMsgType, web
 
 from ..controllers.kubelet import processes
 from . import channels
+from .sockets import MessageSender
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +55,7 @@ class ExecSession:
         self.v5 = ws.ws_protocol == channels.V5
         self.process: asyncio.subprocess.Process | None = None
         self.master: int | None = None
-        self._lock = asyncio.Lock()
-
-    async def send(self, message: bytes) -> None:
-        """Write one channel message (dropped once the client is gone)."""
-        async with self._lock:
-            if not self.ws.closed:
-                try:
-                    await self.ws.send_bytes(message)
-                except (ConnectionResetError, RuntimeError):
-                    pass
+        self.send = MessageSender(ws).send  # one channel message at a time, dropped once the client is gone
 
     async def run(self, closing: asyncio.Event) -> None:
         """Run the command to its end and report its exit status."""

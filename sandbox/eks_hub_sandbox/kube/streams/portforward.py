@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from aiohttp import WSMsgType, web
 
 from . import spdy
+from .sockets import MessageSender
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +51,7 @@ class PortForwardSession:
         self.reader = spdy.FrameReader(self.codec)
         self.pairs: dict[str, _Pair] = {}
         self.by_stream: dict[int, tuple[str, str]] = {}  # stream id -> (request id, stream type)
-        self._send_lock = asyncio.Lock()
-
-    async def send(self, frame: bytes) -> None:
-        """Write a frame on the tunnel (a closed tunnel drops it)."""
-        async with self._send_lock:
-            if not self.ws.closed:
-                try:
-                    await self.ws.send_bytes(frame)
-                except (ConnectionResetError, RuntimeError):
-                    pass
+        self.send = MessageSender(ws).send  # one frame at a time on the tunnel, dropped once it is closed
 
     async def run(self, closing: asyncio.Event) -> None:
         """Serve frames until the client closes the tunnel (or the server shuts down)."""
