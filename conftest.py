@@ -213,6 +213,39 @@ def sandbox_outputs(full_sandbox, terraform_outputs) -> dict:
             "efs_home_access_point_id": points["home"], "efs_shared_access_point_id": points["shared"]}
 
 
+CORE_NODE_IP = "10.0.250.250"  # outside the addresses the emulator hands out
+
+
+def ensure_core_node(api) -> str:
+    """A node of the EKS core node group as Terraform would make it, for the platform tests that
+    skip Terraform: the hub and proxy pods tolerate only core nodes. Created when missing (a
+    destroyed cluster's wipe removes it); returns its name."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from eks_hub_runbook import instance_types
+    from eks_hub_sandbox.kube.nodes import build_node
+
+    node = build_node(instance_types.get("m5.xlarge"), CORE_NODE_IP, "us-west-2a", "us-west-2", {"NodeGroupType": "core"})
+    try:
+        client.CoreV1Api(api).create_node(node)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    return node["metadata"]["name"]
+
+
+@pytest.fixture(scope="module")
+def platform_outputs(sandbox_outputs):
+    """``sandbox_outputs`` with the core node the hub runs on (see ``ensure_core_node``)."""
+    import eks_hub_sandbox as sandbox
+    from eks_hub_runbook.platform import install
+
+    with session_state():
+        ensure_core_node(install.api_client(sandbox.kubeconfig_path()))
+    return sandbox_outputs
+
+
 # --- sandbox cluster (issue 3) ----------------------------------------------------------
 
 @pytest.fixture(scope="session")

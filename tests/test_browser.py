@@ -71,12 +71,12 @@ def _stop_servers(url: str, users, password: str = "any") -> None:
 
 
 @pytest.fixture(scope="module")
-def dummy_hub(full_sandbox, sandbox_outputs):
+def dummy_hub(full_sandbox, platform_outputs):
     """The platform installed in the sandbox with dummy login (deployment type 1)."""
     from eks_hub_runbook.platform import install
     from eks_hub_sandbox import hub as sandbox_hub
 
-    install.install(runbook_params.resolve(), sandbox_outputs)
+    install.install(runbook_params.resolve(), platform_outputs)
     yield sandbox_hub.url()
     _stop_servers(sandbox_hub.url(), browser.DEFAULT_USERS)
     sandbox_hub.stop()
@@ -126,7 +126,7 @@ def test_two_users_walk_from_login_to_a_terminal(dummy_hub, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def oauth_hub(full_sandbox, sandbox_outputs):
+def oauth_hub(full_sandbox, platform_outputs):
     """The platform with Keycloak-style login (type 3) through the sandbox's OpenID Connect provider."""
     from eks_hub_runbook.platform import install
     from eks_hub_sandbox import hub as sandbox_hub, oidc
@@ -136,7 +136,7 @@ def oauth_hub(full_sandbox, sandbox_outputs):
                                allowed_users="user-1")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RUNBOOK_OAUTH_CLIENT_SECRET", "oauth-client-secret-for-browser-tests")
-        install.install(p, sandbox_outputs)
+        install.install(p, platform_outputs)
     yield sandbox_hub.url()
     _stop_servers(sandbox_hub.url(), ["user-1"])
     sandbox_hub.stop()

@@ -357,12 +357,12 @@ def test_run_counts_gpu_nodes_with_a_fake_cluster(monkeypatch):
 # -- against the sandbox hub ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def admin_hub(full_sandbox, sandbox_outputs):
+def admin_hub(full_sandbox, platform_outputs):
     """The platform with dummy login and one hub admin who creates the load users."""
     from eks_hub_runbook.platform import install
     from eks_hub_sandbox import hub as sandbox_hub
 
-    install.install(runbook_params.resolve(admin_users=ADMIN), sandbox_outputs)
+    install.install(runbook_params.resolve(admin_users=ADMIN), platform_outputs)
     yield sandbox_hub.url()
     sandbox_hub.stop()
 

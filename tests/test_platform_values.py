@@ -212,5 +212,6 @@ def test_hub_translation_applies_hub_config(deployment_params, terraform_outputs
     assert c.GenericOAuthenticator.username_claim == "preferred_username"
     assert c.Authenticator.allowed_users == ["user-1", "user-2"]
     assert c.KubeSpawner.service_account == "jupyterhub-singleuser"
-    env = hubconfig.hub_environment(rendered, lambda name, key: f"<{name}/{key}>")
-    assert env["OAUTH_CLIENT_SECRET"] == "<hub-oauth-client/client-secret>"
+    env = {item["name"]: item for item in hubconfig.hub_env_vars(rendered)}
+    assert env["OAUTH_CLIENT_SECRET"]["valueFrom"] == {"secretKeyRef": {"name": "hub-oauth-client", "key": "client-secret"}}
+    assert "value" not in env["OAUTH_CLIENT_SECRET"]

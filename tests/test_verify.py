@@ -132,7 +132,7 @@ def test_namespace_rows_count_ready_and_finished_pods(monkeypatch):
     ]
 
 
-def test_hub_pod_rows_and_an_empty_hub_namespace_per_target(monkeypatch):
+def test_hub_pod_rows_and_an_empty_hub_namespace(monkeypatch):
     asked = []
     answer = [_pod_row("jupyterhub", "hub-1", "Running", True), _pod_row("jupyterhub", "proxy-1", "Running", False, "0/1"),
               _pod_row("jupyterhub", "image-puller", "Succeeded", False, "0/1")]
@@ -144,7 +144,8 @@ def test_hub_pod_rows_and_an_empty_hub_namespace_per_target(monkeypatch):
     assert all("age" not in r and "ip" not in r for r in rows)  # nothing that changes between runs
     answer = []
     assert verify.hub_pod_rows(resolve(target="aws"), "api") == [
-        {"pod": "(none)", "ready": "", "pod status": "", "node": "", "status": "fail"}]  # EKS: the hub runs as pods
+        {"pod": "(none)", "ready": "", "pod status": "", "node": "", "status": "fail"}]  # the hub runs as pods
+    assert verify.hub_pod_rows(resolve(), "api")[0]["status"] == "fail"  # on the sandbox too
 
 
 def test_node_rows_sorted_by_pool_with_gpu_capacity(monkeypatch):
@@ -379,11 +380,3 @@ def test_pvc_hub_pod_and_storage_class_rows_on_the_sandbox_cluster(kube_api, ver
     classes = {r["storage class"]: r for r in verify.storage_class_rows(kube_api)}
     assert classes["verify-test-wffc"] == {"storage class": "verify-test-wffc", "provisioner": "ebs.csi.aws.com",
                                            "default": "", "binding": "WaitForFirstConsumer", "status": "pass"}
-
-
-@pytest.mark.sandbox
-def test_an_empty_hub_namespace_is_expected_where_the_hub_is_a_process(kube_api, monkeypatch):
-    monkeypatch.setattr(verify, "NAMESPACE", "verify-test-nothing-here")
-    assert verify.hub_pod_rows(resolve(), kube_api) == [  # the sandbox target runs the hub on 127.0.0.1
-        {"pod": "(none)", "ready": "", "pod status": "", "node": "", "status": "info"}]
-    assert verify.hub_pod_rows(resolve(target="aws"), kube_api)[0]["status"] == "fail"  # EKS: the hub runs as pods

@@ -90,19 +90,13 @@ def namespace_rows(api) -> Rows:
 
 
 def hub_pod_rows(params: DeploymentParameters, api) -> Rows:
-    """``kubectl get pods -n jupyterhub``: every pod Running and ready (no ages or IPs).
-
-    On EKS the hub and proxy pods must be there. A target that runs them as local
-    processes (checked by ``hub_rows``; ``Target.hub_runs_as_pods``) expects an empty namespace.
-    """
+    """``kubectl get pods -n jupyterhub``: every pod Running and ready (no ages or IPs); the hub
+    and proxy pods must be there."""
     rows = [{"pod": r["pod"], "ready": r["ready"], "pod status": r["status"], "node": r["node"],
              "status": "pass" if r["is_ready"] or r["status"] in ("Completed", "Succeeded") else "fail"}
             for r in kube.pods(api, NAMESPACE)]
     if not rows:
-        from . import targets
-
-        rows.append({"pod": "(none)", "ready": "", "pod status": "", "node": "",
-                     "status": "fail" if targets.of(params).hub_runs_as_pods else "info"})
+        rows.append({"pod": "(none)", "ready": "", "pod status": "", "node": "", "status": "fail"})
     return rows
 
 
@@ -150,7 +144,7 @@ def pvc_rows(api) -> Rows:
     """The walkthrough's PVCs: efs-persist, efs-persist-shared (RWX, Bound) and the hub database.
 
     A PVC of a ``WaitForFirstConsumer`` class stays Pending until a pod uses it; that is
-    reported as ``info`` when no pod mounts it yet (the sandbox runs the hub as a process).
+    reported as ``info`` when no pod mounts it yet.
     """
     from kubernetes import client
 

@@ -24,7 +24,7 @@ SANDBOX_REGION = "us-west-2"
 SANDBOX_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 CORE_SERVICES = ("kube", "aws")
 # Services added by the platform layer; stopped first on ``down``.
-PLATFORM_SERVICES = ("hub", "oidc")
+PLATFORM_SERVICES = ("oidc",)  # host services of the platform (the hub runs as pods)
 
 
 def kubeconfig_path() -> Path:

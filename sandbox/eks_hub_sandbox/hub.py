@@ -1,102 +1,120 @@
-"""The sandbox's JupyterHub: a real JupyterHub + configurable-http-proxy + KubeSpawner,
-configured from the same z2jh values file the EKS install uses.
+"""The sandbox's JupyterHub: the chart's release on the sandbox cluster, from the same values.
 
-``start(values)`` writes the values (0600) and a two-line ``jupyterhub_config.py`` into the
-sandbox state folder and starts ``jupyterhub`` as the sandbox service ``hub``. The config
-file calls :func:`configure`, which applies the chart's translation
-(:func:`.hubconfig.hub_config`) and then only what differs from a cluster deployment:
+``start(values)`` applies what the z2jh chart renders (:mod:`.hub_chart`): the ``hub`` and
+``proxy`` Deployments, whose pods the kubelet runs as real JupyterHub (with KubeSpawner) and
+configurable-http-proxy processes, their Services, the ``hub`` Secret and ConfigMap and the
+``hub-db-dir`` claim that holds the hub's database. It waits for both rollouts and for the hub
+to answer at its public URL: ``proxy-public`` as the sandbox's kube-proxy serves it on
+127.0.0.1 (:func:`url`). A change of values rolls the hub pod (the Secret's checksum is in its
+template, as in the chart); the cookie secret and the proxy token are made once and kept.
 
-- the hub, its proxy API and the public proxy listen on 127.0.0.1 (ports kept across runs);
-  the proxy is configurable-http-proxy from ``node_modules`` started by the hub;
-- user pods (processes on 127.0.0.x, run by the sandbox kubelet) reach the hub API at
-  ``http://127.0.0.1:<hub port>/hub/api``;
-- KubeSpawner talks to the sandbox API server through the sandbox kubeconfig;
-- the database is a sqlite file in the state folder (the chart's ``sqlite-pvc``);
-- ``hub.extraEnv`` secret references are resolved from the sandbox cluster's Secrets.
+:func:`configure` runs inside the hub pod (its ``jupyterhub_config.py`` calls it): the chart's
+translation of the values (:func:`.hubconfig.hub_config`) plus the addresses a cluster would
+give through DNS, taken from the service environment variables.
 
-Not translated (no sandbox equivalent): the idle culler service, network policies,
-image pullers, ``hub.extraConfig`` code.
+Not translated (no sandbox equivalent): the idle culler service, network policies, image
+pullers, ``hub.extraConfig`` code.
 """
 
 from __future__ import annotations
 
-import json
+import base64
 import os
-import sys
+import secrets as tokens
 import time
 from pathlib import Path
 from typing import Any, Mapping
 
 import requests
 
-from eks_hub_runbook.errors import PlatformError
-from eks_hub_sandbox.errors import SandboxError
-from eks_hub_runbook.paths import node_bin
-from eks_hub_sandbox.paths import sandbox_dir
 from eks_hub_runbook.platform import hubconfig
-from eks_hub_runbook.platform.values import write_values
-from . import kubeconfig_path, services
+from eks_hub_runbook.platform.install import api_client, apply_objects
+from eks_hub_sandbox.errors import SandboxError
+from . import hub_chart, kubeconfig_path, services
 
-SERVICE = "hub"
-NAMESPACE = "jupyterhub"
-
-
-def hub_dir() -> Path:
-    path = sandbox_dir() / "hub"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+NAMESPACE = hub_chart.NAMESPACE
+PUBLIC_PORT = "hub"  # the reserved port name of the hub's public URL
+COMPONENTS = ("proxy", "hub")
 
 
 def url() -> str:
-    """The hub's public URL (the proxy), the one people open in a browser."""
-    return f"http://{services.LOOPBACK}:{services.reserved_port(SERVICE)}"
+    """The hub's public URL (``proxy-public`` on 127.0.0.1), the one people open in a browser."""
+    return f"http://{services.LOOPBACK}:{services.reserved_port(PUBLIC_PORT)}"
 
 
-def _settings() -> dict:
-    return {
-        "public_port": services.reserved_port(SERVICE),
-        "hub_port": services.reserved_port("hub-api"),
-        "proxy_api_port": services.reserved_port("hub-proxy-api"),
-        "kubeconfig": str(kubeconfig_path()),
-        "namespace": NAMESPACE,
-        "values": str(hub_dir() / "values.yaml"),
-        "state": str(hub_dir()),
-    }
+def _existing_secret(core) -> dict[str, str]:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        secret = core.read_namespaced_secret("hub", NAMESPACE)
+    except ApiException as exc:
+        if exc.status == 404:
+            return {}
+        raise
+    return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
 
 
-def jupyterhub_argv(config_file: Path) -> list[str]:
-    """``jupyterhub -f <config>`` with the ``jupyterhub`` of this interpreter's environment."""
-    return [str(Path(sys.executable).with_name("jupyterhub")), "-f", str(config_file)]
+def release_objects(values: Mapping[str, Any], core) -> list[dict]:
+    """The chart's objects for ``values``, keeping the cookie secret and proxy token already there."""
+    existing = _existing_secret(core)
+    data = hub_chart.secret_data(
+        values, kubeconfig_path().read_text(),
+        proxy_token=existing.get(hub_chart.PROXY_TOKEN_KEY) or tokens.token_hex(32),
+        cookie_secret=existing.get(hub_chart.COOKIE_SECRET_KEY) or tokens.token_hex(32))
+    return hub_chart.objects(hubconfig.effective_values(values), host_port=services.reserved_port(PUBLIC_PORT),
+                             secrets=data)
 
 
-def start(values: Mapping[str, Any], ready_timeout: float = 90.0) -> services.ServiceStatus:
-    """(Re)start the sandbox hub with ``values``; returns when ``/hub/api`` answers."""
-    proxy = node_bin("configurable-http-proxy")
-    if not proxy.exists():
-        raise SandboxError(f"{proxy} is missing: run `make setup` (npm ci installs configurable-http-proxy)")
+def start(values: Mapping[str, Any], ready_timeout: float = 240.0) -> None:
+    """Install (or upgrade) the hub release with ``values``; returns when the hub answers at :func:`url`."""
+    from kubernetes import client as k8s
+
     if not kubeconfig_path().exists():
         raise SandboxError("the sandbox cluster is not running (no kubeconfig): run `runbook sandbox up` first")
-    settings = _settings()
-    write_values(values, Path(settings["values"]))
-    settings_file = hub_dir() / "settings.json"
-    settings_file.write_text(json.dumps(settings, indent=2))
-    config_file = hub_dir() / "jupyterhub_config.py"
-    config_file.write_text(
-        "# Generated by eks_hub_sandbox.hub: the z2jh values translated as the chart does.\n"
-        "from eks_hub_sandbox.hub import configure\n"
-        f"configure(c, {str(settings_file)!r})\n"
-    )
-    services.stop(SERVICE)  # values may have changed: a hub reads its config at start only
-    spec = services.ServiceSpec(
-        name=SERVICE,
-        argv=jupyterhub_argv(config_file),
-        port=settings["public_port"],
-        env={"KUBECONFIG": settings["kubeconfig"], "PATH": f"{proxy.parent}{os.pathsep}{os.environ.get('PATH', '')}"},
-        ready_timeout=ready_timeout,
-    )
-    status = services.start(spec)
-    wait_ready(url(), timeout=ready_timeout)
-    return status
+    api = api_client(kubeconfig_path())
+    apply_objects(api, release_objects(values, k8s.CoreV1Api(api)))
+    deadline = time.monotonic() + ready_timeout
+    for name in COMPONENTS:
+        wait_rollout(api, name, deadline)
+    wait_ready(url(), timeout=max(deadline - time.monotonic(), 10.0))
+
+
+def _rolled_out(deployment) -> bool:
+    status, spec = deployment.status, deployment.spec
+    return bool(status and (status.observed_generation or 0) >= (deployment.metadata.generation or 0)
+                and (status.updated_replicas or 0) == spec.replicas and (status.available_replicas or 0) == spec.replicas
+                and (status.replicas or 0) == spec.replicas)
+
+
+def wait_rollout(api, name: str, deadline: float) -> None:
+    """Wait until Deployment ``name`` runs its current template everywhere (``kubectl rollout status``)."""
+    from kubernetes import client as k8s
+
+    apps = k8s.AppsV1Api(api)
+    while time.monotonic() < deadline:
+        if _rolled_out(apps.read_namespaced_deployment(name, NAMESPACE)):
+            return
+        time.sleep(0.3)
+    raise SandboxError(f"deployment {NAMESPACE}/{name} did not roll out in time: {pod_problem(api, name)}; "
+                       f"see `kubectl describe pod -n {NAMESPACE} -l component={name}` and `kubectl logs`")
+
+
+def pod_problem(api, component: str) -> str:
+    """What the component's pods are waiting for, in a line (their phase and last warning)."""
+    from kubernetes import client as k8s
+
+    core = k8s.CoreV1Api(api)
+    pods = core.list_namespaced_pod(NAMESPACE, label_selector=f"component={component}").items
+    if not pods:
+        return "no pod"
+    parts = []
+    for pod in pods:
+        waiting = [s.state.waiting.reason for s in pod.status.container_statuses or [] if s.state and s.state.waiting]
+        events = core.list_namespaced_event(NAMESPACE, field_selector=f"involvedObject.name={pod.metadata.name}").items
+        warning = next((f"{e.reason}: {e.message}" for e in reversed(events) if e.type == "Warning"), "")
+        parts.append(f"{pod.metadata.name} {pod.status.phase}" + (f" ({', '.join(waiting)})" if waiting else "")
+                     + (f", {warning}" if warning else ""))
+    return "; ".join(parts)
 
 
 def wait_ready(hub_url: str, timeout: float = 60.0) -> None:
@@ -113,54 +131,49 @@ def wait_ready(hub_url: str, timeout: float = 60.0) -> None:
             last = type(exc).__name__
         time.sleep(0.3)
     raise SandboxError(f"the sandbox hub at {hub_url} did not answer within {timeout:.0f} s ({last}); "
-                       f"see {services.log_file(SERVICE)}")
+                       f"see `kubectl logs -n {NAMESPACE} deploy/hub`")
 
 
-def stop() -> bool:
-    """Stop the hub and its proxy (user servers are pods: they stay, as on EKS)."""
-    return services.stop(SERVICE)
+def stop(timeout: float = 60.0) -> bool:
+    """Remove the hub and proxy Deployments and wait for their pods to go (user servers are
+    pods of their own: they stay, as on EKS; the database claim stays too). Returns True if
+    there was something to remove; False also when the cluster is not running."""
+    from kubernetes import client as k8s
+    from kubernetes.client.exceptions import ApiException
 
-
-def _secret_reader(kubeconfig: str, namespace: str):
-    """``read(name, key)`` for Secrets of the sandbox cluster (what the kubelet does for secretKeyRef)."""
-
-    def read(name: str, key: str) -> str:
-        import base64
-
-        from kubernetes import client, config
-
-        api = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+    if not kubeconfig_path().exists() or not services.status("kube").running:
+        return False
+    api = api_client(kubeconfig_path())
+    apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
+    removed = False
+    for name in COMPONENTS:
         try:
-            secret = api.read_namespaced_secret(name, namespace)
-        except client.ApiException as exc:
-            raise PlatformError(f"hub.extraEnv refers to Secret {namespace}/{name}, which the sandbox cluster does not have "
-                                f"(HTTP {exc.status}); install the platform first") from None
-        data = secret.data or {}
-        if key not in data:
-            raise PlatformError(f"Secret {namespace}/{name} has no key {key!r}")
-        return base64.b64decode(data[key]).decode()
+            apps.delete_namespaced_deployment(name, NAMESPACE, propagation_policy="Background")
+            removed = True
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    selector = f"component in ({','.join(COMPONENTS)}),release={hub_chart.RELEASE}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and core.list_namespaced_pod(NAMESPACE, label_selector=selector).items:
+        time.sleep(0.3)
+    return removed
 
-    return read
 
-
-def configure(c, settings_file: str) -> None:
-    """Fill a JupyterHub config object ``c`` for the sandbox (called by the generated config file)."""
+def configure(c, config_file: str) -> None:
+    """Fill a JupyterHub config object ``c`` inside the hub pod (called by its ``jupyterhub_config.py``,
+    which passes its own path: the ``hub`` Secret is mounted beside it)."""
     from eks_hub_runbook.platform.templating import load_yaml
 
-    settings = json.loads(Path(settings_file).read_text())
-    values = hubconfig.effective_values(load_yaml(Path(settings["values"])) or {})
-    c.merge(hubconfig.hub_config(values, namespace=settings["namespace"]))
-    os.environ.update(hubconfig.hub_environment(values, _secret_reader(settings["kubeconfig"], settings["namespace"])))
-
-    state = Path(settings["state"])
-    loopback = services.LOOPBACK
-    c.JupyterHub.bind_url = f"http://{loopback}:{settings['public_port']}"
-    c.JupyterHub.hub_bind_url = f"http://{loopback}:{settings['hub_port']}"
-    c.JupyterHub.hub_connect_url = f"http://{loopback}:{settings['hub_port']}"
-    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
-    c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
-    c.ConfigurableHTTPProxy.api_url = f"http://{loopback}:{settings['proxy_api_port']}"
-    c.ConfigurableHTTPProxy.should_start = True
-    c.ConfigurableHTTPProxy.command = [str(node_bin("configurable-http-proxy"))]
-    c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+    secret_dir = Path(config_file).parent / "secret"
+    values = hubconfig.effective_values(load_yaml(secret_dir / "values.yaml") or {})
+    env = os.environ
+    c.merge(hubconfig.hub_config(values, namespace=env.get("POD_NAMESPACE", NAMESPACE)))
+    c.JupyterHub.hub_bind_url = f"http://{env['POD_IP']}:{hub_chart.HUB_PORT}"
+    c.JupyterHub.hub_connect_url = f"http://{env['HUB_SERVICE_HOST']}:{env['HUB_SERVICE_PORT']}"
+    c.ConfigurableHTTPProxy.api_url = f"http://{env['PROXY_API_SERVICE_HOST']}:{env['PROXY_API_SERVICE_PORT']}"
+    c.ConfigurableHTTPProxy.should_start = False
+    c.JupyterHub.cookie_secret = bytes.fromhex((secret_dir / hub_chart.COOKIE_SECRET_KEY).read_text().strip())
+    pvc = (values["hub"].get("db") or {}).get("type", "sqlite-pvc") == "sqlite-pvc"
+    c.JupyterHub.db_url = "sqlite:///jupyterhub.sqlite" if pvc else "sqlite://"  # in /srv/jupyterhub, the claim
     c.KubeSpawner.k8s_api_request_timeout = 10

@@ -3,9 +3,9 @@
 The manifest groups are applied to the cluster emulator exactly as on EKS (server-side
 apply through the kubernetes client); the controllers the helm releases would install are
 played by the emulator (the Karpenter release contributes its CRDs, as its chart does); the
-chart's ``proxy-public`` Service and hub database PVC are created as the chart renders them;
-then the hub runs as a real JupyterHub process (:mod:`.hub`), with the local OpenID Connect
-provider (:mod:`.oidc`) for cognito / oauth.
+jupyterhub release is what its chart renders, the hub and proxy as pods that run the real
+JupyterHub and configurable-http-proxy (:mod:`.hub`), with the local OpenID Connect provider
+(:mod:`.oidc`, a host service) for cognito / oauth.
 
 The add-ons' own workloads (:mod:`.addons`) are applied too, so ``kubectl get pods -A`` shows
 what it shows on EKS: first those of the EKS add-ons the local AWS lists for the deployment's
@@ -32,29 +32,7 @@ from . import hub, is_up, kubeconfig_path, oidc
 from .addons import workloads
 
 ADDON_NAMESPACE = "kube-system"
-
-
-def chart_objects(hub_values: Mapping[str, Any]) -> list[dict]:
-    """The chart's objects the sandbox mirrors: ``proxy-public`` (type and annotations from
-    the values, as the chart renders it) and the hub database PVC."""
-    service = hub_values["proxy"]["service"]
-    https = (hub_values["proxy"].get("https") or {}).get("enabled")
-    ports = [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
-    if https:
-        ports.append({"name": "https", "port": 443, "targetPort": "http", "protocol": "TCP"})
-    pvc = hub_values["hub"]["db"]["pvc"]
-    labels = {"app": "jupyterhub", "release": "jupyterhub"}
-    return [
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": "proxy-public", "namespace": "jupyterhub", "labels": {**labels, "component": "proxy-public"},
-                      "annotations": dict(service.get("annotations") or {})},
-         "spec": {"type": service.get("type", "LoadBalancer"), "ports": ports,
-                  "selector": {"component": "proxy", "release": "jupyterhub"}}},
-        {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-         "metadata": {"name": "hub-db-dir", "namespace": "jupyterhub", "labels": {**labels, "component": "hub"}},
-         "spec": {"accessModes": pvc.get("accessModes", ["ReadWriteOnce"]), "storageClassName": pvc["storageClassName"],
-                  "resources": {"requests": {"storage": pvc.get("storage", "1Gi")}}}},
-    ]
+BUILT_BY_OWN_MODULE = {"jupyterhub": "eks_hub_sandbox.hub_chart"}  # releases whose objects a module here builds
 
 
 def installed_addons(context: InstallContext) -> dict[str, dict]:
@@ -126,7 +104,7 @@ def release_step(client, index: int, step: charts.Release, context: InstallConte
 
 
 def install(context: InstallContext) -> list[dict]:
-    """The same manifests on the sandbox cluster, then the hub (and its OIDC provider) as processes."""
+    """The same manifests on the sandbox cluster, then the hub release (and the OIDC provider)."""
     if not kubeconfig_path().exists() or not is_up("kube"):
         raise SandboxError("the sandbox cluster is not running: run `runbook sandbox up` first")
     params, outputs = context.params, context.outputs
@@ -149,9 +127,9 @@ def install(context: InstallContext) -> list[dict]:
         rows.append(StepStatus(len(rows), "service", "oidc", status="started", attempts=1,
                                seconds=round(time.monotonic() - started, 1), detail=oidc.url()))
     hub_values = context.hub_values(hub_url=hub_url, endpoints=endpoints)
-    apply_objects(client, chart_objects(hub_values))
     started = time.monotonic()
     hub.start(hub_values)
     rows.append(StepStatus(len(rows), "release", "jupyterhub", "jupyterhub", charts.release("jupyterhub").version,
-                           "started", 1, round(time.monotonic() - started, 1), detail=hub_url))
+                           "started", 1, round(time.monotonic() - started, 1),
+                           detail=f"hub and proxy pods rolled out; {hub_url}"))
     return [row.as_row() for row in rows]

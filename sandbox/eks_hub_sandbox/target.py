@@ -5,8 +5,9 @@
 - the services (local AWS, cluster emulator) are started before a deployment and stopped
   after 05_cleanup;
 - the platform's manifests are applied to the cluster emulator as on EKS, the controllers
-  the helm releases would install are played by the emulator, and the hub runs as a real
-  JupyterHub process on 127.0.0.1 (with a local OpenID provider for cognito / oauth);
+  the helm releases would install are played by the emulator, and the hub and proxy run as
+  pods of the chart's Deployments, reached on 127.0.0.1 (with a local OpenID provider for
+  cognito / oauth);
 - the login methods' names default to reserved example names and the OAuth client secret
   is generated, so every login method works with no other parameter.
 """
@@ -38,7 +39,6 @@ class SandboxTarget(Target):
     billable = False
     tools = ("terraform",)
     terraform_parallelism = 20  # it answers at once: more concurrency only shortens provider waits
-    hub_runs_as_pods = False  # the hub runs as a local process
     makes_certificates = True
     makes_secrets = ("oauth_client_secret",)
     # Names reserved for examples (RFC 2606); the sandbox's own OpenID provider answers for oauth_domain.

@@ -1,60 +1,67 @@
-"""The JupyterHub client and the sandbox's hub / OIDC services, without a cluster: a real
-JupyterHub (configured from the values files by the chart translation) behind
-configurable-http-proxy, logins through the dummy form and the OAuth code flow."""
+"""The JupyterHub client and the sandbox's hub release / OIDC service on a cluster of their own
+(no local AWS: one core node, an in-memory hub database): a real JupyterHub (configured from
+the values files by the chart translation) behind configurable-http-proxy, both as pods,
+logins through the dummy form and the OAuth code flow."""
 
 from __future__ import annotations
 
 import pytest
 import requests
 
+from conftest import ensure_core_node
 from eks_hub_runbook import params as runbook_params
 import eks_hub_sandbox as sandbox
 from eks_hub_runbook.errors import HubError
 from eks_hub_runbook.hub import HubClient
-from eks_hub_runbook.platform import values
+from eks_hub_runbook.platform import install, manifests, values
 from eks_hub_sandbox import hub as sandbox_hub, oidc
 
 pytestmark = pytest.mark.slow
 ARN = "arn:aws:acm:us-west-2:123456789012:certificate/12345678-1234-1234-1234-123456789012"
-UNREACHABLE_CLUSTER = """apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "http://127.0.0.1:9"}}]
-contexts: [{name: none, context: {cluster: none, user: none}}]
-current-context: none
-users: [{name: none, user: {token: unused}}]
-"""
+
+
+def _in_memory(hub_values: dict) -> dict:
+    """No EBS here (no local AWS): the hub keeps its database in memory (z2jh ``sqlite-memory``)."""
+    hub_values["hub"]["db"] = {"type": "sqlite-memory"}
+    return hub_values
 
 
 @pytest.fixture(scope="module")
-def own_state(tmp_path_factory):
-    """A state folder of its own (no cluster): these services never meet the session sandbox."""
+def own_cluster(tmp_path_factory):
+    """A state folder of its own with a cluster emulator: these hubs never meet the session sandbox."""
+    from kubernetes import client
+
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RUNBOOK_STATE_DIR", str(tmp_path_factory.mktemp("hub-client-state")))
-        sandbox.kubeconfig_path().write_text(UNREACHABLE_CLUSTER)
-        yield
-        sandbox.down()
+        sandbox.up(only=("kube",))
+        try:
+            api = install.api_client(sandbox.kubeconfig_path())
+            ensure_core_node(api)
+            client.CoreV1Api(api).create_namespace({"metadata": {"name": "jupyterhub"}})
+            yield api
+        finally:
+            sandbox.down()
 
 
 @pytest.fixture(scope="module")
-def dummy_hub(own_state, terraform_outputs):
-    sandbox_hub.start(values.jupyterhub_values(runbook_params.resolve(), terraform_outputs, hub_url=sandbox_hub.url()))
+def dummy_hub(own_cluster, terraform_outputs):
+    sandbox_hub.start(_in_memory(values.jupyterhub_values(runbook_params.resolve(), terraform_outputs,
+                                                          hub_url=sandbox_hub.url())))
     yield sandbox_hub.url()
     sandbox_hub.stop()
 
 
 @pytest.fixture(scope="module")
-def cognito_hub(own_state, terraform_outputs):
-    """The hub with Cognito login pointed at the local provider. The client secret is passed
-    in the environment here (no cluster Secret to read it from)."""
+def cognito_hub(own_cluster, terraform_outputs):
+    """The hub with Cognito login pointed at the local provider; the client secret reaches the
+    hub pod from the ``hub-oauth-client`` Secret, as on EKS."""
     p = runbook_params.resolve(auth="cognito", domain="hub.example.com", certificate_arn=ARN,
                                allowed_users="user-1@example.com")
     client_id, secret = terraform_outputs["cognito_client_id"], terraform_outputs["cognito_client_secret"]["value"]
+    install.apply_objects(own_cluster, [manifests.oauth_client_secret(p, terraform_outputs)])
     oidc.start(client_id, secret, f"{sandbox_hub.url()}/hub/oauth_callback")
-    hub_values = values.jupyterhub_values(p, terraform_outputs, hub_url=sandbox_hub.url(), endpoints=oidc.endpoints())
-    del hub_values["hub"]["extraEnv"]
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("OAUTH_CLIENT_SECRET", secret)
-        sandbox_hub.start(hub_values)
+    sandbox_hub.start(_in_memory(values.jupyterhub_values(p, terraform_outputs, hub_url=sandbox_hub.url(),
+                                                          endpoints=oidc.endpoints())))
     yield sandbox_hub.url()
     sandbox_hub.stop()
     oidc.stop()

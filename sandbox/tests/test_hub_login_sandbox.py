@@ -25,13 +25,13 @@ CASES = {
 
 
 @pytest.fixture(scope="module", params=list(CASES))
-def oauth_hub(request, full_sandbox, sandbox_outputs):
+def oauth_hub(request, full_sandbox, platform_outputs):
     auth = request.param
     extra, login_as, expected = CASES[auth]
     p = runbook_params.resolve(auth=auth, domain="hub.example.com", certificate_arn=ARN, **extra)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RUNBOOK_OAUTH_CLIENT_SECRET", "oauth-client-secret-for-sandbox-tests")
-        install.install(p, sandbox_outputs)
+        install.install(p, platform_outputs)
     yield login_as, expected
     sandbox_hub.stop()
     oidc.stop()

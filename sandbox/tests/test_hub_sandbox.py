@@ -18,8 +18,8 @@ PROFILE = "gpu-time-slicing"
 
 
 @pytest.fixture(scope="module")
-def installed(full_sandbox, sandbox_outputs):
-    rows = install.install(runbook_params.resolve(), sandbox_outputs)
+def installed(full_sandbox, platform_outputs):
+    rows = install.install(runbook_params.resolve(), platform_outputs)
     yield rows
     sandbox_hub.stop()
 
@@ -71,8 +71,8 @@ def test_platform_installed_and_hub_answers(installed):
     assert HubClient(sandbox_hub.url()).health()["version"] == "5.5.0"
 
 
-def test_second_install_changes_no_manifest(installed, sandbox_outputs):
-    again = install.install(runbook_params.resolve(), sandbox_outputs)
+def test_second_install_changes_no_manifest(installed, platform_outputs):
+    again = install.install(runbook_params.resolve(), platform_outputs)
     assert {row["status"] for row in again if row["kind"] == "manifests"} == {"unchanged"}
 
 

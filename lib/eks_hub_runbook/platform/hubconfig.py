@@ -9,8 +9,7 @@ KubeSpawner with exactly the configuration the chart would give it on EKS:
 - ``scheduling.*`` -> scheduler name, priority class, node-purpose affinity, the
   ``hub.jupyter.org/dedicated`` tolerations
 - ``hub.*`` -> JupyterHub traits, ``hub.config`` passed through class by class
-- ``hub.extraEnv`` -> the hub process environment (``valueFrom.secretKeyRef`` resolved
-  by a callback, as the kubelet would)
+- ``hub.extraEnv`` -> the hub container's ``env`` (``valueFrom`` kept for the kubelet)
 
 Values are first merged over the chart's own defaults (``values.yaml`` of the pinned
 chart release, carried in ``third_party/``), as helm does.
@@ -208,19 +207,13 @@ def hub_config(
     return c
 
 
-def hub_environment(values: Mapping[str, Any], read_secret: Callable[[str, str], str]) -> dict[str, str]:
-    """The hub process's extra environment from ``hub.extraEnv``.
-
-    ``read_secret(name, key)`` returns one key of a Secret in the hub's namespace (what the
-    kubelet does for ``valueFrom.secretKeyRef``). Other ``valueFrom`` kinds are not used.
-    """
-    env = {}
+def hub_env_vars(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``hub.extraEnv`` as the hub container's ``env`` (EnvVar objects), as the chart renders
+    it: plain values as strings, ``valueFrom`` (e.g. a ``secretKeyRef``) as written."""
+    env = []
     for name, value in _environment(_get(values, "hub.extraEnv")).items():
         if isinstance(value, Mapping):
-            ref = (value.get("valueFrom") or {}).get("secretKeyRef")
-            if not ref:
-                raise ValueError(f"hub.extraEnv {name}: only plain values and secretKeyRef are supported in the sandbox")
-            env[name] = read_secret(ref["name"], ref["key"])
+            env.append({"name": name, **{k: v for k, v in value.items() if k == "valueFrom"}})
         else:
-            env[name] = str(value)
+            env.append({"name": name, "value": str(value)})
     return env

@@ -44,8 +44,6 @@ class Target:
     parameter_defaults: Mapping[str, str] = {}
     #: Terraform's ``-parallelism``
     terraform_parallelism: int = 10
-    #: the hub and proxy run as pods in the cluster (``kubectl get pods -n jupyterhub`` lists them)
-    hub_runs_as_pods: bool = True
     #: a certificate for types 2/3 may be made and imported when none is recorded (and a recorded
     #: one that is gone replaced): only where nothing real depends on it
     makes_certificates: bool = False

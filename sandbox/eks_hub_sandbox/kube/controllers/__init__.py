@@ -8,6 +8,7 @@
 - ``scheduler``: binds pods to nodes;
 - ``karpenter``: NodePools -> NodeClaims -> Nodes, consolidation of empty nodes;
 - ``kubelet``: runs pods as local processes;
+- ``service_proxy`` (kube-proxy): Service addresses -> ready pods;
 - ``load_balancer``: Services of type LoadBalancer -> NLBs in the local AWS;
 - ``node_groups``: EKS managed node groups -> nodes; cluster deleted in AWS -> state wiped.
 """
@@ -26,6 +27,7 @@ from .load_balancer import LoadBalancerController
 from .namespaces import NamespaceController
 from .node_groups import NodeGroups
 from .scheduler import Scheduler
+from .service_proxy import ServiceProxy
 from .volume_binder import VolumeBinder
 from .workloads import DaemonSets, Deployments, ReplicaSets
 
@@ -50,6 +52,7 @@ def build_controllers(runtime: "Runtime") -> list["Controller"]:
         Scheduler(runtime),
         Karpenter(runtime),
         Kubelet(runtime),
+        ServiceProxy(runtime),
         LoadBalancerController(runtime),
         NodeGroups(runtime),
     ]

@@ -11,6 +11,9 @@ binaries are not here) runs an idle placeholder, and the pod log says so.
 Pod networking is emulated by rewriting ``0.0.0.0`` in arguments and environment
 values to the pod's own loopback IP (``JUPYTERHUB_SERVICE_URL=http://0.0.0.0:8888/...``
 makes the single-user server bind its pod IP, which is where KubeSpawner connects).
+Containers get the service environment variables the kubelet writes (``<NAME>_SERVICE_HOST``
+and the Docker-links ``<NAME>_PORT_...`` forms) for the Services of their namespace, with the
+address the sandbox's kube-proxy serves each Service on.
 """
 
 from __future__ import annotations
@@ -24,9 +27,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from eks_hub_runbook.paths import node_bin
+
 from ... import quantity
+from .network import service_address
 
 VENV_BIN = str(Path(sys.executable).parent)
+NODE_BIN = str(node_bin("configurable-http-proxy").parent)  # the repository's npm tools
 JUPYTER_START_SCRIPTS = {"start-notebook.sh", "start-notebook.py", "start-singleuser.sh", "start-singleuser.py", "start.sh"}
 JUPYTER_COMMANDS = {"jupyterhub-singleuser", "jupyter-labhub", "jupyter", "jupyter-lab", "jupyter-notebook",
                     "jupyter-server"}
@@ -44,7 +51,7 @@ class Command:
 
 
 def search_path() -> str:
-    return os.pathsep.join([VENV_BIN, os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")])
+    return os.pathsep.join([VENV_BIN, NODE_BIN, os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")])
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -96,10 +103,38 @@ def _lookup(store, kind: str, namespace: str, name: str, key: str | None, option
     return data[key]
 
 
-def container_env(pod: dict, container: dict, store) -> dict[str, str]:
-    """The container's environment from ``envFrom`` and ``env`` (with valueFrom and $(VAR))."""
-    namespace = pod["metadata"]["namespace"]
+def service_env(pod: dict, store, seed: str) -> dict[str, str]:
+    """The service environment variables of the pod's namespace (none with
+    ``enableServiceLinks: false``), as the kubelet writes them, with each Service's address on
+    this machine (:func:`.network.service_address`) as its host."""
+    if (pod.get("spec") or {}).get("enableServiceLinks") is False:
+        return {}
     env: dict[str, str] = {}
+    for svc in store.list(("", "services"), pod["metadata"]["namespace"]):
+        spec = svc.get("spec") or {}
+        cluster_ip, ports = spec.get("clusterIP"), spec.get("ports") or []
+        if not cluster_ip or cluster_ip == "None" or not ports:
+            continue
+        host = service_address(cluster_ip, seed)
+        name = svc["metadata"]["name"].upper().replace("-", "_")
+        env[f"{name}_SERVICE_HOST"] = host
+        env[f"{name}_SERVICE_PORT"] = str(ports[0]["port"])
+        for port in ports:
+            protocol = port.get("protocol", "TCP")
+            if port.get("name"):
+                env[f"{name}_SERVICE_PORT_{port['name'].upper().replace('-', '_')}"] = str(port["port"])
+            prefix = f"{name}_PORT_{port['port']}_{protocol}"
+            env.update({prefix: f"{protocol.lower()}://{host}:{port['port']}", f"{prefix}_PROTO": protocol.lower(),
+                        f"{prefix}_PORT": str(port["port"]), f"{prefix}_ADDR": host})
+        env[f"{name}_PORT"] = f"{ports[0].get('protocol', 'TCP').lower()}://{host}:{ports[0]['port']}"
+    return env
+
+
+def container_env(pod: dict, container: dict, store, services: dict[str, str] | None = None) -> dict[str, str]:
+    """The container's environment from ``envFrom`` and ``env`` (with valueFrom and $(VAR)),
+    over the service environment variables ``services`` (which ``$(VAR)`` may name too)."""
+    namespace = pod["metadata"]["namespace"]
+    env: dict[str, str] = dict(services or {})
     for source in container.get("envFrom") or []:
         prefix = source.get("prefix", "")
         for kind, ref in (("configmaps", source.get("configMapRef")), ("secrets", source.get("secretRef"))):

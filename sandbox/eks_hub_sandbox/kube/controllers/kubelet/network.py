@@ -56,3 +56,12 @@ class PodAddressPool:
     def release(self, address: str | None) -> None:
         if address:
             self._used.discard(int(ipaddress.ip_address(address)))
+
+
+def service_address(cluster_ip: str, seed: str) -> str:
+    """The loopback address that stands in for a Service's virtual IP here: ``172.20.a.b``
+    becomes ``127.S.a.b``, S a block of its own next to this emulator's pod block (nothing on
+    this machine routes the service CIDR, so the sandbox's kube-proxy listens there instead)."""
+    block = 1 + (zlib.crc32(seed.encode()) + 127) % 254
+    third, fourth = ipaddress.ip_address(cluster_ip).packed[2:]
+    return f"127.{block}.{third}.{fourth}"

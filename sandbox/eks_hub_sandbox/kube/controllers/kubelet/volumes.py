@@ -1,6 +1,8 @@
 """Pod folders: each container gets a root folder in which every ``mountPath`` is a
-symlink to the local folder of its volume (plus ``subPath``), so a process started
-with ``HOME=<root>/home/jovyan`` reads and writes the EFS access point's folder.
+symlink to the local folder of its volume (plus ``subPath``; a file where the subPath names
+one), so a process started with ``HOME=<root>/home/jovyan`` reads and writes the EFS access
+point's folder. Arguments and environment values that are paths under a mount
+(``--config /usr/local/etc/jupyterhub/jupyterhub_config.py``) are given as the local path.
 
 Volume sources: persistentVolumeClaim (through its bound PersistentVolume, see
 ``storage``), emptyDir, configMap, secret, projected, downwardAPI, hostPath
@@ -139,6 +141,19 @@ class Rootfs:
             return self.root / best.strip("/") / path.relative_to(PurePosixPath(best))
         return self.root / str(path).lstrip("/")
 
+    def mounted(self, container_path: str) -> bool:
+        """Whether an absolute path lies in one of the container's volume mounts."""
+        path = PurePosixPath(container_path)
+        return path.is_absolute() and any(path == PurePosixPath(m) or PurePosixPath(m) in path.parents
+                                          for m in self.mounts)
+
+    def localize(self, value: str) -> str:
+        """``value`` with a path under a mount (the whole value, or after ``--flag=``) made local."""
+        flag, equals, rest = value.partition("=")
+        if equals and flag.startswith("-") and self.mounted(rest):
+            return f"{flag}={self.host_path(rest)}"
+        return str(self.host_path(value)) if self.mounted(value) else value
+
 
 def build_rootfs(pod_dir: Path, container: dict, volume_paths: dict[str, Path], env: dict[str, str]) -> Rootfs:
     """Create the container's root folder with one symlink per volume mount."""
@@ -152,7 +167,8 @@ def build_rootfs(pod_dir: Path, container: dict, volume_paths: dict[str, Path], 
         sub_path = mount.get("subPath") or (expand(mount["subPathExpr"], env) if mount.get("subPathExpr") else "")
         if sub_path:
             target = target / sub_path
-            target.mkdir(parents=True, exist_ok=True)
+            if not target.is_file():
+                target.mkdir(parents=True, exist_ok=True)
         link = rootfs.host_path(mount["mountPath"])
         link.parent.mkdir(parents=True, exist_ok=True)
         if link.is_symlink() or link.exists():
@@ -160,6 +176,6 @@ def build_rootfs(pod_dir: Path, container: dict, volume_paths: dict[str, Path], 
                 link.unlink()
             else:
                 shutil.rmtree(link)
-        link.symlink_to(target, target_is_directory=True)
+        link.symlink_to(target, target_is_directory=target.is_dir())
         rootfs.mounts[mount["mountPath"]] = target
     return rootfs

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ...objects import now, random_hex, set_condition
 from . import processes
-from .commands import Command, ContainerConfigError, container_env, process_env, resolve
+from .commands import Command, ContainerConfigError, container_env, process_env, resolve, service_env
 from .images import image_id
 from .volumes import VolumeNotReady, build_rootfs, prepare_volumes
 
@@ -194,9 +194,13 @@ class PodWorker:
                        ) -> tuple[Command, dict[str, str], Path, Path]:
         name = container["name"]
         await self.kubelet.images.ensure(self.pod, container, self.node_name, f"spec.{section}{{{name}}}")
+        # the downward API's status.podIP is known here before the API has it
+        pod = {**self.pod, "status": {**(self.pod.get("status") or {}), "podIP": self.pod_ip,
+                                      "podIPs": [{"ip": self.pod_ip}]}}
         while True:
             try:
-                env = container_env(self.pod, container, self.cluster.store)
+                env = container_env(pod, container, self.cluster.store,
+                                    service_env(self.pod, self.cluster.store, self.kubelet.marker))
                 break
             except ContainerConfigError as exc:
                 self.statuses[name] = self._container_status(
@@ -211,9 +215,11 @@ class PodWorker:
         workdir = rootfs.host_path(container["workingDir"]) if container.get("workingDir") else home
         workdir.mkdir(parents=True, exist_ok=True)
         command = resolve(container, env, self.pod_ip or "127.0.0.1")
+        if command.argv:
+            command.argv = command.argv[:1] + [rootfs.localize(arg) for arg in command.argv[1:]]
         markers = {processes.CLUSTER_MARKER: self.kubelet.marker, processes.POD_MARKER: self.uid}
-        full_env = process_env(env, self.pod, home, self.pod_ip or "127.0.0.1", self.kubelet.api_host,
-                               self.kubelet.api_port, markers)
+        full_env = process_env({k: rootfs.localize(v) for k, v in env.items()}, self.pod, home,
+                               self.pod_ip or "127.0.0.1", self.kubelet.api_host, self.kubelet.api_port, markers)
         if env.get("JUPYTERHUB_ROOT_DIR", "").startswith("/"):
             # the hub's notebook_dir (e.g. /home) is a container path, like HOME: map it into the
             # pod's root folder, or the file browser would show the machine's own folder

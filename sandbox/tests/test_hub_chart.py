@@ -1,0 +1,88 @@
+"""The hub release's objects as the sandbox builds them from the values (pure; the pods run in
+test_hub_sandbox)."""
+
+from __future__ import annotations
+
+import base64
+
+import yaml
+
+from eks_hub_runbook.platform import hubconfig, values
+from eks_hub_sandbox import hub_chart
+
+SECRETS = hub_chart.secret_data({"hub": {}}, "kubeconfig: here", proxy_token="p" * 64, cookie_secret="c" * 64)
+
+
+def _objects(params, outputs, **extra):
+    rendered = hubconfig.effective_values(values.jupyterhub_values(params, outputs))
+    return {(o["kind"], o["metadata"]["name"]): o for o in hub_chart.objects(rendered, host_port=31234, secrets=SECRETS,
+                                                                              **extra)}
+
+
+def test_services_are_the_charts_with_the_type_and_annotations_of_the_exposure(deployment_params, terraform_outputs):
+    nlb = _objects(deployment_params["cognito"], terraform_outputs)
+    public = nlb[("Service", "proxy-public")]
+    assert public["spec"]["type"] == "LoadBalancer"
+    assert public["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-type"] == "external"
+    assert public["metadata"]["annotations"][hub_chart.HOST_PORT_ANNOTATION] == "31234"
+    assert [p["port"] for p in public["spec"]["ports"]] == [80, 443]
+    assert public["spec"]["selector"] == {"component": "proxy", "release": "jupyterhub"}
+    assert nlb[("Service", "hub")]["spec"]["ports"] == [{"name": "hub", "port": 8081, "targetPort": "http", "protocol": "TCP"}]
+    assert nlb[("Service", "proxy-api")]["spec"]["ports"][0]["targetPort"] == "api"
+    assert nlb[("PersistentVolumeClaim", "hub-db-dir")]["spec"]["storageClassName"] == "gp3"
+    port_forward = _objects(deployment_params["dummy"], terraform_outputs)
+    assert port_forward[("Service", "proxy-public")]["spec"]["type"] == "ClusterIP"
+
+
+def test_hub_pod_mounts_config_secret_and_database_and_tolerates_core_nodes(deployment_params, terraform_outputs):
+    objects = _objects(deployment_params["oauth"], terraform_outputs)
+    deployment = objects[("Deployment", "hub")]
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # the chart's: one writer of the sqlite file
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == f"quay.io/jupyterhub/k8s-hub:{hubconfig.CHART_VERSION}"
+    assert container["args"][:3] == ["jupyterhub", "--config", "/usr/local/etc/jupyterhub/jupyterhub_config.py"]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/srv/jupyterhub"]["name"] == "pvc" and container["workingDir"] == "/srv/jupyterhub"
+    assert mounts["/usr/local/etc/jupyterhub/jupyterhub_config.py"]["subPath"] == "jupyterhub_config.py"
+    assert {"name": "pvc", "persistentVolumeClaim": {"claimName": "hub-db-dir"}} in pod["volumes"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["OAUTH_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "hub-oauth-client"  # never a value
+    assert env["CONFIGPROXY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hub", "key": hub_chart.PROXY_TOKEN_KEY}
+    assert {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "core", "effect": "NoSchedule"} in pod["tolerations"]
+    preferred = pod["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+    assert preferred["preference"]["matchExpressions"][0]["values"] == ["core"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/hub/health", "port": "http"}
+
+
+def test_proxy_targets_the_hub_service_and_listens_on_its_pod_address(deployment_params, terraform_outputs):
+    chp = _objects(deployment_params["dummy"], terraform_outputs)[("Deployment", "proxy")]["spec"]["template"]["spec"]
+    command = chp["containers"][0]["command"]
+    assert command[0] == "configurable-http-proxy"
+    assert "--default-target=http://$(HUB_SERVICE_HOST):$(HUB_SERVICE_PORT)" in command
+    assert "--ip=0.0.0.0" in command and "--port=8000" in command and "--api-port=8001" in command
+    assert {p["name"]: p["containerPort"] for p in chp["containers"][0]["ports"]} == {"http": 8000, "api": 8001}
+
+
+def test_a_change_of_values_changes_the_hub_template_and_the_secret_holds_the_values(deployment_params, terraform_outputs):
+    def template_of(secrets):
+        rendered = hubconfig.effective_values(values.jupyterhub_values(deployment_params["dummy"], terraform_outputs))
+        objects = {(o["kind"], o["metadata"]["name"]): o for o in hub_chart.objects(rendered, host_port=1, secrets=secrets)}
+        return objects, objects[("Deployment", "hub")]["spec"]["template"]["metadata"]["annotations"]["checksum/secret"]
+
+    objects, before = template_of(SECRETS)
+    _, same = template_of(dict(SECRETS))
+    _, after = template_of({**SECRETS, "values.yaml": "hub: {concurrentSpawnLimit: 1}\n"})
+    assert before == same and before != after
+    stored = {k: base64.b64decode(v).decode() for k, v in objects[("Secret", "hub")]["data"].items()}
+    assert yaml.safe_load(stored["values.yaml"]) == {"hub": {}}
+    assert set(stored) == {"values.yaml", hub_chart.PROXY_TOKEN_KEY, hub_chart.COOKIE_SECRET_KEY, "kubeconfig"}
+
+
+def test_an_in_memory_database_needs_no_claim(deployment_params, terraform_outputs):
+    rendered = hubconfig.effective_values(values.jupyterhub_values(deployment_params["dummy"], terraform_outputs))
+    rendered["hub"]["db"] = {"type": "sqlite-memory"}
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in hub_chart.objects(rendered, host_port=1, secrets=SECRETS)}
+    assert ("PersistentVolumeClaim", "hub-db-dir") not in objects
+    pod = objects[("Deployment", "hub")]["spec"]["template"]["spec"]
+    assert all(v["name"] != "pvc" for v in pod["volumes"]) and "workingDir" not in pod["containers"][0]
