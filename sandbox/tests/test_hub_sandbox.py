@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eks_hub_runbook import params as runbook_params
+from eks_hub_runbook import params as runbook_params, walkthrough
 from eks_hub_runbook.hub import HOME_DIR, SHARED_DIR, HubClient
 from eks_hub_runbook.platform import install
 from eks_hub_sandbox import hub as sandbox_hub
@@ -118,6 +118,37 @@ def test_home_is_private_and_shared_is_common(users):
     one.write_file(f"{SHARED_DIR}/hello.txt", "shared by user-1")
     assert two.read_file(f"{SHARED_DIR}/hello.txt") == "shared by user-1"
     assert "user-1" not in two.list_dir(SHARED_DIR), "the shared folder must not expose homes (the blueprint mounted the EFS root there)"
+
+
+def test_the_walkthroughs_commands_show_the_hub_as_pods_and_port_forward_reaches_it(installed, full_sandbox):
+    runs = {run.command.split(" 8")[0]: run for run in walkthrough.run_all(full_sandbox.kubeconfig_path())}
+    hub_pods = runs["kubectl get pods -n jupyterhub"]
+    assert hub_pods.status == "pass", hub_pods.output
+    rows = walkthrough.table(hub_pods.output)
+    assert {r["NAME"].rsplit("-", 2)[0] for r in rows} >= {"hub", "proxy"}
+    system = [r for r in walkthrough.table(runs["kubectl get pods -A"].output) if r["NAMESPACE"] == "kube-system"]
+    # the releases' controllers (no Terraform here: no EKS add-ons, see test_addons)
+    assert {r["NAME"].rsplit("-", 2)[0] for r in system} >= {"karpenter", "aws-load-balancer-controller"}
+    assert all(r["STATUS"] == "Running" for r in system)
+    claims = {r["NAME"]: r["STATUS"] for r in walkthrough.table(runs["kubectl get pvc -A"].output) if r["NAMESPACE"] == "jupyterhub"}
+    assert claims["hub-db-dir"] == "Bound" and claims["efs-persist"] == "Bound", claims
+    assert runs["kubectl get nodepools"].status == "pass"
+    forward = runs["kubectl port-forward svc/proxy-public"]
+    assert forward.status == "pass" and "HTTP 200" in forward.detail, forward.output
+
+
+def test_deleting_the_hub_pod_keeps_users_their_logins_and_running_servers(users, core_api, kubectl):
+    one = users["user-1"]
+    assert one.server() is not None
+    before = {p.metadata.name for p in core_api.list_namespaced_pod("jupyterhub", label_selector="component=hub").items}
+    kubectl("delete", "pod", "-l", "component=hub", "-n", "jupyterhub")
+    kubectl("rollout", "status", "deployment/hub", "-n", "jupyterhub", "--timeout=120s")
+    sandbox_hub.wait_ready(sandbox_hub.url(), timeout=60)
+    after = {p.metadata.name for p in core_api.list_namespaced_pod("jupyterhub", label_selector="component=hub").items}
+    assert after and not after & before
+    assert one.server() is not None  # the cookie still works: the cookie secret is kept in Secret hub
+    assert one.user_model()["servers"][""]["ready"]  # KubeSpawner's state came back from hub-db-dir
+    assert one.read_file(f"{HOME_DIR}/private.txt") == "user-1's notes"  # the server itself never stopped
 
 
 def test_stopping_servers_leaves_no_processes(users, core_api):

@@ -8,53 +8,10 @@ the NLB.
 from __future__ import annotations
 
 import contextlib
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from .base import Rows, Target
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def port_forward(kubeconfig: Path, namespace: str, service: str, remote_port: int = 80,
-                 timeout: float = 60.0) -> Iterator[str]:
-    """``kubectl port-forward svc/<service>`` on a free loopback port for the duration; yields its URL."""
-    from ..errors import PlatformError
-
-    port = _free_port()
-    process = subprocess.Popen(
-        ["kubectl", "--kubeconfig", str(kubeconfig), "port-forward", "-n", namespace,
-         f"svc/{service}", f"{port}:{remote_port}", "--address", "127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-    )
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise PlatformError(f"kubectl port-forward exited: {(process.stderr.read() if process.stderr else '')[-300:]}")
-            with socket.socket() as sock:
-                sock.settimeout(0.5)
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.3)
-        else:
-            raise PlatformError(f"kubectl port-forward to svc/{service} did not open within {timeout:.0f} s")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class AwsTarget(Target):
@@ -89,6 +46,7 @@ class AwsTarget(Target):
         from ..aws import eks
         from ..platform.values import PROXY_SERVICE, hub_namespace
         from ..tls import CERTIFICATE_FILE, certificate_dir
+        from ..walkthrough import port_forward
 
         if params.uses_domain:
             generated = certificate_dir(params.deployment, create=False) / CERTIFICATE_FILE
