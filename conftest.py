@@ -235,6 +235,12 @@ def ensure_core_node(api) -> str:
     return node["metadata"]["name"]
 
 
+@pytest.fixture(scope="session")
+def core_node():
+    """:func:`ensure_core_node`, for a cluster of a test's own: ``core_node(api)``."""
+    return ensure_core_node
+
+
 @pytest.fixture(scope="module")
 def platform_outputs(sandbox_outputs):
     """``sandbox_outputs`` with the core node the hub runs on (see ``ensure_core_node``)."""

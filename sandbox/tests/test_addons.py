@@ -16,6 +16,7 @@ import pytest
 from eks_hub_runbook import instance_types
 from eks_hub_runbook.paths import TERRAFORM_DIR
 from eks_hub_runbook.platform import charts, context, instances, manifests
+from eks_hub_sandbox import install as sandbox_install
 from eks_hub_sandbox.addons import workloads
 from eks_hub_sandbox.aws import eks_catalog
 from eks_hub_sandbox.kube import scheduling
@@ -78,7 +79,7 @@ def test_every_eks_addon_of_terraform_has_workloads():
 def test_every_release_has_workloads_or_says_why_not():
     plan = {release.name for release in charts.releases()}
     modelled, skipped = set(workloads.releases()), set(workloads.not_modelled())
-    own = set(install.BUILT_BY_OWN_MODULE)
+    own = set(sandbox_install.BUILT_BY_OWN_MODULE)
     assert plan == modelled | skipped | own and not modelled & skipped and not own & (modelled | skipped)
     assert {"aws-load-balancer-controller", "karpenter", "nvidia-device-plugin", "neuron-device-plugin"} <= modelled
     assert all(reason for reason in workloads.not_modelled().values())

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 import requests
 
-from conftest import ensure_core_node
 from eks_hub_runbook import params as runbook_params
 import eks_hub_sandbox as sandbox
 from eks_hub_runbook.errors import HubError
@@ -27,7 +26,7 @@ def _in_memory(hub_values: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def own_cluster(tmp_path_factory):
+def own_cluster(tmp_path_factory, core_node):
     """A state folder of its own with a cluster emulator: these hubs never meet the session sandbox."""
     from kubernetes import client
 
@@ -36,7 +35,7 @@ def own_cluster(tmp_path_factory):
         sandbox.up(only=("kube",))
         try:
             api = install.api_client(sandbox.kubeconfig_path())
-            ensure_core_node(api)
+            core_node(api)
             client.CoreV1Api(api).create_namespace({"metadata": {"name": "jupyterhub"}})
             yield api
         finally:

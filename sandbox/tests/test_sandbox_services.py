@@ -97,7 +97,7 @@ def test_env_prints_exports_for_aws_clients(private_state):
 def test_status_lists_every_service(private_state):
     result = CliRunner().invoke(app, ["sandbox", "status"])
     assert result.exit_code == 0
-    for name in ("aws", "kube", "hub", "oidc"):
+    for name in ("aws", "kube", "oidc"):
         assert name in result.output
 
 
