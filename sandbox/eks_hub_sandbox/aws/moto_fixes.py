@@ -6,6 +6,8 @@ Each fix is small, idempotent and documented with the AWS behaviour it restores.
 
 from __future__ import annotations
 
+import functools
+import threading
 from typing import Any
 
 _APPLIED = False
@@ -37,10 +39,33 @@ def _keep_launch_template_tags_off_its_data() -> None:
     LaunchTemplateBackend.create_launch_template = create_launch_template  # type: ignore[method-assign]
 
 
+def _route_tables_and_vpc_cidrs_change_one_at_a_time() -> None:
+    """On AWS every route table of a VPC has a local route for each of the VPC's CIDR blocks.
+    moto adds it when a table is created (for the CIDRs already associated) and when a CIDR is
+    associated (to the tables already there); the server is threaded, so a table created while
+    Terraform associates the secondary CIDR could miss the route, and disassociating the CIDR
+    at destroy then failed with InvalidRoute.NotFound. One lock makes the two atomic."""
+    from moto.ec2.models.route_tables import RouteBackend
+    from moto.ec2.models.vpcs import VPCBackend
+
+    lock = threading.RLock()
+    for owner, name in ((RouteBackend, "create_route_table"), (VPCBackend, "associate_vpc_cidr_block"),
+                        (VPCBackend, "disassociate_vpc_cidr_block")):
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        def locked(self: Any, *args: Any, __original=original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(self, *args, **kwargs)
+
+        setattr(owner, name, locked)
+
+
 def apply() -> None:
     """Install every fix (once per process)."""
     global _APPLIED
     if _APPLIED:
         return
     _keep_launch_template_tags_off_its_data()
+    _route_tables_and_vpc_cidrs_change_one_at_a_time()
     _APPLIED = True
