@@ -18,7 +18,7 @@ chart release, carried in ``third_party/``), as helm does.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
