@@ -23,6 +23,7 @@ Where the sandbox differs, and why:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Mapping
@@ -186,8 +187,6 @@ def objects(values: Mapping[str, Any], *, host_port: int, secrets: Mapping[str, 
 
     ``values`` are the effective values (user values over the chart defaults); ``secrets`` the
     ``hub`` Secret's keys (:func:`secret_data`)."""
-    import base64
-
     hub = values["hub"]
     result: list[dict] = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta("hub", "hub")},
@@ -206,5 +205,5 @@ def objects(values: Mapping[str, Any], *, host_port: int, secrets: Mapping[str, 
                        "spec": claim})
     result += services(values, host_port)
     result.append(proxy_deployment(values))
-    result.append(hub_deployment(values, checksum({k: v for k, v in secrets.items()})))
+    result.append(hub_deployment(values, checksum(dict(secrets))))
     return result

@@ -23,6 +23,7 @@ import logging
 
 from .base import Controller
 from .kubelet.network import service_address
+from .workloads.pods import is_ready, is_terminating
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,7 @@ def ready_endpoints(pods: list[dict], selector: dict) -> list[dict]:
         status = pod.get("status") or {}
         if not selector or any(labels.get(k) != v for k, v in selector.items()):
             continue
-        if pod["metadata"].get("deletionTimestamp") or not status.get("podIP") or status.get("phase") != "Running":
-            continue
-        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
+        if not is_terminating(pod) and status.get("podIP") and status.get("phase") == "Running" and is_ready(pod):
             chosen.append(pod)
     return chosen
 
