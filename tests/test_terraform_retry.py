@@ -21,6 +21,12 @@ TRANSIENT = [
     "error: api error RequestLimitExceeded: Request limit exceeded.",
     "error: StatusCode: 503, api error ServiceUnavailable",
     "error: deleting EC2 Subnet: DependencyViolation: The subnet has dependencies and cannot be deleted.",
+    "error: deleting EC2 Launch Template (lt-2819601167cc20963): operation error EC2: DeleteLaunchTemplate, https "
+    "response error StatusCode: 400, api error InvalidLaunchTemplateName.NotFoundException: At least one of the "
+    "launch templates specified in the request does not exist.",
+    "error: deleting EC2 VPC IPv4 CIDR Block Association (vpc-cidr-assoc-0495e302576b00c08): operation error EC2: "
+    "DisassociateVpcCidrBlock, https response error StatusCode: 400, api error InvalidRoute.NotFound: no route with "
+    "destination-cidr-block 100.64.0.0/16 in route table rtb-7ec8373319474d33e",
 ]
 FATAL = [
     "error: Invalid value for variable: Variable 'region' must be an AWS commercial region name such as us-west-2.",
@@ -28,6 +34,7 @@ FATAL = [
     "error: creating IAM Role: api error AccessDenied: User is not authorized to perform iam:CreateRole",
     "error: creating EKS Cluster: InvalidParameterException: unsupported Kubernetes version 1.12",
     "error: api error ValidationException: 1 validation error detected",
+    "error: creating EKS Node Group: api error ResourceNotFoundException: No cluster found for name: nope.",
 ]
 
 

@@ -2,7 +2,8 @@
 
 A failure is transient only if every error it reported looks transient (throttling,
 dropped or refused connections, timeouts, provider ``RequestError``s, 5xx answers,
-"try again" conditions). Anything else - invalid variables, configuration errors,
+"try again" conditions, and a delete that found its object already gone: the next run's
+refresh drops it from the state, so the destroy converges). Anything else - invalid variables, configuration errors,
 validation failures, access denied - fails at once.
 """
 
@@ -38,6 +39,7 @@ TRANSIENT_PATTERNS = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"resourceinuseexception.*(deleting|creating|in progress)",
     r"conflictingoperationinprogress",
     r"incorrectstate",
+    r"deleting\b.*\bnot ?found",  # already gone (eventual consistency, a dependent's delete took it)
 ))
 
 FATAL_PATTERNS = tuple(re.compile(p, re.IGNORECASE) for p in (
