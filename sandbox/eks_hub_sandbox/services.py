@@ -101,7 +101,11 @@ def reserved_port(name: str) -> int:
 
 
 def _port_bindable(port: int) -> bool:
+    """Whether a service can listen on ``port``: bound as the services bind (SO_REUSEADDR), so
+    the TIME_WAIT connections a killed service leaves do not move it to another port (the
+    other services, e.g. the cluster's controllers, still know it by the old one)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, port))
             return True

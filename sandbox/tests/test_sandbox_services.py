@@ -47,6 +47,27 @@ def test_reserved_port_is_stable(private_state):
     assert services.reserved_port("web") == services.reserved_port("web")
 
 
+def test_reserved_port_survives_a_killed_service_s_time_wait_connections(private_state):
+    """A service SIGKILLed with connections open leaves them in TIME_WAIT on its port; it
+    must come back on the same port (the cluster emulator was started with it)."""
+    import socket
+
+    port = services.reserved_port("web")
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    accepted.close()  # the server closes first: its side of the connection waits in TIME_WAIT
+    client.close()
+    listener.close()
+    with socket.socket() as plain:  # what a check without SO_REUSEADDR would see
+        with pytest.raises(OSError):
+            plain.bind(("127.0.0.1", port))
+    assert services.reserved_port("web") == port
+
+
 def test_stop_leaves_foreign_processes_alone(private_state):
     foreign = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
