@@ -58,8 +58,7 @@ def release_objects(values: Mapping[str, Any], core) -> list[dict]:
     """The chart's objects for ``values``, keeping the cookie secret and proxy token already there."""
     existing = _existing_secret(core)
     data = hub_chart.secret_data(
-        values, kubeconfig_path().read_text(),
-        proxy_token=existing.get(hub_chart.PROXY_TOKEN_KEY) or tokens.token_hex(32),
+        values, proxy_token=existing.get(hub_chart.PROXY_TOKEN_KEY) or tokens.token_hex(32),
         cookie_secret=existing.get(hub_chart.COOKIE_SECRET_KEY) or tokens.token_hex(32))
     return hub_chart.objects(hubconfig.effective_values(values), host_port=services.reserved_port(PUBLIC_PORT),
                              secrets=data)

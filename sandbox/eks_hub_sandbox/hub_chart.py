@@ -3,7 +3,9 @@
 ``objects(values, ...)`` returns what ``helm install jupyterhub`` creates that the sandbox
 runs: the ``hub`` and ``proxy`` Deployments (JupyterHub with KubeSpawner, and
 configurable-http-proxy), their Services (``hub``, ``proxy-api``, ``proxy-public``), the
-``hub`` Secret and ConfigMap, the ``hub`` ServiceAccount and the ``hub-db-dir`` claim for
+``hub`` Secret and ConfigMap, the ``hub`` ServiceAccount with its Role and RoleBinding (the
+hub's KubeSpawner reaches the API server with that account's token, in-cluster, as on EKS)
+and the ``hub-db-dir`` claim for
 ``hub.db.type: sqlite-pvc``. Names, labels, ports, probes, the Recreate strategies and the
 core-pod scheduling are the chart's; images are the chart's (the kubelet runs the local
 ``jupyterhub`` and ``configurable-http-proxy`` for them).
@@ -15,8 +17,6 @@ Where the sandbox differs, and why:
 - no cluster DNS: the proxy's default target and the hub's own URLs use the service
   environment variables (``$(HUB_SERVICE_HOST)``), where the chart writes ``hub``;
 - pods listen on their own address: ``--ip=0.0.0.0`` where the chart writes ``--ip=``;
-- the hub reaches the API server with the sandbox kubeconfig (Secret ``hub``, key
-  ``kubeconfig``) instead of its service account token;
 - ``proxy-public`` carries ``sandbox.eks-hub-runbook/host-port``: the sandbox's kube-proxy also
   serves it on ``127.0.0.1:<port>``, the hub's public URL here.
 """
@@ -86,10 +86,18 @@ def _secret_ref(key: str) -> dict:
     return {"secretKeyRef": {"name": "hub", "key": key}}
 
 
-def secret_data(values: Mapping[str, Any], kubeconfig: str, proxy_token: str, cookie_secret: str) -> dict[str, str]:
+def secret_data(values: Mapping[str, Any], proxy_token: str, cookie_secret: str) -> dict[str, str]:
     """The ``hub`` Secret's keys (as strings; the caller base64-encodes)."""
     return {"values.yaml": yaml.safe_dump(dict(values), sort_keys=False), PROXY_TOKEN_KEY: proxy_token,
-            COOKIE_SECRET_KEY: cookie_secret, "kubeconfig": kubeconfig}
+            COOKIE_SECRET_KEY: cookie_secret}
+
+
+# templates/hub/rbac.yaml of the chart: what KubeSpawner needs in the hub's namespace
+HUB_ROLE_RULES = [
+    {"apiGroups": [""], "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
+     "verbs": ["get", "watch", "list", "create", "delete"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
+]
 
 
 def checksum(data: Any) -> str:
@@ -111,7 +119,6 @@ def hub_deployment(values: Mapping[str, Any], secret_checksum: str) -> dict:
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "CONFIGPROXY_AUTH_TOKEN", "valueFrom": _secret_ref(PROXY_TOKEN_KEY)},
-        {"name": "KUBECONFIG", "value": f"{SECRET_DIR}/kubeconfig"},
         *hubconfig.hub_env_vars(values),
     ]
     container = {
@@ -190,6 +197,11 @@ def objects(values: Mapping[str, Any], *, host_port: int, secrets: Mapping[str, 
     hub = values["hub"]
     result: list[dict] = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta("hub", "hub")},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta("hub", "hub"),
+         "rules": HUB_ROLE_RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta("hub", "hub"),
+         "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": NAMESPACE}],
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hub"}},
         {"apiVersion": "v1", "kind": "Secret", "metadata": _meta("hub", "hub"), "type": "Opaque",
          "data": {k: base64.b64encode(v.encode()).decode() for k, v in secrets.items()}},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("hub", "hub"),

@@ -10,7 +10,7 @@ import yaml
 from eks_hub_runbook.platform import hubconfig, values
 from eks_hub_sandbox import hub_chart
 
-SECRETS = hub_chart.secret_data({"hub": {}}, "kubeconfig: here", proxy_token="p" * 64, cookie_secret="c" * 64)
+SECRETS = hub_chart.secret_data({"hub": {}}, proxy_token="p" * 64, cookie_secret="c" * 64)
 
 
 def _objects(params, outputs, **extra):
@@ -76,7 +76,7 @@ def test_a_change_of_values_changes_the_hub_template_and_the_secret_holds_the_va
     assert before == same and before != after
     stored = {k: base64.b64decode(v).decode() for k, v in objects[("Secret", "hub")]["data"].items()}
     assert yaml.safe_load(stored["values.yaml"]) == {"hub": {}}
-    assert set(stored) == {"values.yaml", hub_chart.PROXY_TOKEN_KEY, hub_chart.COOKIE_SECRET_KEY, "kubeconfig"}
+    assert set(stored) == {"values.yaml", hub_chart.PROXY_TOKEN_KEY, hub_chart.COOKIE_SECRET_KEY}
 
 
 def test_an_in_memory_database_needs_no_claim(deployment_params, terraform_outputs):

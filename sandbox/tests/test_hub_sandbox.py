@@ -120,6 +120,49 @@ def test_home_is_private_and_shared_is_common(users):
     assert "user-1" not in two.list_dir(SHARED_DIR), "the shared folder must not expose homes (the blueprint mounted the EFS root there)"
 
 
+def _in_server(kubectl, user: str, script: str, check: bool = True):
+    return kubectl("exec", f"jupyter-{user}", "-n", "jupyterhub", "--", "sh", "-c", script, check=check)
+
+
+def test_each_server_has_its_own_efs_mounts_and_cannot_reach_the_other_users_home(users, kubectl, full_sandbox):
+    from eks_hub_sandbox.kube.controllers.kubelet import isolation
+    from eks_hub_sandbox.paths import sandbox_dir
+
+    assert isolation.supported(), "containers need mount and PID namespaces (unshare) on this machine"
+    # the walkthrough's storage check, as typed in user-1's terminal
+    mounts = {line.split()[-1]: line.split()[0] for line in _in_server(kubectl, "user-1", "df -h").stdout.splitlines()[1:]}
+    for path in ("/home/jovyan", "/home/shared"):
+        assert mounts.get(path, "").endswith(".efs.us-west-2.amazonaws.com:/"), mounts
+    assert _in_server(kubectl, "user-1", "id -u; pwd").stdout.split() == ["1000", "/home/jovyan"]
+    _in_server(kubectl, "user-1", "echo user-1-only > /home/jovyan/secret.txt")
+    [host_file] = (sandbox_dir() / "cluster" / "efs").glob("*/home/user-1/secret.txt")  # where EFS keeps it here
+    assert host_file.stat().st_uid == 1000
+    # user-2 looks for it every way there is
+    attempts = {
+        "own home": "ls -a /home/jovyan",
+        "the folder above": "ls -a /home/jovyan/.. /home/jovyan/../..",
+        "by name": "cat /home/user-1/secret.txt /home/jovyan/../user-1/secret.txt",
+        "the machine's path": f"cat {host_file}",
+        "other processes": "cat /proc/*/root/home/jovyan/secret.txt; cat /proc/[0-9]*/environ | tr '\\0' '\\n' "
+                           "| grep '^JUPYTERHUB_USER=' | sort -u",
+        "the whole disk": "find / -xdev -name secret.txt 2>/dev/null",
+    }
+    seen = {what: _in_server(kubectl, "user-2", script, check=False) for what, script in attempts.items()}
+    assert not any("user-1-only" in run.stdout for run in seen.values()), {k: v.stdout for k, v in seen.items()}
+    assert "secret.txt" not in seen["own home"].stdout + seen["the whole disk"].stdout
+    assert set(seen["the folder above"].stdout.split()) <= {"/home/jovyan/..:", "/home/jovyan/../..:", ".", "..",
+                                                           "jovyan", "shared"} | set(os.listdir("/")), seen
+    assert seen["other processes"].stdout.split() == ["JUPYTERHUB_USER=user-2"]  # its own processes only
+    # and through the API, with the pod's own service account token (the singleuser account of
+    # pod identity: authenticated, bound to no role)
+    token = _in_server(kubectl, "user-2", "cat /var/run/secrets/kubernetes.io/serviceaccount/token").stdout.strip()
+    denied = kubectl("--token", token, "exec", "jupyter-user-1", "-n", "jupyterhub", "--",
+                     "cat", "/home/jovyan/secret.txt", check=False)
+    assert denied.returncode != 0 and "user-1-only" not in denied.stdout
+    assert "(Forbidden)" in denied.stderr and \
+        'User "system:serviceaccount:jupyterhub:jupyterhub-singleuser" cannot get resource "pods"' in denied.stderr
+
+
 def test_the_walkthroughs_commands_show_the_hub_as_pods_and_port_forward_reaches_it(installed, full_sandbox):
     runs = {run.command.split(" 8")[0]: run for run in walkthrough.run_all(full_sandbox.kubeconfig_path())}
     hub_pods = runs["kubectl get pods -n jupyterhub"]

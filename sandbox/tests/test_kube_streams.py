@@ -17,6 +17,7 @@ import zlib
 
 import pytest
 
+from eks_hub_sandbox.kube.controllers.kubelet import isolation
 from eks_hub_sandbox.kube.streams import channels, spdy
 
 NS = "kube-streams-test"
@@ -169,8 +170,11 @@ def streams_cluster(kube_api, kubectl, kube_sandbox, tmp_path_factory):
                         "ports": [{"containerPort": 8000}]}])
     talk = _pod("talk", [
         {"name": "a", "command": ["sh", "-c", "for i in 1 2 3 4 5; do echo a-$i; done; exec sleep 600"]},
-        {"name": "b", "command": ["sh", "-c", "if [ -e marker ]; then echo second-run; exec sleep 600; "
-                                              "else touch marker; echo first-run; exit 1; fi"]}])
+        # the marker outlives b's restart in an emptyDir (a restarted container's own files do not)
+        {"name": "b", "workingDir": "/state", "volumeMounts": [{"name": "state", "mountPath": "/state"}],
+         "command": ["sh", "-c", "if [ -e marker ]; then echo second-run; exec sleep 600; "
+                                 "else touch marker; echo first-run; exit 1; fi"]}])
+    talk["spec"]["volumes"] = [{"name": "state", "emptyDir": {}}]
     pending = _pod("pending", [{"name": "main", "command": ["sleep", "600"]}], node="no-such-node")
     for pod in (web, talk, pending):
         core.create_namespaced_pod(NS, pod)
@@ -306,11 +310,16 @@ def test_exec_runs_in_the_containers_environment_and_folder(streams_cluster, kub
     assert kubectl("exec", "-n", NS, "web", "--", "printenv", "FOO").stdout == "bar\n"
     assert kubectl("exec", "-n", NS, "web", "--", "printenv", "HOSTNAME").stdout == "web\n"
     assert kubectl("exec", "-n", NS, "web", "--", "printenv", "KUBERNETES_SERVICE_HOST").stdout.strip()
-    assert kubectl("exec", "-n", NS, "web", "--", "pwd").stdout.strip().endswith("/rootfs/srv")
+    folder = kubectl("exec", "-n", NS, "web", "--", "pwd").stdout.strip()
+    # in namespaces of its own the container's workingDir is its own /srv (an overlay: the
+    # machine's /srv never changes); as a plain process, the pod's root folder's srv
+    assert folder == "/srv" if isolation.supported() else folder.endswith("/rootfs/srv")
     # the folder the container's own process serves
     kubectl("exec", "-n", NS, "web", "--", "sh", "-c", "echo from-exec > exec.txt")
     _, port = port_forward("pod/web", 8000)
     assert _get(port, "/exec.txt") == (200, b"from-exec\n")
+    if isolation.supported():
+        assert not os.path.exists("/srv/exec.txt")  # written in the container's /srv, not the machine's
     # -c picks the container
     assert kubectl("exec", "-n", NS, "talk", "-c", "a", "--", "sh", "-c", "echo $HOSTNAME").stdout == "talk\n"
     bad = kubectl("exec", "-n", NS, "talk", "-c", "nope", "--", "true", check=False)

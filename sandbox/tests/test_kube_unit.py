@@ -238,6 +238,29 @@ def test_eks_tokens_are_checked_for_shape_and_age():
     assert eks_token_cluster(forged) is None and eks_token_cluster("garbage") is None
 
 
+def test_service_account_tokens_are_bound_signed_and_expire(tmp_path):
+    from eks_hub_sandbox.kube.auth import Authenticator, ServiceAccountTokens
+
+    tokens = ServiceAccountTokens.load_or_create(tmp_path)
+    assert (tmp_path / "service-account-key").stat().st_mode & 0o777 == 0o600
+    pod = {"metadata": {"name": "hub-1", "uid": "u-1"}}
+    token = tokens.issue("jupyterhub", "hub", pod, seconds=600, now=1000)
+    claims = tokens.verify(token, now=1500)
+    assert claims["sub"] == "system:serviceaccount:jupyterhub:hub"
+    assert claims["kubernetes.io"]["pod"] == {"name": "hub-1", "uid": "u-1"}
+    assert tokens.verify(token, now=1600) is None  # expired
+    header, payload, signature = token.split(".")
+    assert tokens.verify(f"{header}.{payload[:-2]}xy.{signature}", now=1500) is None  # tampered
+    assert ServiceAccountTokens(b"another cluster").verify(token, now=1500) is None
+    # the kubelet's 3607 s request gets a year, with the hour as warnafter (extended expiration)
+    extended = tokens.verify(tokens.issue("jupyterhub", "hub", now=0), now=0)
+    assert extended["exp"] == 365 * 24 * 3600 and extended["kubernetes.io"]["warnafter"] == 3607
+    identity = Authenticator("admin", tokens).identify(f"Bearer {tokens.issue('ns', 'sa')}", "/api/v1/pods")
+    assert identity.service_account == ("ns", "sa") and not identity.admin
+    assert Authenticator("admin", tokens).identify("Bearer admin", "/api").admin
+    assert Authenticator("admin", tokens).identify("Bearer forged.token.here", "/api/v1/pods") is None
+
+
 def test_pod_address_blocks_differ_per_emulator_and_skip_listening_addresses(monkeypatch):
     from eks_hub_sandbox.kube.controllers.kubelet import network
 

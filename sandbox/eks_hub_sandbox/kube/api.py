@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
-from . import discovery, tables
-from .auth import Authenticator
+from . import discovery, rbac, tables
+from .auth import Authenticator, Identity
 from .cluster import Cluster, DeleteOptions, WriteOptions
-from .errors import ApiError, bad_request, gone, method_not_allowed, not_found, unauthorized
+from .errors import ApiError, bad_request, forbidden, gone, method_not_allowed, not_found, unauthorized
 from .objects import clone
 from .resources import ResourceType
 from .selectors import selector_predicate
@@ -82,12 +82,13 @@ class ApiServer:
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"].strip("/")
         try:
-            if not self.auth.accepts(request.headers.get("Authorization"), path):
+            identity = self.auth.identify(request.headers.get("Authorization"), path)
+            if identity is None:
                 raise unauthorized()
-            response = self._discovery(request, path)
+            response = self._discovery(request, path)  # open to every authenticated identity
             if response is not None:
                 return response
-            return await self._resource(request, path)
+            return await self._resource(request, path, identity)
         except ApiError as exc:
             return _error(exc)
         except Exception as exc:  # an emulator bug must still answer like a server, and be logged
@@ -153,10 +154,17 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return rtype, namespace, name, sub
 
-    async def _resource(self, request: web.Request, path: str) -> web.StreamResponse:
+    async def _resource(self, request: web.Request, path: str, identity: Identity) -> web.StreamResponse:
         rtype, namespace, name, sub = self._parse(path)
         method = request.method
         query = request.query
+        if not identity.admin:
+            action = rbac.verb(method, query, name)
+            if sub == "exec" or sub == "portforward":
+                action = "create"  # the upgrade is a GET; RBAC asks for create on pods/exec
+            resource = f"{rtype.plural}/{sub}" if sub else rtype.plural
+            if not rbac.allowed(self.cluster.store, identity, action, rtype.group, resource, namespace, name):
+                raise forbidden(rbac.denial(identity, action, rtype.group, resource, namespace, name))
         if name is None:
             if method == "GET":
                 if query.get("watch", "").lower() in TRUE:

@@ -87,6 +87,10 @@ def unauthorized() -> ApiError:
     return ApiError(401, "Unauthorized", "Unauthorized")
 
 
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "Forbidden", message)
+
+
 def unsupported_media_type(content_type: str) -> ApiError:
     return ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media '
                     f'types include: application/json-patch+json, application/merge-patch+json, '

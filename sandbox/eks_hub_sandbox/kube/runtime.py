@@ -10,6 +10,7 @@ from .nodes import NodeAddressPool
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from .auth import ServiceAccountTokens
     from .aws import AwsGateway
     from .controllers.base import Controller
     from .storage import VolumeStore
@@ -24,6 +25,7 @@ class Runtime:
     node_addresses: NodeAddressPool = field(default_factory=NodeAddressPool)
     cluster_name: str = "sandbox"
     volumes: "VolumeStore | None" = None
+    tokens: "ServiceAccountTokens | None" = None
 
     def controller(self, name: str):
         return self.controllers.get(name)

@@ -16,7 +16,7 @@ from aiohttp import web
 from eks_hub_runbook.paths import write_file
 from . import bootstrap, kubeconfig, tls
 from .api import ApiServer
-from .auth import Authenticator, load_or_create_admin_token
+from .auth import Authenticator, ServiceAccountTokens, load_or_create_admin_token
 from .aws import AwsGateway
 from .cluster import Cluster
 from .controllers import build_controllers
@@ -42,11 +42,11 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None, stop: as
     cluster = Cluster()
     cluster.ca_pem = ca_pem
     bootstrap.install(cluster)
-    runtime = Runtime(cluster, settings)
+    runtime = Runtime(cluster, settings, tokens=ServiceAccountTokens.load_or_create(settings.state_dir / "pki"))
     runtime.aws = AwsGateway(settings.aws_endpoint, settings.region)
     runtime.volumes = VolumeStore(settings.state_dir, runtime.aws)
     controllers = build_controllers(runtime)
-    api = ApiServer(cluster, Authenticator(token), f"{settings.host}:{settings.port}",
+    api = ApiServer(cluster, Authenticator(token, runtime.tokens), f"{settings.host}:{settings.port}",
                     logs=runtime.controller("kubelet"))
     app = web.Application(client_max_size=64 * 1024 * 1024)
     api.install(app)

@@ -13,6 +13,7 @@ EFS data is kept when the cluster is wiped (it belongs to AWS, not to the cluste
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from .aws import AwsGateway, AwsUnavailable
@@ -35,32 +36,39 @@ class VolumeStore:
     def __init__(self, root: Path, aws: AwsGateway | None):
         self.root = root
         self.aws = aws
-        self._access_points: dict[str, str] = {}
+        self._access_points: dict[str, tuple[str, dict]] = {}
 
-    async def access_point_root(self, access_point: str) -> str:
-        """RootDirectory.Path of an EFS access point ("" when unknown)."""
+    async def access_point_root(self, access_point: str) -> tuple[str, dict]:
+        """RootDirectory.Path of an EFS access point ("" when unknown) and its CreationInfo."""
         if access_point in self._access_points:
             return self._access_points[access_point]
-        path = ""
+        path, creation = "", {}
         if self.aws is not None:
             try:
                 result = await self.aws.call("efs", "describe_access_points", AccessPointId=access_point)
                 points = result.get("AccessPoints") or []
                 if points:
-                    path = (points[0].get("RootDirectory") or {}).get("Path") or "/"
-                    self._access_points[access_point] = path
+                    root = points[0].get("RootDirectory") or {}
+                    path, creation = root.get("Path") or "/", root.get("CreationInfo") or {}
+                    self._access_points[access_point] = (path, creation)
             except AwsUnavailable:
                 log.warning("local AWS unavailable: access point %s mapped by id", access_point)
             except Exception as exc:  # unknown access point: the real driver would fail the mount
                 log.warning("access point %s not found in the local AWS: %s", access_point, exc)
-        return path
+        return path, creation
 
     async def efs_path(self, handle: str) -> Path:
         file_system, path, access_point = parse_efs_handle(handle)
         base = self.root / "efs" / file_system
+        creation: dict = {}
         if access_point:
-            root = await self.access_point_root(access_point)
+            root, creation = await self.access_point_root(access_point)
             base = base / root.strip("/") if root else base / "access-points" / access_point
+        if not base.exists():
+            base.mkdir(parents=True)
+            if creation:  # EFS makes a missing access point root with its CreationInfo
+                os.chown(base, int(creation.get("OwnerUid", 0)), int(creation.get("OwnerGid", 0)))
+                os.chmod(base, int(str(creation.get("Permissions", "0755")), 8))
         target = base / path.strip("/") if path.strip("/") else base
         target.mkdir(parents=True, exist_ok=True)
         return target

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from ..controllers.kubelet import processes
+from ..controllers.kubelet import isolation, processes
 from . import channels
 from .sockets import MessageSender
 
@@ -40,6 +40,21 @@ def find_executable(name: str, env: dict[str, str]) -> str | None:
             return name
         name = Path(name).name
     return shutil.which(name, path=path)
+
+
+TIOCSPTLCK, TIOCGPTPEER = 0x40045431, 0x5441
+
+
+def _container_pty(pid: int) -> tuple[int, int]:
+    """A terminal of the container's own ``/dev/pts`` (so ``tty`` there names it): master, slave."""
+    master = os.open(f"/proc/{pid}/root/dev/ptmx", os.O_RDWR | os.O_NOCTTY)
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        os.close(master)
+        raise
+    return master, slave
 
 
 class ExecSession:
@@ -100,11 +115,20 @@ class ExecSession:
 
     async def _spawn(self, argv: list[str]) -> None:
         env, cwd = self.context.env, self.context.cwd
+        plan = self.context.plan
+        if plan is not None:  # join the container's namespaces, then become its user there
+            pid = isolation.init_pid(self.context.process.pid)
+            if pid is None:
+                raise OSError("the container's process is gone")
+            argv = isolation.enter_argv(pid, argv)
+            env = {**env, isolation.PLAN_VARIABLE: plan.to_json(), isolation.TTY_VARIABLE: "1" if self.tty else "0"}
+            cwd = Path("/")
         if self.tty:
-            self.master, slave = os.openpty()
+            self.master, slave = _container_pty(pid) if plan is not None else os.openpty()
             env = {**env, "TERM": env.get("TERM", "xterm")}
             try:
-                self.process = await processes.spawn_exec(argv, env, cwd, slave, slave, slave, tty=True)
+                self.process = await processes.spawn_exec(argv, env, cwd, slave, slave, slave, tty=True,
+                                                          controlling_tty=plan is None)
             finally:
                 os.close(slave)
             os.set_blocking(self.master, False)

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..base import Controller
-from . import processes
+from eks_hub_runbook.paths import REPO_ROOT
+from eks_hub_runbook.paths import state_dir as runbook_state_dir
+
+from . import isolation, processes
 from .images import ImagePuller
+from .mounts import NodeMounts
 from .network import PodAddressPool
 from .worker import PodWorker
 
@@ -38,6 +43,7 @@ class ContainerContext:
     cwd: Path
     pod_ip: str | None
     process: asyncio.subprocess.Process
+    plan: "isolation.Plan | None" = None  # set when the container runs in namespaces of its own
 
 
 class Kubelet(Controller):
@@ -57,6 +63,12 @@ class Kubelet(Controller):
         self.workers: dict[str, PodWorker] = {}
         self._volume_event = asyncio.Event()
         processes.kill_leftovers(self.marker)
+        self.isolated = isolation.supported()
+        self.mounts = NodeMounts(self.root / "node-mounts", self.settings.region, self.marker)
+        # what no container may see (kubeconfig, Terraform state, every pod's volume folders),
+        # and what every one needs where it is (the repository: the local "images")
+        self.hidden_roots = sorted({str(self.settings.state_dir), str(runbook_state_dir())})
+        self.keep_roots = [str(REPO_ROOT), sys.prefix, sys.base_prefix]
 
     def start(self) -> None:
         super().start()
@@ -143,7 +155,9 @@ class Kubelet(Controller):
         if process is None or container not in worker.contexts:
             return None
         env, cwd = worker.contexts[container]
-        return ContainerContext(dict(env), cwd, worker.pod_ip, process)
+        plan = worker.plans.get(container)
+        return ContainerContext(dict(env), Path(cwd), worker.pod_ip, process,
+                                plan if isinstance(plan, isolation.Plan) else None)
 
     def _instance_range(self, pod: dict, container: str, previous: bool) -> tuple[int, int | None] | None:
         """Byte range of the current (or previous) run of a container in its log file; None: no such run."""
@@ -210,4 +224,5 @@ class Kubelet(Controller):
         if tasks:
             log.info("kubelet: stopping %d pod(s)", len(tasks))
             await asyncio.gather(*tasks, return_exceptions=True)
+        await self.mounts.stop()
         await super().stop()

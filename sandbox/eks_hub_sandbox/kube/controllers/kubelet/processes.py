@@ -25,7 +25,7 @@ except (OSError, AttributeError):  # not Linux
     _PRCTL = None
 
 
-def _child_setup() -> None:
+def child_setup() -> None:
     """Runs in the child between fork and exec: die with the emulator."""
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -37,7 +37,7 @@ async def spawn(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path)
     with open(log_path, "ab") as output:
         return await asyncio.create_subprocess_exec(
             *argv, env=env, cwd=str(cwd), stdin=asyncio.subprocess.DEVNULL, stdout=output,
-            stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=_child_setup)
+            stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=child_setup)
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -84,21 +84,22 @@ def kill_leftovers(cluster_marker: str) -> int:
 
 
 def _tty_child_setup() -> None:
-    """Like ``_child_setup``, and make the terminal on stdin the session's controlling one."""
+    """Like ``child_setup``, and make the terminal on stdin the session's controlling one."""
     import fcntl
     import termios
-    _child_setup()
+    child_setup()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 async def spawn_exec(argv: list[str], env: dict[str, str], cwd: Path, stdin, stdout, stderr,
-                     tty: bool = False) -> asyncio.subprocess.Process:
+                     tty: bool = False, controlling_tty: bool = True) -> asyncio.subprocess.Process:
     """Start a process in a container's environment (``kubectl exec``), in its own session and
     process group like the container's, killed with the emulator; with ``tty`` the stdio
-    handles are a PTY's slave side, which becomes the controlling terminal."""
+    handles are a PTY's slave side, which becomes the controlling terminal here (or, with
+    ``controlling_tty=False``, where the command itself takes it: inside the namespaces)."""
     return await asyncio.create_subprocess_exec(
         *argv, env=env, cwd=str(cwd), stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True,
-        preexec_fn=_tty_child_setup if tty else _child_setup)
+        preexec_fn=_tty_child_setup if tty and controlling_tty else child_setup)
 
 
 def signal_group(pid: int, sig: int) -> None:

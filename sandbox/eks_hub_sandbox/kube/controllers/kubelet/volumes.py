@@ -72,6 +72,18 @@ def _downward_files(pod: dict, source: dict) -> dict[str, bytes]:
             for item in source.get("items") or [] if item.get("path")}
 
 
+def _token(runtime: "Runtime", pod: dict, source: dict) -> bytes:
+    """A bound token of the pod's service account, as the kubelet requests one (TokenRequest)."""
+    request = source["serviceAccountToken"]
+    if runtime.tokens is None:
+        return b""
+    account = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+    audience = request.get("audience")
+    return runtime.tokens.issue(pod["metadata"]["namespace"], account, pod,
+                                int(request.get("expirationSeconds") or 3607),
+                                [audience] if audience else None).encode()
+
+
 async def prepare_volumes(runtime: "Runtime", pod: dict, node: str, pod_dir: Path) -> dict[str, Path]:
     """Local folders of all the pod's volumes, by volume name."""
     store = runtime.cluster.store
@@ -111,8 +123,7 @@ async def prepare_volumes(runtime: "Runtime", pod: dict, node: str, pod_dir: Pat
                 elif "downwardAPI" in source:
                     files.update(_downward_files(pod, source["downwardAPI"]))
                 elif "serviceAccountToken" in source:
-                    files[source["serviceAccountToken"].get("path", "token")] = \
-                        b"sandbox-service-account-token-not-valid-for-the-api"
+                    files[source["serviceAccountToken"].get("path", "token")] = _token(runtime, pod, source)
             _write_files(own, files)
             paths[name] = own
         else:  # emptyDir, ephemeral and inline CSI volumes, anything else: a folder of the pod
@@ -121,12 +132,27 @@ async def prepare_volumes(runtime: "Runtime", pod: dict, node: str, pod_dir: Pat
     return paths
 
 
+def efs_file_systems(store, pod: dict) -> dict[str, str]:
+    """The pod's volumes that are EFS file systems (through their bound PersistentVolume): name -> file system."""
+    namespace = pod["metadata"]["namespace"]
+    found = {}
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+        pvc = store.get(PVCS, namespace, claim) if claim else None
+        pv_name = ((pvc or {}).get("spec") or {}).get("volumeName")
+        csi = (((store.get(PVS, "", pv_name) if pv_name else None) or {}).get("spec") or {}).get("csi") or {}
+        if csi.get("driver") == "efs.csi.aws.com":
+            found[volume["name"]] = csi.get("volumeHandle", "").split(":")[0]
+    return found
+
+
 @dataclass
 class Rootfs:
     """A container's view of the file system: mount paths -> local folders."""
 
     root: Path
     mounts: dict[str, Path] = field(default_factory=dict)
+    read_only: set[str] = field(default_factory=set)
 
     def host_path(self, container_path: str) -> Path:
         """The local path behind an absolute path inside the container."""
@@ -155,11 +181,32 @@ class Rootfs:
         return str(self.host_path(value)) if self.mounted(value) else value
 
 
-def build_rootfs(pod_dir: Path, container: dict, volume_paths: dict[str, Path], env: dict[str, str]) -> Rootfs:
-    """Create the container's root folder with one symlink per volume mount."""
+READ_ONLY_SOURCES = ("configMap", "secret", "projected", "downwardAPI")
+
+
+def _make_folder(path: Path) -> None:
+    """Make a subPath folder owned like the folder it is made in (on EFS: the access point's
+    user, who makes every folder through it)."""
+    missing = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    owner = current.stat()
+    for folder in reversed(missing):
+        folder.mkdir()
+        os.chown(folder, owner.st_uid, owner.st_gid)
+
+
+def build_rootfs(pod_dir: Path, container: dict, volume_paths: dict[str, Path], env: dict[str, str],
+                 volumes: list[dict] | None = None, materialize: bool = True) -> Rootfs:
+    """The container's mounts (mount path -> local path, subPaths made); with ``materialize``
+    also its root folder with one symlink per volume mount (containers run as plain processes)."""
     root = pod_dir / "containers" / container["name"] / "rootfs"
-    root.mkdir(parents=True, exist_ok=True)
+    if materialize:
+        root.mkdir(parents=True, exist_ok=True)
     rootfs = Rootfs(root)
+    read_only_volumes = {v["name"] for v in volumes or [] if any(k in v for k in READ_ONLY_SOURCES)}
     for mount in sorted(container.get("volumeMounts") or [], key=lambda m: len(m.get("mountPath", ""))):
         target = volume_paths.get(mount.get("name"))
         if target is None:
@@ -168,7 +215,12 @@ def build_rootfs(pod_dir: Path, container: dict, volume_paths: dict[str, Path], 
         if sub_path:
             target = target / sub_path
             if not target.is_file():
-                target.mkdir(parents=True, exist_ok=True)
+                _make_folder(target)
+        rootfs.mounts[mount["mountPath"]] = target
+        if mount.get("readOnly") or mount.get("name") in read_only_volumes:
+            rootfs.read_only.add(mount["mountPath"])
+        if not materialize:
+            continue
         link = rootfs.host_path(mount["mountPath"])
         link.parent.mkdir(parents=True, exist_ok=True)
         if link.is_symlink() or link.exists():
@@ -177,5 +229,4 @@ def build_rootfs(pod_dir: Path, container: dict, volume_paths: dict[str, Path], 
             else:
                 shutil.rmtree(link)
         link.symlink_to(target, target_is_directory=target.is_dir())
-        rootfs.mounts[mount["mountPath"]] = target
     return rootfs

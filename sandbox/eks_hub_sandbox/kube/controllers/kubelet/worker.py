@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...objects import now, random_hex, set_condition
-from . import processes
+from . import isolation, processes
 from .commands import Command, ContainerConfigError, container_env, process_env, resolve, service_env
 from .images import image_id
-from .volumes import VolumeNotReady, build_rootfs, prepare_volumes
+from .volumes import VolumeNotReady, build_rootfs, efs_file_systems, prepare_volumes
 
 if TYPE_CHECKING:
     from .controller import Kubelet
@@ -53,6 +53,9 @@ class PodWorker:
         # what ``kubectl exec`` and ``kubectl logs --previous`` need: each container's process
         # environment and working folder, and where each of its runs starts in its log file
         self.contexts: dict[str, tuple[dict[str, str], Path]] = {}
+        self.plans: dict[str, "isolation.Plan | str"] = {}
+        self.volume_paths: dict[str, Path] = {}
+        self.efs_volumes: dict[str, str] = {}  # volume name -> its EFS file system
         self.log_starts: dict[str, list[int]] = {}
 
     # -- control ------------------------------------------------------------------------------------
@@ -181,7 +184,9 @@ class PodWorker:
         reported = None
         while True:
             try:
-                return await prepare_volumes(self.kubelet.runtime, self.pod, self.node_name, self.pod_dir)
+                self.volume_paths = await prepare_volumes(self.kubelet.runtime, self.pod, self.node_name, self.pod_dir)
+                self.efs_volumes = efs_file_systems(self.cluster.store, self.pod)
+                return self.volume_paths
             except VolumeNotReady as exc:
                 message = f"Unable to attach or mount volumes: {exc}"
                 if message != reported:
@@ -209,23 +214,59 @@ class PodWorker:
                 self.publish()
                 await asyncio.sleep(2.0)
         env.setdefault("HOME", "/home/jovyan" if env.get("JUPYTERHUB_API_TOKEN") else "/root")
-        rootfs = build_rootfs(self.pod_dir, container, volume_paths, env)
-        home = rootfs.host_path(env["HOME"])
-        home.mkdir(parents=True, exist_ok=True)
-        workdir = rootfs.host_path(container["workingDir"]) if container.get("workingDir") else home
-        workdir.mkdir(parents=True, exist_ok=True)
+        isolated = self.kubelet.isolated
+        rootfs = build_rootfs(self.pod_dir, container, volume_paths, env,
+                              (self.pod.get("spec") or {}).get("volumes"), materialize=not isolated)
         command = resolve(container, env, self.pod_ip or "127.0.0.1")
-        if command.argv:
-            command.argv = command.argv[:1] + [rootfs.localize(arg) for arg in command.argv[1:]]
         markers = {processes.CLUSTER_MARKER: self.kubelet.marker, processes.POD_MARKER: self.uid}
-        full_env = process_env({k: rootfs.localize(v) for k, v in env.items()}, self.pod, home,
-                               self.pod_ip or "127.0.0.1", self.kubelet.api_host, self.kubelet.api_port, markers)
-        if env.get("JUPYTERHUB_ROOT_DIR", "").startswith("/"):
-            # the hub's notebook_dir (e.g. /home) is a container path, like HOME: map it into the
-            # pod's root folder, or the file browser would show the machine's own folder
-            full_env["JUPYTERHUB_ROOT_DIR"] = str(rootfs.host_path(env["JUPYTERHUB_ROOT_DIR"]))
+        if isolated:  # paths are the container's own: its mounts are real
+            home, workdir = env["HOME"], container.get("workingDir") or env["HOME"]
+            full_env = process_env(env, self.pod, home, self.pod_ip or "127.0.0.1", self.kubelet.api_host,
+                                   self.kubelet.api_port, markers)
+            self.plans[name] = await self._plan(container, rootfs, command, home, workdir)
+        else:
+            home = rootfs.host_path(env["HOME"])
+            home.mkdir(parents=True, exist_ok=True)
+            workdir = rootfs.host_path(container["workingDir"]) if container.get("workingDir") else home
+            workdir.mkdir(parents=True, exist_ok=True)
+            if command.argv:
+                command.argv = command.argv[:1] + [rootfs.localize(arg) for arg in command.argv[1:]]
+            full_env = process_env({k: rootfs.localize(v) for k, v in env.items()}, self.pod, home,
+                                   self.pod_ip or "127.0.0.1", self.kubelet.api_host, self.kubelet.api_port, markers)
+            if env.get("JUPYTERHUB_ROOT_DIR", "").startswith("/"):
+                # the hub's notebook_dir (e.g. /home) is a container path, like HOME: map it into the
+                # pod's root folder, or the file browser would show the machine's own folder
+                full_env["JUPYTERHUB_ROOT_DIR"] = str(rootfs.host_path(env["JUPYTERHUB_ROOT_DIR"]))
         self.contexts[name] = (full_env, workdir)
         return command, full_env, workdir, self.kubelet.log_path(self.pod, name)
+
+    async def _plan(self, container: dict, rootfs, command: Command, home: str, workdir: str) -> isolation.Plan | str:
+        """The container's isolation plan, its EFS volumes seen through the node's mounts; or
+        why it cannot have one (the container then fails with that message)."""
+        efs = await self._efs_views()
+        binds = []
+        for target, source in rootfs.mounts.items():
+            view = source
+            for folder, mounted in efs.items():
+                if source == folder or folder in source.parents:
+                    view = mounted / source.relative_to(folder)
+            binds.append(isolation.Bind(str(view), target, target in rootfs.read_only, source.is_file()))
+        executable = (command.argv or PLACEHOLDER)[0]
+        try:
+            return isolation.plan(binds, isolation.credentials(self.pod, container), workdir, home,
+                                  [executable, sys.executable], self.kubelet.hidden_roots, self.kubelet.keep_roots)
+        except isolation.IsolationUnsupported as exc:
+            return f"cannot run this container in namespaces of its own: {exc}"
+
+    async def _efs_views(self) -> dict[Path, Path]:
+        """This pod's EFS volume folders -> where the node has them mounted."""
+        views = {}
+        for volume in (self.pod.get("spec") or {}).get("volumes") or []:
+            folder = self.volume_paths.get(volume["name"])
+            file_system = self.efs_volumes.get(volume["name"])
+            if folder is not None and file_system:
+                views[folder] = await self.kubelet.mounts.efs(folder, file_system)
+        return views
 
     async def _start(self, container: dict, command: Command, env: dict, workdir: Path, log_path: Path,
                      section: str) -> asyncio.subprocess.Process:
@@ -239,8 +280,19 @@ class PodWorker:
                 argv = PLACEHOLDER
             else:
                 handle.write(f"[sandbox] running {' '.join(argv)} on {self.pod_ip} in {workdir}\n".encode())
+        plan = self.plans.get(name)
+        if isinstance(plan, str):  # no view of its own: fail, saying why, rather than run unisolated
+            with open(log_path, "ab") as handle:
+                handle.write(f"[sandbox] {plan}\n".encode())
+            argv = [sys.executable, "-c", "raise SystemExit(1)"]
+            plan = None
         self.event("Created", f"Created container: {name}", name, section=section)
-        process = await processes.spawn(argv, env, workdir, log_path)
+        if plan is not None:
+            env = {**env, isolation.PLAN_VARIABLE: plan.to_json()}
+            process = await processes.spawn(isolation.launch_argv(argv, self.kubelet.mounts.pid), env, Path("/"),
+                                            log_path)
+        else:
+            process = await processes.spawn(argv, env, workdir, log_path)
         self.processes[name] = process
         self.event("Started", f"Started container {name}", name, section=section)
         return process
