@@ -155,9 +155,7 @@ class Kubelet(Controller):
         if process is None or container not in worker.contexts:
             return None
         env, cwd = worker.contexts[container]
-        plan = worker.plans.get(container)
-        return ContainerContext(dict(env), Path(cwd), worker.pod_ip, process,
-                                plan if isinstance(plan, isolation.Plan) else None)
+        return ContainerContext(dict(env), Path(cwd), worker.pod_ip, process, worker.plans.get(container))
 
     def _instance_range(self, pod: dict, container: str, previous: bool) -> tuple[int, int | None] | None:
         """Byte range of the current (or previous) run of a container in its log file; None: no such run."""

@@ -4,15 +4,14 @@ plan (pure), carried out by ``launch.py`` as the container's PID 1.
 Each container starts through ``unshare --mount --pid --fork --kill-child --mount-proc``
 (joined to the node's mount namespace first, where the EFS mounts are: see ``mounts``):
 
+- its root is an overlay of the machine's root whose upper layer is a tmpfs of that start
+  (a container's writable layer: it writes where it likes, the machine never changes);
 - every volume is bind-mounted at its ``mountPath`` (``subPath`` included), so ``df -h``
-  and ``mount`` list the volumes and paths inside are the container's own;
-- ``/home`` and ``/tmp`` start empty (a tmpfs of the start); the repository (the local
-  "images") stays where it is; folders a mount point or HOME must be made in get an overlay
-  whose upper layer is that start's tmpfs, so the machine's folders never change;
-- the sandbox's state folders (kubeconfig, Terraform state, every pod's volumes) are
+  and ``mount`` list the volumes;
+- ``/home`` and ``/tmp`` start empty; the repository (the local "images") stays where it is;
+- the sandbox's state folders (kubeconfig, Terraform state, every pod's volume folders) are
   covered by an empty read-only tmpfs; ``/proc`` shows only the pod's processes; ``/dev``
-  holds the harmless device nodes;
-- everything else of the machine is read-only in the container;
+  holds the harmless device nodes; the machine's other mounts are gone (``pivot_root``);
 - the process runs as ``runAsUser``/``runAsGroup``/``fsGroup``; root keeps containerd's
   default capabilities without MKNOD (never CAP_SYS_ADMIN), so it can neither mount nor
   make a device node of the machine's disk.
@@ -31,7 +30,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 LAUNCH = str(Path(__file__).with_name("launch.py"))
@@ -51,10 +50,6 @@ CAPABILITY_NUMBERS = {
 # reach every pod's data around the mount namespace
 DEFAULT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "NET_RAW", "SETGID", "SETUID", "SETFCAP",
                         "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE")
-
-
-class IsolationUnsupported(Exception):
-    """A container this machine cannot give a view of its own (reported, then run plainly)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -134,13 +129,6 @@ def _under(path: str, root: str) -> bool:
     return PurePosixPath(path) == PurePosixPath(root) or PurePosixPath(root) in PurePosixPath(path).parents
 
 
-def _deepest_existing(path: str) -> str:
-    current = PurePosixPath(path)
-    while not os.path.lexists(current):
-        current = current.parent
-    return str(current)
-
-
 def _searchable(path: str, creds: Credentials) -> bool:
     info = os.stat(path)
     if creds.uid == 0:
@@ -167,20 +155,11 @@ def _interpreter(executable: str) -> str | None:
     return first[2:].split()[0].decode() if first.startswith(b"#!") and first[2:].split() else None
 
 
-def _base_to_make_in(path: str) -> str:
-    """The existing folder a missing path is made in (it gets a private overlay)."""
-    base = _deepest_existing(path)
-    if base == "/" or not os.path.isdir(base):
-        raise IsolationUnsupported(f"{path}: no existing folder to make it in without changing the machine")
-    return base
-
-
 @dataclass
 class Plan:
     """What ``launch.py`` does, as JSON (see the module docstring)."""
 
     binds: list[Bind]
-    private: list[str]
     scratch: list[str]
     keep: list[str]
     hidden: list[str]
@@ -188,12 +167,11 @@ class Plan:
     cwd: str
     home: str | None
     credentials: Credentials
-    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         creds = self.credentials
         return json.dumps({
-            "binds": [vars(b) for b in self.binds], "private": self.private, "scratch": self.scratch,
+            "binds": [vars(b) for b in self.binds], "scratch": self.scratch,
             "keep": self.keep, "hidden": self.hidden, "traverse": self.traverse, "cwd": self.cwd,
             "home": self.home, "uid": creds.uid, "gid": creds.gid, "groups": creds.groups,
             "capabilities": creds.capabilities})
@@ -202,25 +180,11 @@ class Plan:
 def plan(binds: list[Bind], creds: Credentials, cwd: str, home: str | None, executables: list[str],
          hidden: list[str], keep: list[str]) -> Plan:
     """The container's view: ``binds`` at their targets, ``hidden`` folders covered, ``keep``
-    folders (the repository, the interpreter) where they are, and the folders it must write
-    in to make mount points, HOME or its working folder given a private overlay."""
+    folders (the repository, the interpreter) where they are although /home and /tmp start
+    empty, and the folders on the way to its executables it may search (a non-root user
+    reaches the interpreter under /root: search permission in the container's layer)."""
     scratch = list(SCRATCH)
-    hidden = sorted({str(Path(h)) for h in hidden})
     keep = sorted({p for p in (os.path.realpath(k) for k in keep) if any(_under(p, s) for s in scratch)})
-    writable = [p for p in (home, cwd) if p and p != "/"]
-    private: set[str] = set()
-    for target in writable:
-        if any(_under(target, b.target) for b in binds) or any(_under(target, s) for s in scratch):
-            continue  # a volume (HOME may be one), or in a folder of this start
-        if os.path.isdir(target):
-            private.add(target)  # HOME or the working folder: written to, never the machine's
-        else:
-            private.add(_base_to_make_in(target))
-    for bind_target in [b.target for b in binds]:
-        inside_another = any(_under(bind_target, b.target) and b.target != bind_target for b in binds)
-        if inside_another or any(_under(bind_target, s) for s in scratch) or os.path.lexists(bind_target):
-            continue  # its mount point is in a volume, in a folder of this start, or already there
-        private.add(_base_to_make_in(bind_target))
     traverse: list[str] = []
     for executable in executables:
         for path in [executable, _interpreter(executable) or executable, *keep]:
@@ -228,11 +192,7 @@ def plan(binds: list[Bind], creds: Credentials, cwd: str, home: str | None, exec
                 if not _searchable(ancestor, creds) and ancestor not in traverse \
                         and not any(_under(ancestor, s) for s in scratch):  # made anew there
                     traverse.append(ancestor)
-    for folder in traverse:
-        if not any(_under(folder, p) for p in private) and not any(_under(folder, s) for s in scratch):
-            private.add(folder)
-    outermost = sorted(p for p in private if not any(q != p and _under(p, q) for q in private))
-    return Plan(binds, outermost, scratch, keep, hidden, traverse, cwd, home, creds)
+    return Plan(binds, scratch, keep, sorted({str(Path(h)) for h in hidden}), traverse, cwd, home, creds)
 
 
 def launch_argv(argv: list[str], node_pid: int | None) -> list[str]:
@@ -244,7 +204,7 @@ def launch_argv(argv: list[str], node_pid: int | None) -> list[str]:
 
 def enter_argv(init_pid: int, argv: list[str]) -> list[str]:
     """The command line of ``kubectl exec``: join the container's mount and PID namespaces."""
-    return ["nsenter", f"--target={init_pid}", "--mount", "--pid", "--", sys.executable, "-I", "-S", LAUNCH,
+    return ["nsenter", f"--target={init_pid}", "--mount", "--pid", "--root", "--wd", "--", sys.executable, "-I", "-S", LAUNCH,
             "--enter", "--", *argv]
 
 

@@ -7,9 +7,8 @@ Run as ``python -I -S launch.py -- ARGV`` with the plan (JSON) in the environmen
 (``nsenter``) has already joined the container's namespaces, so only the credentials,
 the working folder and (with ``RUNBOOK_SANDBOX_TTY=1``) the controlling terminal are set.
 
-Every path a mount needs is opened first (``O_PATH``) and mounted from ``/proc/self/fd``, so
-the order of the mounts cannot hide a source: the sandbox's state folders (where volume
-folders live) are detached and covered before the command starts.
+The container's root is an overlay of the machine's root (its upper layer a tmpfs of this
+start) that the process pivots into; see ``prepare``.
 """
 
 import ctypes
@@ -20,8 +19,9 @@ import sys
 
 PLAN_VARIABLE, TTY_VARIABLE = "RUNBOOK_SANDBOX_PLAN", "RUNBOOK_SANDBOX_TTY"
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
-MS_REMOUNT, MS_BIND = 0x20, 0x1000
+MS_REMOUNT, MS_BIND, MS_REC = 0x20, 0x1000, 0x4000
 MNT_DETACH = 2
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP = 1, 24
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -29,6 +29,7 @@ DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.syscall.argtypes = [ctypes.c_long, ctypes.c_char_p, ctypes.c_char_p]
 
 
 def _encode(value):
@@ -53,26 +54,28 @@ def open_path(path):
     return os.open(path, os.O_PATH | os.O_CLOEXEC)
 
 
-def under(path, root):
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def mount_points():
-    points = []
-    with open("/proc/self/mountinfo") as handle:
-        for line in handle:
-            raw = line.split()[4]
-            points.append(raw.encode().decode("unicode_escape"))  # \040 etc.
-    return points
-
-
-def detach_under(roots, inclusive=True):
-    """Lazily unmount every mount under one of ``roots`` (and at it, when ``inclusive``), deepest first."""
-    for point in sorted(set(mount_points()), key=len, reverse=True):
-        if any(under(point, root) and (inclusive or point != root) for root in roots):
-            if _libc.umount2(_encode(point), MNT_DETACH) != 0 and ctypes.get_errno() not in (22, 2):
-                error = ctypes.get_errno()
-                raise OSError(error, f"umount {point}: {os.strerror(error)}")
+def in_root(root, path):
+    """Where ``path`` of the container lies under ``root``, its symlinks followed inside the
+    container (``/var/run -> /run`` must not lead to the machine's /run)."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    current, hops = "", 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            current = current.rsplit("/", 1)[0]
+            continue
+        candidate = f"{current}/{part}"
+        if os.path.islink(root + candidate):
+            hops += 1
+            if hops > 40:
+                raise OSError(40, f"too many levels of symbolic links in {path}")
+            link = os.readlink(root + candidate)
+            if link.startswith("/"):
+                current = ""
+            parts = [p for p in link.split("/") if p and p != "."] + parts
+            continue
+        current = candidate
+    return root + current
 
 
 def make_target(path, is_file):
@@ -84,87 +87,82 @@ def make_target(path, is_file):
         os.makedirs(path, exist_ok=True)
 
 
-def setup_dev(devices):
+def setup_dev(devices, dev):
     """A /dev of the container's own: the harmless device nodes, its own pts and shm."""
-    mount("tmpfs", "/dev", "tmpfs", MS_NOSUID, "mode=755,size=65536k")
+    mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=65536k")
     for name, fd in devices.items():
-        make_target(f"/dev/{name}", True)
-        bind(fd, f"/dev/{name}")
-    os.mkdir("/dev/pts")
-    mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
-    os.symlink("pts/ptmx", "/dev/ptmx")
-    os.mkdir("/dev/shm")
-    mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+        make_target(f"{dev}/{name}", True)
+        bind(fd, f"{dev}/{name}")
+    os.mkdir(f"{dev}/pts")
+    mount("devpts", f"{dev}/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
+    os.symlink("pts/ptmx", f"{dev}/ptmx")
+    os.mkdir(f"{dev}/shm")
+    mount("shm", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
     for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
                          ("stderr", "/proc/self/fd/2")):
-        os.symlink(target, f"/dev/{link}")
+        os.symlink(target, f"{dev}/{link}")
 
 
-def private_overlays(folders):
-    """Each folder gets an overlay whose upper layer is on a tmpfs of this start only: the
-    container writes there, the machine's folder never changes."""
-    if not folders:
-        return
-    layer = "/dev/.layer"
-    os.mkdir(layer)
-    mount("layer", layer, "tmpfs", 0, "mode=700")
-    for i, path in enumerate(folders):
-        upper, work = f"{layer}/u{i}", f"{layer}/w{i}"
-        info = os.stat(path)
-        os.mkdir(upper)
-        os.mkdir(work)
-        os.chown(upper, info.st_uid, info.st_gid)
-        os.chmod(upper, info.st_mode & 0o7777)
-        mount("overlay", path, "overlay", 0, f"lowerdir={path},upperdir={upper},workdir={work}")
-    _libc.umount2(_encode(layer), MNT_DETACH)  # the overlays keep it
-    os.rmdir(layer)
+def pivot_root(new_root):
+    """Make ``new_root`` this namespace's root and drop the old one (runc's pivot_root(".", "."))."""
+    os.chdir(new_root)
+    if _libc.syscall(SYS_PIVOT_ROOT, b".", b".") != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"pivot_root: {os.strerror(error)}")
+    if _libc.umount2(b".", MNT_DETACH) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"detaching the old root: {os.strerror(error)}")
+    os.chdir("/")
 
 
 def prepare(plan):
-    """Build the container's file system view in this (new) mount namespace. Volumes are
-    bound to a staging folder in the container's /dev first: their sources may live on
-    mounts under the state folders, which are detached before the view is made."""
-    sources = {i: open_path(b["source"]) for i, b in enumerate(plan["binds"])}
-    keeps = {path: open_path(path) for path in plan["keep"] if os.path.exists(path)}
-    devices = {name: open_path(f"/dev/{name}") for name in DEVICES if os.path.exists(f"/dev/{name}")}
-    detach_under(["/dev"], inclusive=False)
-    setup_dev(devices)
-    stage = "/dev/.stage"
-    os.mkdir(stage, 0o700)
+    """Build the container's root in this (new) mount namespace and pivot into it.
+
+    The root is an overlay of the machine's root with an upper layer on a tmpfs of this start
+    (so the container writes where it likes and the machine never changes, as a container's
+    writable layer); volumes are bound at their mount points (sources are bound to a staging
+    folder first: they may live on mounts under the state folders); /home and /tmp are
+    fresh; the state folders are covered; the old root, with every mount of the machine, is
+    detached at the end."""
+    work = "/mnt"  # any folder: in this namespace the tmpfs over it is the container's alone
+    mount("container", work, "tmpfs", 0, "mode=700")
+    root, stage = f"{work}/root", f"{work}/stage"
+    for folder in (f"{work}/upper", f"{work}/work", root, stage):
+        os.mkdir(folder, 0o755)
     for i, spec in enumerate(plan["binds"]):
         make_target(f"{stage}/{i}", spec["file"])
-        bind(sources[i], f"{stage}/{i}")
-    detach_under([*plan["hidden"], *plan["scratch"]])
-    # the machine's files are read-only here: every folder the container writes in (mount
-    # points too) is an overlay, a tmpfs or a volume, so a wrong plan fails, never writes
-    mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
-    private_overlays(plan["private"])
+        mount(spec["source"], f"{stage}/{i}", None, MS_BIND)
+    keeps = {path: open_path(path) for path in plan["keep"] if os.path.exists(path)}
+    devices = {name: open_path(f"/dev/{name}") for name in DEVICES if os.path.exists(f"/dev/{name}")}
+    mount("overlay", root, "overlay", 0, f"lowerdir=/,upperdir={work}/upper,workdir={work}/work")
+    setup_dev(devices, f"{root}/dev")
+    mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    mount("/sys", f"{root}/sys", None, MS_BIND | MS_REC)
     for path in plan["scratch"]:
-        mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" if path == "/tmp" else "mode=755")
+        mount("tmpfs", f"{root}{path}", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" if path == "/tmp" else "mode=755")
     for path, fd in keeps.items():
-        os.makedirs(path, exist_ok=True)
-        bind(fd, path)
+        os.makedirs(in_root(root, path), exist_ok=True)
+        bind(fd, in_root(root, path))
     for path in plan["hidden"]:
-        if os.path.isdir(path):
-            mount("hidden", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=4k")
+        if os.path.isdir(in_root(root, path)):
+            mount("hidden", in_root(root, path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "mode=755,size=4k")
     for i, spec in sorted(enumerate(plan["binds"]), key=lambda item: len(item[1]["target"])):
-        make_target(spec["target"], spec["file"])
-        mount(f"{stage}/{i}", spec["target"], None, MS_BIND)
+        target = in_root(root, spec["target"])
+        make_target(target, spec["file"])
+        mount(f"{stage}/{i}", target, None, MS_BIND)
         if spec["read_only"]:
-            mount(None, spec["target"], None, MS_REMOUNT | MS_BIND | MS_RDONLY)
-    detach_under([stage])
-    for i, spec in enumerate(plan["binds"]):
-        (os.unlink if spec["file"] else os.rmdir)(f"{stage}/{i}")
-    os.rmdir(stage)
-    for path in plan["traverse"]:
+            mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+    for fd in [*keeps.values(), *devices.values()]:
+        os.close(fd)
+    pivot_root(root)
+    for path in plan["traverse"]:  # changed in the container's layer only
         if os.path.isdir(path):
             os.chmod(path, os.stat(path).st_mode & 0o7777 | 0o011)
     for path in (plan.get("home"), plan["cwd"]):
         if path and not os.path.isdir(path):
             os.makedirs(path)
             os.chown(path, plan["uid"], plan["gid"])
-    for fd in [*sources.values(), *keeps.values(), *devices.values()]:
-        os.close(fd)
 
 
 def become(plan):

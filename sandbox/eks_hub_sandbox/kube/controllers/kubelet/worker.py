@@ -53,7 +53,7 @@ class PodWorker:
         # what ``kubectl exec`` and ``kubectl logs --previous`` need: each container's process
         # environment and working folder, and where each of its runs starts in its log file
         self.contexts: dict[str, tuple[dict[str, str], Path]] = {}
-        self.plans: dict[str, "isolation.Plan | str"] = {}
+        self.plans: dict[str, isolation.Plan] = {}
         self.volume_paths: dict[str, Path] = {}
         self.efs_volumes: dict[str, str] = {}  # volume name -> its EFS file system
         self.log_starts: dict[str, list[int]] = {}
@@ -240,9 +240,8 @@ class PodWorker:
         self.contexts[name] = (full_env, workdir)
         return command, full_env, workdir, self.kubelet.log_path(self.pod, name)
 
-    async def _plan(self, container: dict, rootfs, command: Command, home: str, workdir: str) -> isolation.Plan | str:
-        """The container's isolation plan, its EFS volumes seen through the node's mounts; or
-        why it cannot have one (the container then fails with that message)."""
+    async def _plan(self, container: dict, rootfs, command: Command, home: str, workdir: str) -> isolation.Plan:
+        """The container's isolation plan, its EFS volumes seen through the node's mounts."""
         efs = await self._efs_views()
         binds = []
         for target, source in rootfs.mounts.items():
@@ -251,12 +250,9 @@ class PodWorker:
                 if source == folder or folder in source.parents:
                     view = mounted / source.relative_to(folder)
             binds.append(isolation.Bind(str(view), target, target in rootfs.read_only, source.is_file()))
-        executable = (command.argv or PLACEHOLDER)[0]
-        try:
-            return isolation.plan(binds, isolation.credentials(self.pod, container), workdir, home,
-                                  [executable, sys.executable], self.kubelet.hidden_roots, self.kubelet.keep_roots)
-        except isolation.IsolationUnsupported as exc:
-            return f"cannot run this container in namespaces of its own: {exc}"
+        return isolation.plan(binds, isolation.credentials(self.pod, container), workdir, home,
+                              [(command.argv or PLACEHOLDER)[0], sys.executable], self.kubelet.hidden_roots,
+                              self.kubelet.keep_roots)
 
     async def _efs_views(self) -> dict[Path, Path]:
         """This pod's EFS volume folders -> where the node has them mounted."""
@@ -281,11 +277,6 @@ class PodWorker:
             else:
                 handle.write(f"[sandbox] running {' '.join(argv)} on {self.pod_ip} in {workdir}\n".encode())
         plan = self.plans.get(name)
-        if isinstance(plan, str):  # no view of its own: fail, saying why, rather than run unisolated
-            with open(log_path, "ab") as handle:
-                handle.write(f"[sandbox] {plan}\n".encode())
-            argv = [sys.executable, "-c", "raise SystemExit(1)"]
-            plan = None
         self.event("Created", f"Created container: {name}", name, section=section)
         if plan is not None:
             env = {**env, isolation.PLAN_VARIABLE: plan.to_json()}
