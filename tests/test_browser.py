@@ -111,6 +111,9 @@ def test_two_users_walk_from_login_to_a_terminal(dummy_hub, tmp_path):
         assert steps == list(browser.STEPS)
         assert journey.server_url.endswith(f"/user/{journey.user}/")
         assert set(journey.listing) == {"/home/jovyan", "/home/shared"}
+        # the walkthrough's storage check in the same terminal: both folders are EFS mounts
+        assert all(journey.mounts.get(folder, "").endswith(".efs.us-west-2.amazonaws.com:/")
+                   for folder in journey.listing), journey.terminal_output
         assert journey.user not in journey.listing["/home/shared"], "the shared folder must not expose homes"
     assert result.profile.slug == "gpu-time-slicing"
 

@@ -13,7 +13,8 @@ PROFILE = Profile("gpu-time-slicing", "Data Science (GPU + Time-Slicing - G5)")
 
 def _walkthrough(out: Path) -> Walkthrough:
     first = UserJourney("user-1", PROFILE, profiles_seen=["A", "B"], listing={"/home/jovyan": [".bashrc", "x"],
-                                                                              "/home/shared": []})
+                                                                              "/home/shared": []},
+                        mounts={"/home/jovyan": "fs-1.efs.us-west-2.amazonaws.com:/"})
     first.steps = [StepResult("user-1", "login", 1.24, out / "1-user-1-01-login.png", "dummy login form"),
                    StepResult("user-1", "terminal", 2.06, out / "1-user-1-02-terminal.png")]
     second = UserJourney("user-2", PROFILE, restarted=True)
@@ -37,8 +38,9 @@ def test_rows_one_per_user_and_step(tmp_path):
 
 def test_listing_rows_say_when_a_folder_is_empty(tmp_path):
     assert _walkthrough(tmp_path).listing_rows() == [
-        {"user": "user-1", "folder": "/home/jovyan", "entries": ".bashrc, x"},
-        {"user": "user-1", "folder": "/home/shared", "entries": "(empty)"},
+        {"user": "user-1", "folder": "/home/jovyan", "mounted from": "fs-1.efs.us-west-2.amazonaws.com:/",
+         "entries": ".bashrc, x"},
+        {"user": "user-1", "folder": "/home/shared", "mounted from": "(not a mount)", "entries": "(empty)"},
     ]
 
 

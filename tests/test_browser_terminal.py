@@ -87,3 +87,15 @@ def test_terminal_websocket_frames():
     assert terminal.stdout_text(json.dumps({"stdout": "x"})) is None
     assert terminal.stdout_text("not json") is None
     assert terminal.stdout_text(None) is None  # type: ignore[arg-type]
+
+
+def test_df_output_is_read_as_mount_points_and_file_systems():
+    output = """Filesystem                              Size  Used Avail Use% Mounted on
+overlay                                  12G   44K   12G   1% /
+fs-0abc.efs.us-west-2.amazonaws.com:/  252G   24G   79G  23% /home/jovyan
+fs-0abc.efs.us-west-2.amazonaws.com:/  252G   24G   79G  23% /home/shared
+"""
+    assert terminal.parse_df(output) == {"/": "overlay", "/home/jovyan": "fs-0abc.efs.us-west-2.amazonaws.com:/",
+                                         "/home/shared": "fs-0abc.efs.us-west-2.amazonaws.com:/"}
+    assert terminal.parse_df("") == {}
+    assert terminal.marked(terminal.STORAGE_COMMAND, "m") == 'echo "m"-begin; df -h; echo "m"-end'

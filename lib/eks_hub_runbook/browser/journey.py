@@ -26,8 +26,8 @@ from urllib.parse import urljoin, urlsplit
 
 from ..errors import HubError, RunbookError
 from .results import BrowserError, Profile, StepResult, UserJourney
-from .terminal import (command_finished, command_output, display_path, is_terminal_websocket, listing_command,
-                       new_marker, parse_listing, stdout_text)
+from .terminal import (STORAGE_COMMAND, command_finished, command_output, display_path, is_terminal_websocket,
+                       listing_command, marked, new_marker, parse_df, parse_listing, stdout_text)
 
 if TYPE_CHECKING:  # playwright is imported lazily: importing this module must stay cheap
     from playwright.sync_api import BrowserContext, Page
@@ -333,7 +333,7 @@ class Journey:
             raise HubError(f"JupyterLab shows a dialog: {title or 'untitled'}{': ' + body if body else ''}")
 
     def terminal(self) -> None:
-        """A new terminal lists the folders; the listing is read from its websocket."""
+        """A new terminal lists the folders, then runs ``df -h``; both are read from its websocket."""
         page = self.page
         with self.step("terminal") as note:
             known = len(self._terminals)
@@ -344,19 +344,26 @@ class Journey:
             term.wait_for()
             # the shell is ready once it has printed its prompt over the websocket
             self._wait_for(lambda: "".join(stdout).strip() != "", "the terminal showed no prompt")
-            mark = new_marker()
-            command = listing_command(self.directories, mark)
-            term.click()
-            page.keyboard.type(command)
-            page.keyboard.press("Enter")
-            self._wait_for(lambda: command_finished("".join(stdout), mark),
-                           "the terminal command did not finish")
-            body = command_output("".join(stdout), mark)
-            self.result.terminal_output = body
+            body = self._type(term, stdout, lambda mark: listing_command(self.directories, mark))
             self.result.listing = {display_path(d): entries
                                    for d, entries in parse_listing(body, self.directories).items()}
+            storage = self._type(term, stdout, lambda mark: marked(STORAGE_COMMAND, mark))
+            self.result.terminal_output = f"{body}\n$ {STORAGE_COMMAND}\n{storage}"
+            self.result.mounts = {path: fs for path, fs in parse_df(storage).items()
+                                  if path in self.result.listing}
             page.wait_for_timeout(300)  # let xterm paint the output before the screenshot
-            note["detail"] = "; ".join(f"{d}: {len(e)} entries" for d, e in self.result.listing.items())
+            note["detail"] = "; ".join(f"{d}: {len(e)} entries" + (f" on {self.result.mounts[d]}"
+                                                                    if d in self.result.mounts else "")
+                                       for d, e in self.result.listing.items())
+
+    def _type(self, term, stdout: list[str], command_for) -> str:
+        """Type one marked command in the terminal; what it printed."""
+        mark = new_marker()
+        term.click()
+        self.page.keyboard.type(command_for(mark))
+        self.page.keyboard.press("Enter")
+        self._wait_for(lambda: command_finished("".join(stdout), mark), "the terminal command did not finish")
+        return command_output("".join(stdout), mark)
 
     def _wait_for(self, condition, problem: str) -> None:
         deadline = time.monotonic() + self.step_timeout

@@ -41,6 +41,7 @@ class UserJourney:
     profiles_seen: list[str] = field(default_factory=list)
     steps: list[StepResult] = field(default_factory=list)
     listing: dict[str, list[str]] = field(default_factory=dict)
+    mounts: dict[str, str] = field(default_factory=dict)  # listed folder -> file system (df -h)
     terminal_output: str = ""
     server_url: str = ""
     restarted: bool = False
@@ -81,9 +82,10 @@ class Walkthrough:
         return pd.DataFrame(self.rows())
 
     def listing_rows(self) -> list[dict[str, Any]]:
-        """What each user's terminal listed: user, folder, entries."""
+        """What each user's terminal listed: user, folder, the file system ``df -h`` shows it on, entries."""
         return [
-            {"user": j.user, "folder": folder, "entries": ", ".join(entries) or "(empty)"}
+            {"user": j.user, "folder": folder, "mounted from": j.mounts.get(folder, "(not a mount)"),
+             "entries": ", ".join(entries) or "(empty)"}
             for j in self.journeys for folder, entries in j.listing.items()
         ]
 
@@ -98,6 +100,7 @@ class Walkthrough:
                     "user": j.user,
                     "profiles_seen": j.profiles_seen,
                     "listing": j.listing,
+                    "mounts": j.mounts,
                     "restarted": j.restarted,
                     "seconds": round(j.seconds, 1),
                     "steps": [{"step": s.step, "seconds": round(s.seconds, 1), "detail": s.detail,

@@ -1,4 +1,5 @@
-"""The terminal step's shell side: the listing command it types and how its output is read.
+"""The terminal step's shell side: the commands it types (the folder listing, then the
+walkthrough's storage check ``df -h``) and how their output is read.
 
 JupyterLab's terminal paints on a canvas, so the output is read from the terminal's own
 websocket instead: ``["stdout", text]`` frames, escape sequences removed, the command's
@@ -16,8 +17,7 @@ from typing import Sequence
 from ..errors import RunbookError
 
 # Folders the terminal lists: the user's EFS home and the shared EFS folder. Relative names
-# are under the parent of $HOME: /home in a user pod on EKS; in the sandbox the kubelet gives
-# each pod its own root folder, so this is the equivalent of `ls /home/jovyan /home/shared`.
+# are under the parent of $HOME (/home in a user pod): `ls /home/jovyan /home/shared`.
 DEFAULT_DIRECTORIES = ("jovyan", "shared")
 POD_HOME_PARENT = "/home"
 WEBSOCKET_PATH = "/terminals/websocket/"
@@ -51,12 +51,30 @@ def new_marker() -> str:
     return "walkthrough-" + secrets.token_hex(4)
 
 
+def marked(command: str, mark: str) -> str:
+    """``command`` with its output between ``<mark>-begin`` and ``<mark>-end`` lines."""
+    # quotes split the markers in the echoed command line, so only the output matches
+    return f'echo "{mark}"-begin; {command}; echo "{mark}"-end'
+
+
 def listing_command(directories: Sequence[str], mark: str) -> str:
     """The shell line that lists ``directories`` (``ls -1A``) between ``<mark>-begin`` and ``<mark>-end``."""
     listing = " ".join(shlex.quote(d) for d in directories)
     cd = 'cd "$HOME/.." && ' if any(not d.startswith("/") for d in directories) else ""
-    # quotes split the markers in the echoed command line, so only the output matches
-    return f'echo "{mark}"-begin; {cd}ls -1A {listing}; echo "{mark}"-end'
+    return marked(f"{cd}ls -1A {listing}", mark)
+
+
+STORAGE_COMMAND = "df -h"  # the walkthrough's storage check, as typed
+
+
+def parse_df(output: str) -> dict[str, str]:
+    """``df -h`` output as ``{mounted on: filesystem}``."""
+    mounts = {}
+    for line in output.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 6 and fields[-1].startswith("/"):
+            mounts[fields[-1]] = fields[0]
+    return mounts
 
 
 def command_finished(stdout: str, mark: str) -> bool:
