@@ -123,7 +123,7 @@ def test_isolation_can_be_switched_off(monkeypatch):
     isolation.supported.cache_clear()
     try:
         assert isolation.supported() is False
-        assert "plain processes" in isolation.limits()[0]
+        assert "plain processes" in isolation.describe()
     finally:
         monkeypatch.delenv(isolation.SWITCH)
         isolation.supported.cache_clear()

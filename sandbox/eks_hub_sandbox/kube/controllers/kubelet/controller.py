@@ -1,4 +1,6 @@
-"""The kubelet of every node: runs the pods bound to nodes as local processes.
+"""The kubelet of every node: runs the pods bound to nodes as local processes, each container
+in mount and PID namespaces of its own where the machine allows (``isolation``), with the
+node's EFS mounts (``mounts``).
 
 Per pod: a ``PodWorker``. Pods whose node disappeared are removed (pod garbage
 collection); pods being deleted are stopped gracefully and then removed from the
@@ -64,6 +66,7 @@ class Kubelet(Controller):
         self._volume_event = asyncio.Event()
         processes.kill_leftovers(self.marker)
         self.isolated = isolation.supported()
+        (log.info if self.isolated else log.warning)("kubelet: %s", isolation.describe())
         self.mounts = NodeMounts(self.root / "node-mounts", self.settings.region, self.marker)
         # what no container may see (kubeconfig, Terraform state, every pod's volume folders),
         # and what every one needs where it is (the repository: the local "images")

@@ -67,13 +67,13 @@ def supported() -> bool:
     return probe.returncode == 0
 
 
-def limits() -> list[str]:
-    """What the sandbox's containers do not isolate, for the target's list of limits."""
+def describe() -> str:
+    """How this kubelet runs containers, for its log."""
     if supported():
-        return ["containers share the machine's network namespace and kernel: each pod has its own "
-                "127.x address, not a network of its own; no cgroup limits CPU or memory"]
-    return ["containers run as plain processes on this machine (no mount or PID namespaces here): "
-            "`df -h` in a pod shows the machine's disk and a pod could read another's folders"]
+        return ("containers run in mount and PID namespaces of their own (they share this machine's network "
+                "namespace and kernel; no cgroup limits their CPU or memory)")
+    return ("containers run as plain processes (no mount or PID namespaces here, or "
+            f"{SWITCH}=off): `df -h` in a pod shows the machine's disk and a pod could read another's folders")
 
 
 @dataclass

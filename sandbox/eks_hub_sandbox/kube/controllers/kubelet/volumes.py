@@ -1,8 +1,9 @@
-"""Pod folders: each container gets a root folder in which every ``mountPath`` is a
-symlink to the local folder of its volume (plus ``subPath``; a file where the subPath names
-one), so a process started with ``HOME=<root>/home/jovyan`` reads and writes the EFS access
-point's folder. Arguments and environment values that are paths under a mount
-(``--config /usr/local/etc/jupyterhub/jupyterhub_config.py``) are given as the local path.
+"""Pod folders: the local folder of every volume, and each container's mounts (mount path ->
+folder, plus ``subPath``; a file where the subPath names one). In namespaces of its own (see
+``isolation``) a container gets them as bind mounts. As a plain process it gets a root
+folder in which every ``mountPath`` is a symlink to the folder, so a process started with
+``HOME=<root>/home/jovyan`` reads and writes the EFS access point's folder, and arguments
+and environment values that are paths under a mount are given as the local path.
 
 Volume sources: persistentVolumeClaim (through its bound PersistentVolume, see
 ``storage``), emptyDir, configMap, secret, projected, downwardAPI, hostPath
