@@ -31,13 +31,26 @@ class VolumeNotReady(Exception):
     """A volume cannot be set up yet (claim missing or not bound): FailedMount."""
 
 
-def _write_files(folder: Path, files: dict[str, bytes], mode: int = 0o644) -> None:
+def _write_files(folder: Path, files: dict[str, bytes], mode: int = 0o644, owner: int | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for relative, content in files.items():
         target = folder / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
         os.chmod(target, mode)
+        if owner is not None:
+            os.chown(target, owner, -1)
+
+
+def _pod_user(pod: dict) -> int | None:
+    """The user the pod's containers run as (the pod's runAsUser, or the one they all name)."""
+    spec = pod.get("spec") or {}
+    user = (spec.get("securityContext") or {}).get("runAsUser")
+    if user is None:
+        users = {(c.get("securityContext") or {}).get("runAsUser")
+                 for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]}
+        user = users.pop() if len(users) == 1 else None
+    return int(user) if user is not None else None
 
 
 def _items(data: dict[str, bytes], items: list[dict] | None) -> dict[str, bytes]:
@@ -106,10 +119,14 @@ async def prepare_volumes(runtime: "Runtime", pod: dict, node: str, pod_dir: Pat
         elif "hostPath" in volume:
             paths[name] = runtime.volumes.host_path(node, volume["hostPath"].get("path", ""))
         elif "configMap" in volume:
-            _write_files(own, _configmap_files(store, namespace, volume["configMap"]))
+            _write_files(own, _configmap_files(store, namespace, volume["configMap"]),
+                         int(volume["configMap"].get("defaultMode", 0o644)))
             paths[name] = own
         elif "secret" in volume:
-            _write_files(own, _secret_files(store, namespace, volume["secret"]), 0o600)
+            # 0600 unless the pod asks otherwise (a secret on this machine's disk stays private),
+            # owned by the pod's user so a non-root container reads its own secret
+            _write_files(own, _secret_files(store, namespace, volume["secret"]),
+                         int(volume["secret"].get("defaultMode", 0o600)), _pod_user(pod))
             paths[name] = own
         elif "downwardAPI" in volume:
             _write_files(own, _downward_files(pod, volume["downwardAPI"]))
@@ -125,10 +142,12 @@ async def prepare_volumes(runtime: "Runtime", pod: dict, node: str, pod_dir: Pat
                     files.update(_downward_files(pod, source["downwardAPI"]))
                 elif "serviceAccountToken" in source:
                     files[source["serviceAccountToken"].get("path", "token")] = _token(runtime, pod, source)
-            _write_files(own, files)
+            tokens = any("serviceAccountToken" in source for source in volume["projected"].get("sources") or [])
+            _write_files(own, files, 0o600 if tokens else 0o644, _pod_user(pod))
             paths[name] = own
         else:  # emptyDir, ephemeral and inline CSI volumes, anything else: a folder of the pod
             own.mkdir(parents=True, exist_ok=True)
+            os.chmod(own, 0o777)  # as the kubelet makes an emptyDir: any container user writes there
             paths[name] = own
     return paths
 
