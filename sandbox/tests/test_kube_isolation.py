@@ -12,6 +12,10 @@ import pytest
 from eks_hub_sandbox.kube.controllers.kubelet import isolation
 from eks_hub_sandbox.kube.controllers.kubelet.isolation import CAPABILITY_NUMBERS, Bind
 
+from eks_hub_runbook.paths import REPO_ROOT
+
+# what the kubelet keeps where it is (a clone under /tmp would vanish with the container's /tmp)
+KEEP = [str(REPO_ROOT), sys.prefix, sys.base_prefix]
 ROOT = isolation.credentials({}, {})
 JOVYAN = isolation.credentials({"spec": {"securityContext": {"runAsUser": 1000, "fsGroup": 100}}}, {})
 
@@ -62,7 +66,7 @@ def test_a_container_sees_its_volumes_not_the_machines_state_and_changes_nothing
     os.chown(volume, 1000, 100)
     (state / "kubeconfig").write_text("secret")
     plan = isolation.plan([Bind(str(volume), "/home/jovyan")], JOVYAN, "/srv", "/home/jovyan",
-                          [sys.executable], [str(state)], [])
+                          [sys.executable], [str(state)], KEEP)
     result = _run(plan, f"""id -u; pwd; cat /home/jovyan/data.txt; echo new > /home/jovyan/new.txt
         touch /srv/mine 2>&1
         cat {state}/kubeconfig 2>&1; ls /proc | grep -c '^[0-9]'
@@ -83,7 +87,7 @@ def test_root_in_a_container_writes_only_its_own_folders_and_can_neither_mount_n
     top = f"/sandbox-test-{os.getpid()}"
     linked = f"/var/run/sandbox-test-{os.getpid()}"  # /var/run is a symlink to /run
     plan = isolation.plan([Bind(str(volume), f"{top}/data"), Bind(str(volume), linked)], ROOT, "/srv", "/root",
-                          [sys.executable], [str(tmp_path)], [])
+                          [sys.executable], [str(tmp_path)], KEEP)
     result = _run(plan, f"echo here > /srv/written.txt && echo here > /root/written.txt && echo v > {top}/data/v "
                         "&& cat /srv/written.txt; mount -t tmpfs x /tmp 2>&1; mknod /tmp/disk b 254 0 2>&1; ls /dev")
     assert result.stdout.startswith("here\n"), result.stdout + result.stderr
@@ -98,7 +102,7 @@ def test_root_in_a_container_writes_only_its_own_folders_and_can_neither_mount_n
 
 @needs_namespaces
 def test_the_container_ends_with_its_command_and_forwards_sigterm():
-    plan = isolation.plan([], ROOT, "/", None, [sys.executable], [], [])
+    plan = isolation.plan([], ROOT, "/", None, [sys.executable], [], KEEP)
     env = {"PATH": os.environ["PATH"], isolation.PLAN_VARIABLE: plan.to_json()}
     assert subprocess.run(isolation.launch_argv(["sh", "-c", "exit 3"], None), env=env, timeout=30).returncode == 3
     process = subprocess.Popen(isolation.launch_argv(
