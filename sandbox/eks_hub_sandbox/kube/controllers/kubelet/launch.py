@@ -42,12 +42,10 @@ def mount(source, target, fstype=None, flags=0, data=None):
         raise OSError(error, f"mount {source} on {target} ({fstype or 'bind'}): {os.strerror(error)}")
 
 
-def bind(fd, target, read_only=False):
+def bind(fd, target):
     """Bind the file or folder open as ``fd`` (its submounts are not carried along)."""
     source = f"/proc/self/fd/{fd}"
     mount(source, target, None, MS_BIND)
-    if read_only:
-        mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
 
 
 def open_path(path):
