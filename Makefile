@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup tools browser demo test test-fast golden bench clean sandbox-down
+.PHONY: setup tools browser demo workshop test test-fast golden bench clean sandbox-down
 
 setup: tools $(STAMP) node_modules/.installed
 
@@ -35,6 +35,10 @@ browser: tools
 
 demo: setup
 	$(BIN)/runbook demo
+
+# The workshop: the sandbox up, JupyterLab on the runbooks with the forms on (prints its URL).
+workshop: setup
+	$(BIN)/runbook lab
 
 test: setup browser
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=25 $(PYTEST_ARGS)

@@ -44,6 +44,20 @@ def test_reference_records_load_as_runs(path):
     assert run.notebook(run.notebooks[0].name) == json.loads(path.read_text())["notebooks"][0]
 
 
+def test_a_workshop_reference_record_shows_each_notebooks_form():
+    """The committed record of a presenter's session (runbook lab): six notebooks, each form's screenshot."""
+    from eks_hub_runbook.browser import png_size
+
+    workshops = [archive.Run.load(p.parent) for p in REFERENCE_RUNS if json.loads(p.read_text())["command"] == "runbook lab"]
+    assert workshops, "outputs/reference/ holds a workshop's record"
+    for run in workshops:
+        shots = run.record.extra["screenshots"]
+        forms = {shot["notebook"] for shot in shots if shot["caption"].endswith(": the form")}
+        assert forms == {entry.name for entry in run.notebooks} and len(forms) == 6
+        assert all(png_size(run.dir / shot["path"])[0] >= 400 for shot in shots)
+        assert {"user-1 login", "user-1 server-options", "user-1 terminal"} <= {shot["caption"] for shot in shots}
+
+
 # Every failure shape the runner writes: papermill's failing cell, with a reason added when the
 # kernel died or the run was interrupted, a reason alone, what a resume writes when the runner
 # itself died (its keys in that order), the empty one, and the run's (naming the notebook).

@@ -98,9 +98,9 @@ def test_interactive_form_headless_resolves_like_the_defaults(tmp_path, state_di
 
 # --------------------------------------------------------------------------- the sequence on the sandbox
 
+# Type 2 (cognito) runs 00 -> 05 in JupyterLab in test_workshop.py and headless in the goldens.
 SCENARIOS = {
     "dummy": {},
-    "cognito": {"auth": "cognito", "domain": "hub.example.com"},
 }
 
 

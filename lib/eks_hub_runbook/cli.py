@@ -264,6 +264,26 @@ def loadtest_command(
 
 
 
+@app.command("lab")
+def lab_command(
+    target: Annotated[str, typer.Option(help="sandbox (started here) or aws (credentials checked)")] = targets.DEFAULT,
+    port: Annotated[Optional[int], typer.Option(help="port on 127.0.0.1 (default: a free one)")] = None,
+) -> None:
+    """The workshop: bring the target up, open JupyterLab on the runbooks with the forms on, print its URL.
+
+    Each notebook's last cell archives it into one run record for the session (outputs/<deployment>/<run-id>/).
+    """
+    from . import lab
+    from .errors import RunbookError
+
+    if target not in targets.names():
+        _fail(f"--target {target!r} is not one of {', '.join(targets.names())}. Fix: --target sandbox")
+    try:
+        lab.serve(target, port=port, echo=typer.echo)
+    except RunbookError as exc:
+        _fail(str(exc))
+
+
 DEMO_NOTEBOOKS = ("00_prerequisites", "01_certificate", "02_deploy", "03_verify", "04_gpu_sharing")
 
 

@@ -23,6 +23,7 @@ DISPLAY_NAME = "Python 3 (eks-hub-runbook)"
 EXTENSION = "eks_hub_runbook.kernel"  # this module, as IPython loads it
 
 _executed: list[str] = []
+_last_finished: list[float] = []  # time.time() when the last cell before the current one ended
 _loaded = False
 
 
@@ -31,11 +32,23 @@ def load_ipython_extension(ipython) -> None:
     global _loaded
     if not _loaded:
         ipython.events.register("pre_run_cell", _remember)
+        ipython.events.register("post_run_cell", _finished)
         _loaded = True
 
 
 def _remember(info) -> None:
     _executed.append(getattr(info, "raw_cell", "") or "")
+
+
+def _finished(result) -> None:
+    import time
+
+    _last_finished[:] = [time.time()]
+
+
+def last_cell_finished() -> float | None:
+    """When the cell before the current one finished (``time.time()``), or None."""
+    return _last_finished[0] if _last_finished else None
 
 
 def executed_cells() -> list[str] | None:

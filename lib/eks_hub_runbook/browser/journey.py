@@ -255,7 +255,8 @@ class Journey:
     def spawn_pending(self) -> None:
         """Start the server; the progress page (event log open) is shown until the hub redirects."""
         page = self.page
-        lab = re.compile(rf"/user/{re.escape(self.user)}/")
+        # the hub's name for the user, not the login's: Cognito's are user-1@<domain>
+        lab = re.compile(r"/user/[^/]+/")
         started = time.monotonic()
         with self.step("spawn-pending") as note:
             page.locator("#spawn_form [type=submit]").first.click()

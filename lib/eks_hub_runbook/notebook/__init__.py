@@ -7,6 +7,7 @@ A runbook imports this module as ``nb``::
     params = nb.resolve_from(form)               # validated DeploymentParameters (every problem at once)
     nb.table(nb.parameter_rows(form))            # what it runs with, and where each value came from
     nb.table(rows)                               # a DataFrame with a pass/fail column
+    nb.archive(form)                             # last cell: in JupyterLab, into the session's run record
 """
 
 from .display import (
@@ -21,6 +22,7 @@ from .display import (
     table,
     target_note,
 )
+from .record import archive
 from .forms import (
     OPTIONS,
     ParameterForm,
@@ -32,7 +34,7 @@ from .forms import (
 )
 
 __all__ = [
-    "OPTIONS", "STATUS_MARKS", "ChecksFailed", "ParameterForm", "Progress", "checks", "failures", "note",
+    "OPTIONS", "STATUS_MARKS", "ChecksFailed", "ParameterForm", "Progress", "archive", "checks", "failures", "note",
     "options_from", "parameter_form", "parameter_rows", "require_pass", "resolve_from", "runbook_parameter_names",
     "show", "table", "target_note",
 ]

@@ -10,6 +10,11 @@ papermill injected that the notebook does not take, secrets passed as parameters
 options and the deployment parameters, every problem at once (a table in the notebook
 and one ``parameter 'x': ... Fix: ...`` line each), before anything is created.
 
+In a workshop (``runbook lab``) the kernels carry ``RUNBOOK_FORMS=1``, so every notebook
+shows its form without editing ``interactive``; a papermill ``-p interactive False`` still
+wins. A form re-run in the same kernel ("Run All" after changing a field) keeps what was
+typed into it, unless the parameters cell itself changed that value since.
+
 Nothing here ever calls ``input()``: headless runs never block.
 """
 
@@ -89,6 +94,15 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "profile": tuple(PROFILE_NODES),
 }
 HOSTNAMES = ("domain", "certificate_domain", "oauth_domain")
+FORMS_ENV = "RUNBOOK_FORMS"  # "1": show the forms by default (the workshop's kernels, see ``lab``)
+
+# What was typed into this kernel's last form: name -> (the cell's default then, the widget's value).
+_typed: dict[str, tuple[Any, Any]] = {}
+
+
+def forms_by_default() -> bool:
+    """True in kernels started for a workshop (``RUNBOOK_FORMS=1``)."""
+    return os.environ.get(FORMS_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 def runbook_parameter_names() -> list[str]:
@@ -137,7 +151,8 @@ class ParameterForm:
                 options.insert(0, (f"(as {RECORDED_BY} recorded)", ""))
             elif value not in options and value not in ("", None):
                 options.append(value)  # keep an out-of-list default visible; resolve will name the problem
-            values = [o[1] if isinstance(o, tuple) else o for o in options]
+            options = [o if isinstance(o, tuple) else (str(o), o) for o in options]  # ipywidgets: pairs or none
+            values = [o[1] for o in options]
             return w.Dropdown(options=options, value=value if value in values else values[0], description=name,
                               description_tooltip=tooltip, style=style, layout=layout)
         if isinstance(value, bool):
@@ -158,12 +173,15 @@ class ParameterForm:
             if name == "interactive":
                 continue
             widget = self._widget(name, value)
+            default, typed = _typed.get(name, (None, None))
+            if name in _typed and default == _widget_value(value) and typed != widget.value:
+                try:
+                    widget.value = typed  # "Run All" again keeps what the presenter chose
+                except Exception:  # noqa: BLE001 - a value the widget no longer offers: the cell's stays
+                    pass
             self.widgets[name] = widget
-            if name in HOSTNAMES:
-                self.feedback[name] = w.HTML()
-                rows.append(w.HBox([widget, self.feedback[name]]))
-            else:
-                rows.append(widget)
+            self.feedback[name] = w.HTML()
+            rows.append(w.HBox([widget, self.feedback[name]]))
         for name in self.secrets:
             widget = w.Password(value="", description=name, placeholder="not shown, not recorded",
                                 description_tooltip=f"read from ${P.SECRET_ENV.get(name, '')} if left empty",
@@ -177,24 +195,49 @@ class ParameterForm:
         self.box = w.VBox([w.HTML("<b>Runbook parameters</b> (the next cell reads this form)"), *rows, self.status])
 
     def _validate(self) -> None:
-        """Live feedback: hostname syntax next to each domain, the overall result below."""
+        """Live feedback: each bad value's problem beside its field, the overall result below."""
         current = self.current()
-        for name, label in self.feedback.items():
+        for name, widget in self.widgets.items():
+            if name not in self.secrets:
+                _typed[name] = (_widget_value(self.values.get(name)), widget.value)
+        problems: dict[str, str] = {}
+        for name in HOSTNAMES:
             text = str(current.get(name) or "")
-            if not text:
-                label.value = ""
-                continue
-            try:
-                P._hostname(name, text, wildcard=(name == "certificate_domain"))
+            if name in self.feedback and text:
+                try:
+                    P._hostname(name, text, wildcard=(name == "certificate_domain"))
+                except ParameterError as exc:
+                    problems[name] = exc.problem
+        error = None
+        given = {name: current[name] for name in P.parameter_names() if name in current}
+        recorded = None
+        for name in FROM_RECORD:  # "" means "as 02_deploy recorded": check what was recorded, if anything
+            if given.get(name) == "":
+                recorded = recorded if recorded is not None else recorded_parameters(str(current.get("deployment", "")))
+                if name in recorded:
+                    given[name] = recorded[name]
+                else:
+                    given.pop(name)
+        try:
+            P.resolve(**given)
+        except ParameterError as exc:
+            error = exc
+            for single in exc.errors:
+                problems.setdefault(single.parameter, f"{single.problem}. Fix: {single.fix}")
+        if "confirm" in self.widgets and not current.get("confirm"):
+            problems["confirm"] = "not ticked: this notebook stops before it deletes or replaces anything"
+        for name, label in self.feedback.items():
+            if name in problems:
+                label.value = f"<span class='runbook-problem' style='color:#b00'>&#10008; {_escape(problems[name])}</span>"
+            elif name in HOSTNAMES and current.get(name):
                 label.value = "<span style='color:green'>&#10004;</span>"
-            except ParameterError as exc:
-                label.value = f"<span style='color:#b00'>{_escape(exc.problem)}</span>"
+            else:
+                label.value = ""
         if self.status is not None:
-            try:
-                P.resolve(**{name: current[name] for name in P.parameter_names() if name in current})
-                self.status.value = "<span style='color:green'>&#10004; parameters are valid</span>"
-            except ParameterError as exc:
-                self.status.value = f"<span style='color:#b00'>&#10008; {_escape(str(exc))}</span>"
+            if error is None:
+                self.status.value = "<span class='runbook-valid' style='color:green'>&#10004; parameters are valid</span>"
+            else:
+                self.status.value = f"<span class='runbook-invalid' style='color:#b00'>&#10008; {_escape(str(error))}</span>"
 
     # -- values
 
@@ -236,8 +279,9 @@ def _escape(text: str) -> str:
 def parameter_form(namespace: Mapping[str, Any], secrets: tuple[str, ...] | list[str] = ()) -> ParameterForm:
     """Collect the runbook parameters from a notebook's ``globals()``; show a form if interactive.
 
-    ``interactive`` (default False) comes from the namespace too. Headless runs get
-    a form object with no widgets, so the same next cell works either way.
+    ``interactive`` (default False) comes from the namespace too, or from ``RUNBOOK_FORMS=1``
+    (a workshop's kernels) when papermill did not inject it. Headless runs get a form object
+    with no widgets, so the same next cell works either way.
     """
     from .. import kernel
 
@@ -247,13 +291,32 @@ def parameter_form(namespace: Mapping[str, Any], secrets: tuple[str, ...] | list
     if injected.declared:  # what the parameters cell declares, not every runbook name in globals()
         values = {name: value for name, value in values.items() if name in injected.declared}
     unknown = {name: namespace.get(name) for name in injected.unknown()}
-    interactive = convert_option("interactive", values.get("interactive", False))
+    if "interactive" in injected.injected:  # papermill -p interactive ...: the caller's word wins
+        interactive = convert_option("interactive", values["interactive"])
+    else:
+        interactive = convert_option("interactive", values.get("interactive", False)) or forms_by_default()
     form = ParameterForm(values, interactive=interactive, secrets=tuple(secrets), injected=injected, injected_values=unknown)
     if interactive:
         from IPython.display import display
 
+        _short_parameter_errors()
         display(form)
     return form
+
+
+def _short_parameter_errors() -> None:
+    """With a form on screen a refused parameter (e.g. ``confirm`` not ticked yet) is a message
+    beside the table, not a traceback: the cell still fails, so "Run All" stops there."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def short(shell, etype, value, tb, tb_offset=None):
+        return [f"\x1b[31m{etype.__name__}\x1b[0m: {value}"]
+
+    shell.set_custom_exc((ParameterError,), short)
 
 
 def _values(source: ParameterForm | Mapping[str, Any]) -> dict[str, Any]:

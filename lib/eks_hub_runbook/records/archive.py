@@ -309,10 +309,23 @@ def _error_output(cell: dict) -> dict | None:
     return None
 
 
+def _lab_timing(cell: dict) -> dict[str, Any]:
+    """A JupyterLab-run cell's timing (``recordTiming``) in papermill's terms, or {}."""
+    execution = cell.get("metadata", {}).get("execution") or {}
+    start = execution.get("iopub.execute_input") or execution.get("iopub.status.busy")
+    end = execution.get("shell.execute_reply") or execution.get("iopub.status.idle")
+    if not start:
+        return {}
+    timing = {"start_time": start, "end_time": end, "status": "completed" if end else "running"}
+    return {**timing, "duration": _duration(timing)} if end else timing
+
+
 def summarize_notebook(path: Path) -> NotebookSummary:
-    """Timings, per-cell status and the failing cell of an executed notebook (papermill metadata)."""
+    """Timings, per-cell status and the failing cell of an executed notebook (papermill's metadata,
+    or JupyterLab's cell timings for a notebook a person ran)."""
     nb = json.loads(Path(path).read_text())
     meta = nb.get("metadata", {}).get("papermill", {})
+    lab = not meta
     cells: list[Cell] = []
     failure: Failure | None = None
     # papermill inserts error-marker cells on failure; count cells as they were executed
@@ -320,9 +333,13 @@ def summarize_notebook(path: Path) -> NotebookSummary:
     for index, cell in enumerate(executed):
         if cell.get("cell_type") != "code":
             continue
-        pm = cell.get("metadata", {}).get("papermill", {})
+        pm = cell.get("metadata", {}).get("papermill", {}) if not lab else _lab_timing(cell)
         status = pm.get("status", "pending")
-        if status == "completed" and not pm.get("start_time"):
+        if lab and status == "pending" and cell.get("execution_count") is not None:
+            status = "completed"  # run before timings were recorded
+        if lab and _error_output(cell) is not None:
+            status = "failed"
+        if not lab and status == "completed" and not pm.get("start_time"):
             status = "pending"  # papermill marks never-started cells completed at the end
         cells.append(Cell(
             index=index,
@@ -341,6 +358,11 @@ def summarize_notebook(path: Path) -> NotebookSummary:
                 evalue=redact(str((error or {}).get("evalue", "")))[:2000],
                 first_line=_first_line(cell.get("source", "")),
             )
+    if lab:
+        timings = [_lab_timing(c) for c in executed if c.get("cell_type") == "code"]
+        starts = sorted(t["start_time"] for t in timings if t.get("start_time"))
+        ends = sorted(t["end_time"] for t in timings if t.get("end_time"))
+        meta = {"start_time": _utc(starts[0]) if starts else None, "end_time": _utc(ends[-1]) if ends else None}
     return NotebookSummary(
         started_at=meta.get("start_time"),
         ended_at=meta.get("end_time"),
@@ -349,6 +371,10 @@ def summarize_notebook(path: Path) -> NotebookSummary:
         cells=cells,
         failure=failure,
     )
+
+
+def _utc(text: str) -> str:
+    return iso(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 def read_scraps(path: Path) -> dict[str, Any]:

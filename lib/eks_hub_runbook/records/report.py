@@ -2,6 +2,9 @@
 nbconvert, and an index page with the run's status, parameters, per-notebook and
 per-cell timings, the failing cell, scraps and versions.
 
+A workshop's record (``runbook lab``) also shows its screenshots (the forms as the room saw
+them, the hub's pages), grouped by notebook in walkthrough order.
+
 ``write_report(run)`` writes ``<run>/report/index.html`` and one page per notebook;
 ``write_index(root)`` writes ``outputs/index.html`` linking every run's report.
 Every page goes through the scrub before it is written.
@@ -31,6 +34,8 @@ pre { background: #f7f7f7; padding: .6rem; overflow-x: auto; }
 .succeeded { background: #e3f6e5; color: #17692a; } .failed, .killed, .refused { background: #fde7e7; color: #9b1c1c; }
 .interrupted, .abandoned, .running, .pending { background: #fff4d6; color: #7a5b00; }
 .bar { background: #4c78a8; height: .7rem; display: inline-block; }
+figure { display: inline-block; margin: .4rem; vertical-align: top; } figure img { max-width: 34rem; border: 1px solid #ddd; }
+figcaption { font-size: .85rem; color: #555; }
 """
 
 
@@ -135,6 +140,8 @@ def _index_body(run: Run, pages: dict[str, str]) -> str:
         parts.append("<p>Secrets (values never recorded): "
                      + ", ".join(f"{_e(k)} from {_e(v)}" for k, v in sorted(record.secrets.items())) + "</p>")
 
+    parts.append(_screenshots(run))
+
     for entry in run.notebooks:
         if entry.attempt:
             parts.append(f"<h2>Cells of {_e(entry.name)}</h2>" + _cells_table(entry, pages.get(entry.name)))
@@ -156,6 +163,27 @@ def _index_body(run: Run, pages: dict[str, str]) -> str:
         rows += [[f"chart {_e(k)}", _e(v)] for k, v in versions.get("charts", {}).items()]
         rows += [[_e(k), _e(v)] for k, v in versions.get("packages", {}).items()]
         parts.append("<h2>Versions</h2>" + _table(["component", "version"], rows))
+    return "\n".join(parts)
+
+
+def screenshots_in_order(run: Run) -> list[dict[str, str]]:
+    """The record's screenshots (``run.json``'s ``screenshots``), in the order of its notebooks."""
+    order = {entry.name: i for i, entry in enumerate(run.notebooks)}
+    listed = list(run.record.extra.get("screenshots") or [])
+    return sorted(listed, key=lambda shot: (order.get(shot.get("notebook"), len(order)), listed.index(shot)))
+
+
+def _screenshots(run: Run) -> str:
+    shots = screenshots_in_order(run)
+    if not shots:
+        return ""
+    parts, current = ["<h2>The workshop, as it looked</h2>"], None
+    for shot in shots:
+        if shot.get("notebook") != current:
+            current = shot.get("notebook")
+            parts.append(f"<h3>{_e(current)}</h3>")
+        parts.append(f'<figure><img src="../{_e(shot["path"])}" alt="{_e(shot["caption"])}">'
+                     f"<figcaption>{_e(shot['caption'])}</figcaption></figure>")
     return "\n".join(parts)
 
 
