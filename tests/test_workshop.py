@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -55,8 +56,6 @@ def test_the_session_serves_a_copy_of_the_runbooks(tmp_path):
 
 def _present(presenter, name: str, forms: dict[str, Path], folder: Path) -> float:
     """One notebook as the presenter walks it; the seconds it took."""
-    import eks_hub_sandbox as sandbox
-
     started = time.monotonic()
     presenter.open(name)
     presenter.show_form()
@@ -74,12 +73,15 @@ def _present(presenter, name: str, forms: dict[str, Path], folder: Path) -> floa
         assert any("confirm" in text for text in refused.errors), refused.errors
         assert not any("Traceback" in text for text in refused.errors), "a short message, no traceback"
         assert refused.not_run >= 5, "nothing after the parameters ran"
-        assert recall(DEPLOYMENT, "hub_url") and sandbox.is_up("hub"), "the deployment is untouched"
+        with urllib.request.urlopen(recall(DEPLOYMENT, "hub_url") + "/hub/health", timeout=10) as answer:
+            assert answer.status == 200, "the deployment is untouched: its hub still answers"
         presenter.tick("confirm")
     presenter.run_all()
     view = presenter.look()
     assert view.widgets > 10, f"{name}: the form is rendered DOM, not text"
     assert view.shortcomings(chart=name == "04_gpu_sharing") == [], (name, view)
+    if name != "05_cleanup":  # 05's tables list what it deleted (an action column), and its leftovers: none
+        assert any("pass" in status for status in view.statuses), (name, view.statuses)
     return round(time.monotonic() - started, 1)
 
 
@@ -153,3 +155,14 @@ def test_a_presenter_runs_00_to_05_in_jupyterlab(tmp_path, monkeypatch):
         print(json.dumps({"seconds_per_notebook": seconds, "run": str(run.dir)}))
     finally:
         sandbox.down()
+
+
+def test_runbook_lab_refuses_an_unknown_target_before_starting_anything(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from eks_hub_runbook.cli import app
+
+    monkeypatch.setenv("RUNBOOK_STATE_DIR", str(tmp_path))
+    result = CliRunner().invoke(app, ["lab", "--target", "azure"])
+    assert result.exit_code == 2 and "--target 'azure' is not one of sandbox, aws" in result.output
+    assert not (tmp_path / "lab").exists()

@@ -314,7 +314,9 @@ def _short_parameter_errors() -> None:
         return
 
     def short(shell, etype, value, tb, tb_offset=None):
-        return [f"\x1b[31m{etype.__name__}\x1b[0m: {value}"]
+        lines = [f"\x1b[31m{etype.__name__}\x1b[0m: {value}"]
+        shell._showtraceback(etype, value, lines)  # IPython shows what a custom handler shows, nothing more
+        return lines
 
     shell.set_custom_exc((ParameterError,), short)
 
