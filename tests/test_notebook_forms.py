@@ -34,19 +34,19 @@ def test_an_explicit_interactive_false_from_papermill_wins_over_the_environment(
 
 
 def test_run_all_again_keeps_what_was_typed_unless_the_cell_changed():
-    form = nb.parameter_form(cell_globals(interactive=True, target="sandbox"))  # the sandbox fills in a domain
+    form = nb.parameter_form(cell_globals(interactive=True, domain="hub.example.com"))
     form.widgets["auth"].value = "cognito"
     form.widgets["timeout_minutes"].value = 5
-    again = nb.parameter_form(cell_globals(interactive=True, target="sandbox"))  # "Run All": the form cell runs again
+    again = nb.parameter_form(cell_globals(interactive=True, domain="hub.example.com"))  # "Run All": the form cell runs again
     assert again.widgets["auth"].value == "cognito" and again.widgets["timeout_minutes"].value == 5
     assert again.given() == {"auth", "timeout_minutes"}
     assert nb.resolve_from(again).auth == "cognito"
-    edited = nb.parameter_form(cell_globals(interactive=True, target="sandbox", timeout_minutes=45))  # the cell itself changed
+    edited = nb.parameter_form(cell_globals(interactive=True, domain="hub.example.com", timeout_minutes=45))  # the cell itself changed
     assert edited.widgets["timeout_minutes"].value == 45 and edited.widgets["auth"].value == "cognito"
 
 
 def test_each_bad_value_is_shown_beside_its_own_field():
-    form = nb.parameter_form(cell_globals(interactive=True, target="sandbox"))
+    form = nb.parameter_form(cell_globals(interactive=True))
     form.widgets["domain"].value = "hub..example.com"
     form.widgets["timeout_minutes"].value = 0
     assert "not a valid DNS name" in form.feedback["domain"].value
@@ -56,17 +56,20 @@ def test_each_bad_value_is_shown_beside_its_own_field():
 
 
 def test_an_unticked_confirm_says_the_notebook_will_stop_there():
-    form = nb.parameter_form(cell_globals(interactive=True, target="sandbox"))
+    form = nb.parameter_form(cell_globals(interactive=True))
     assert "stops before it deletes" in form.feedback["confirm"].value
     form.widgets["confirm"].value = True
     assert form.feedback["confirm"].value == ""
-    assert nb.resolve_from(form, confirm="deletes the deployment").target == "sandbox"
+    assert nb.resolve_from(form, confirm="deletes the deployment").target == "aws"
 
 
 def test_recorded_notebooks_offer_as_recorded_and_check_the_record(monkeypatch):
     """03-05's empty target/region/auth are a choice of their own, valid when nothing is recorded yet."""
-    monkeypatch.setattr(forms, "recorded_parameters", lambda deployment: {"auth": "cognito", "domain": "hub.example.com"})
-    form = nb.parameter_form(cell_globals(interactive=True, target="", region="", auth=""))
+    recorded = {"target": "aws", "region": "us-west-2", "auth": "cognito", "domain": "hub.example.com"}
+    monkeypatch.setattr(forms, "recorded_parameters", lambda deployment: recorded)
+    values = cell_globals(interactive=True, target="", region="", auth="")
+    del values["domain"]  # 03-05 declare no domain: it comes from the record
+    form = nb.parameter_form(values)
     assert form.widgets["auth"].options[0] == ("(as 02_deploy recorded)", "") and form.widgets["auth"].value == ""
     assert form.widgets["target"].value == "" and "runbook-valid" in form.status.value, form.status.value
 
@@ -76,7 +79,7 @@ def test_a_refused_parameter_in_a_form_is_a_short_message_not_a_traceback():
 
     shell = InteractiveShell.instance()
     try:
-        shell.user_ns.update(cell_globals(interactive=True, target="sandbox"))
+        shell.user_ns.update(cell_globals(interactive=True))
         shown = []
         shell._showtraceback = lambda etype, value, stb: shown.append(stb)
         shell.run_cell("form = nb.parameter_form(globals())")

@@ -4,8 +4,6 @@ executed by papermill on the sandbox, in order, for deployment types 1 (dummy) a
 from __future__ import annotations
 
 import ast
-import json
-import time
 from pathlib import Path
 
 import nbformat
@@ -98,56 +96,5 @@ def test_interactive_form_headless_resolves_like_the_defaults(tmp_path, state_di
 
 # --------------------------------------------------------------------------- the sequence on the sandbox
 
-# Type 2 (cognito) runs 00 -> 05 in JupyterLab in test_workshop.py and headless in the goldens.
-SCENARIOS = {
-    "dummy": {},
-}
-
-
-def _scraps(path: Path) -> dict:
-    """Scrapbook scraps of an executed notebook (name -> value)."""
-    found = {}
-    for cell in nbformat.read(path, as_version=4).cells:
-        for output in cell.get("outputs", []):
-            for mimetype, data in output.get("data", {}).items():
-                if mimetype.startswith("application/scrapbook.scrap."):  # .json+json, .text+json ...
-                    found[data["name"]] = data["data"]
-    return found
-
-
-@pytest.mark.sandbox
-@pytest.mark.terraform
-@pytest.mark.slow
-@pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_sequence_on_the_sandbox(scenario, tmp_path, monkeypatch):
-    """00 -> 05 with papermill, each notebook's own parameters only: later notebooks find what
-    earlier ones recorded. Ends with no leftovers and the sandbox stopped."""
-    import eks_hub_sandbox as sandbox
-
-    monkeypatch.setenv("RUNBOOK_STATE_DIR", str(tmp_path / "state"))  # its own sandbox, ports and records
-    deployment = f"seq-type{1 if scenario == 'dummy' else 2}"  # never 'cognito' in a cognito deployment's name
-    first = {"deployment": deployment, **SCENARIOS[scenario]}
-    later = {"deployment": deployment}
-    parameters = {"00_prerequisites": first, "01_certificate": first, "02_deploy": first, "03_verify": later,
-                  "04_gpu_sharing": later, "05_cleanup": {**later, "confirm": True, "delete_certificate": True}}
-    timings = {}
-    try:
-        for name in SEQUENCE:
-            started = time.monotonic()
-            pm.execute_notebook(str(RUNBOOKS / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"),
-                                parameters=parameters[name], kernel_name="python3", progress_bar=False,
-                                cwd=str(RUNBOOKS))
-            timings[name] = round(time.monotonic() - started, 1)
-        scraps = {name: _scraps(tmp_path / f"{name}.ipynb") for name in SEQUENCE}
-        assert scraps["00_prerequisites"]["prerequisites"]["passed"] is True
-        assert bool(scraps["01_certificate"]["certificate_arn"]) == (scenario == "cognito")
-        assert scraps["02_deploy"]["hub_url"].startswith("http://127.0.0.1:")
-        assert scraps["02_deploy"]["parameters"]["auth"] == SCENARIOS[scenario].get("auth", "dummy")
-        assert scraps["03_verify"]["verified"] is True
-        placement = scraps["04_gpu_sharing"]["gpu_sharing"]["placement"]
-        assert len({row["node"] for row in placement}) == 1 and len(placement) == 2
-        assert scraps["05_cleanup"]["cleanup"]["leftovers"] == 0
-        assert not sandbox.is_up("aws") and not sandbox.is_up("kube") and not sandbox.is_up("hub")
-        print(json.dumps({"scenario": scenario, "seconds": timings}))
-    finally:
-        sandbox.down()  # after a failure: the local AWS keeps nothing once stopped
+# 00 -> 05 in order on the sandbox, each notebook finding what the earlier ones recorded: in JupyterLab
+# (tests/test_workshop.py), headless under nbval (tests/test_golden.py) and as typed (tests/test_fresh_clone.py).

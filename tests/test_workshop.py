@@ -139,7 +139,16 @@ def test_a_presenter_runs_00_to_05_in_jupyterlab(tmp_path, monkeypatch):
             assert entry.status == Status.SUCCEEDED and (run.dir / entry.output).is_file(), entry
             assert entry.duration_s and all(c.duration_s is not None for c in entry.cells[:-1]), entry.name
         assert run.notebook("02_deploy")["parameters"] == {"auth": "cognito"}
-        assert run.notebook("05_cleanup")["attempt"] == 1 and run.notebook("05_cleanup")["scraps"]["cleanup"]["leftovers"] == 0
+        # later notebooks found what earlier ones recorded, given nothing but the forms' defaults
+        scraps = {entry.name: entry.scraps for entry in run.notebooks}
+        assert scraps["00_prerequisites"]["prerequisites"] == {"target": "sandbox", "auth": "cognito", "passed": True}
+        assert scraps["01_certificate"]["certificate_arn"].startswith("arn:aws:acm:")
+        assert scraps["02_deploy"]["hub_url"].startswith("http://127.0.0.1:")
+        assert scraps["02_deploy"]["parameters"]["auth"] == "cognito" and scraps["03_verify"]["verified"] is True
+        placement = scraps["04_gpu_sharing"]["gpu_sharing"]["placement"]
+        assert len(placement) == 2 and len({row["node"] for row in placement}) == 1, "two users, one GPU node"
+        assert run.notebook("05_cleanup")["attempt"] == 1 and scraps["05_cleanup"]["cleanup"]["leftovers"] == 0
+        assert not sandbox.is_up("aws") and not sandbox.is_up("kube"), "05 stopped the sandbox"
 
         for name, shot in forms.items():
             interactive.add_screenshots(run, name, [(f"{name}: the form", shot)])

@@ -210,14 +210,15 @@ class ParameterForm:
                     problems[name] = exc.problem
         error = None
         given = {name: current[name] for name in P.parameter_names() if name in current}
-        recorded = None
-        for name in FROM_RECORD:  # "" means "as 02_deploy recorded": check what was recorded, if anything
-            if given.get(name) == "":
-                recorded = recorded if recorded is not None else recorded_parameters(str(current.get("deployment", "")))
-                if name in recorded:
-                    given[name] = recorded[name]
-                else:
-                    given.pop(name)
+        if any(given.get(name) == "" for name in FROM_RECORD):  # a notebook after 02: check against its record
+            recorded = recorded_parameters(str(current.get("deployment", "")))
+            given = {**{k: v for k, v in recorded.items() if k in P.parameter_names() and k not in self.values}, **given}
+            for name in FROM_RECORD:  # "" means "as 02_deploy recorded" (nothing recorded yet: the defaults)
+                if given.get(name) == "":
+                    if name in recorded:
+                        given[name] = recorded[name]
+                    else:
+                        given.pop(name)
         try:
             P.resolve(**given)
         except ParameterError as exc:

@@ -1,7 +1,7 @@
 """Live progress of a Terraform run: a progress bar with resource counts plus readable log
 lines that go to a callback (stdout by default) and to a log file.
 
-Works in a notebook cell (``tqdm.auto`` picks the widget bar) and in a terminal.
+The bar is a terminal's (tqdm); notebooks pass ``bar=False`` and show their own ``nb.Progress``.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ class RunProgress:
         if not self._bar_enabled or self.total == 0:
             return
         if self._bar is None:
-            from tqdm.auto import tqdm
+            from tqdm.std import tqdm  # a terminal's bar (notebooks show their own Progress, bar=False);
+            # tqdm.auto would pick the widget bar whenever an IPython shell is alive in the process
 
             self._bar = tqdm(total=self.total, desc=self.title, unit="resource", leave=True, file=sys.stdout)
         if self._bar.total != self.total:
