@@ -173,5 +173,8 @@ def test_runbook_lab_refuses_an_unknown_target_before_starting_anything(tmp_path
 
     monkeypatch.setenv("RUNBOOK_STATE_DIR", str(tmp_path))
     result = CliRunner().invoke(app, ["lab", "--target", "azure"])
-    assert result.exit_code == 2 and "--target 'azure' is not one of sandbox, aws" in result.output
+    from eks_hub_runbook import targets
+
+    assert result.exit_code == 2, result.output
+    assert f"--target 'azure' is not one of {', '.join(targets.names())}. Fix: pass --target" in result.output
     assert not (tmp_path / "lab").exists()

@@ -277,7 +277,7 @@ def lab_command(
     from .errors import RunbookError
 
     if target not in targets.names():
-        _fail(f"--target {target!r} is not one of {', '.join(targets.names())}. Fix: --target sandbox")
+        _fail(f"--target {target!r} is not one of {', '.join(targets.names())}. Fix: pass --target {targets.names()[0]}")
     try:
         lab.serve(target, port=port, echo=typer.echo)
     except RunbookError as exc:
