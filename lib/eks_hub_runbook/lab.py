@@ -13,7 +13,7 @@ prints the URL with its token. What it changes against a plain ``jupyter lab``:
   recorded (the run record's per-cell durations); no news or update pop-ups over the notebook;
 - it serves a fresh copy of the runbooks (``<state>/lab/notebooks/``), so a session's outputs
   never land in the repository's clean ``runbooks/``; the run record keeps what was run;
-- its runtime, settings and workspace files live in the state folder, never in ``~``.
+- its runtime, config, data, settings and workspace files live in the state folder, never in ``~``.
 """
 
 from __future__ import annotations
@@ -171,6 +171,8 @@ def start(port: int | None = None, run_id: str | None = None, notebook_dir: Path
         "JUPYTERLAB_SETTINGS_DIR": str(settings),
         "JUPYTERLAB_WORKSPACES_DIR": str(folder / "workspaces"),
         "JUPYTER_RUNTIME_DIR": str(folder / "runtime"),
+        "JUPYTER_CONFIG_DIR": str(folder / "config"),  # not ~/.jupyter (the server writes there at start)
+        "JUPYTER_DATA_DIR": str(folder / "data"),  # its trust database and secret, not ~/.local/share/jupyter
     }
     env.pop(RUN_ID_ENV, None)
     log = folder / "jupyterlab.log"
