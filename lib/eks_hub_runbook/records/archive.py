@@ -200,6 +200,18 @@ class Run:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         return path
 
+    def set_aside(self, entry: NotebookEntry) -> None:
+        """Keep the entry's latest attempt as an earlier one: its notebook moves to
+        ``attempts/<n>/`` and the entry is ``pending`` again."""
+        kept = None
+        current = self.dir / entry.output if entry.output else None
+        if current and current.exists():
+            target = self.dir / "attempts" / str(entry.attempt) / current.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            current.replace(target)
+            kept = str(target.relative_to(self.dir))
+        entry.set_aside(kept)
+
     @property
     def log_path(self) -> Path:
         return self.dir / LOG_FILE
@@ -326,6 +338,7 @@ def summarize_notebook(path: Path) -> NotebookSummary:
     nb = json.loads(Path(path).read_text())
     meta = nb.get("metadata", {}).get("papermill", {})
     lab = not meta
+    lab_timings: list[dict[str, Any]] = []
     cells: list[Cell] = []
     failure: Failure | None = None
     # papermill inserts error-marker cells on failure; count cells as they were executed
@@ -334,6 +347,8 @@ def summarize_notebook(path: Path) -> NotebookSummary:
         if cell.get("cell_type") != "code":
             continue
         pm = cell.get("metadata", {}).get("papermill", {}) if not lab else _lab_timing(cell)
+        if lab:
+            lab_timings.append(pm)
         status = pm.get("status", "pending")
         if lab and status == "pending" and cell.get("execution_count") is not None:
             status = "completed"  # run before timings were recorded
@@ -359,9 +374,8 @@ def summarize_notebook(path: Path) -> NotebookSummary:
                 first_line=_first_line(cell.get("source", "")),
             )
     if lab:
-        timings = [_lab_timing(c) for c in executed if c.get("cell_type") == "code"]
-        starts = sorted(t["start_time"] for t in timings if t.get("start_time"))
-        ends = sorted(t["end_time"] for t in timings if t.get("end_time"))
+        starts = sorted(t["start_time"] for t in lab_timings if t.get("start_time"))
+        ends = sorted(t["end_time"] for t in lab_timings if t.get("end_time"))
         meta = {"start_time": _utc(starts[0]) if starts else None, "end_time": _utc(ends[-1]) if ends else None}
     return NotebookSummary(
         started_at=meta.get("start_time"),

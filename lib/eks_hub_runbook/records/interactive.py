@@ -148,10 +148,7 @@ def record_notebook(run: Run, name: str, notebook: dict, parameters: dict[str, A
     """Archive one notebook (as JupyterLab saved it) into ``run``; returns its entry."""
     entry = _entry(run, name, f"{name}.ipynb")
     if entry.attempt and entry.output and (run.dir / entry.output).exists():  # run again: keep the earlier one
-        kept = run.dir / "attempts" / str(entry.attempt) / f"{name}.ipynb"
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        (run.dir / entry.output).replace(kept)
-        entry.set_aside(str(kept.relative_to(run.dir)))
+        run.set_aside(entry)
     staged = run.staging_dir / f"{name}.ipynb"
     staged.write_text(json.dumps(notebook))
     summary = archive.summarize_notebook(staged)

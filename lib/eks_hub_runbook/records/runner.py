@@ -376,14 +376,7 @@ def _prepare_resume(run: Run) -> int:
                 staged.unlink(missing_ok=True)
         if entry.status == Status.PENDING or entry.attempt == 0:
             continue
-        kept = None
-        current = run.dir / entry.output if entry.output else None
-        if current and current.exists():
-            target = run.dir / "attempts" / str(entry.attempt) / current.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            current.replace(target)
-            kept = str(target.relative_to(run.dir))
-        entry.set_aside(kept)
+        run.set_aside(entry)
     run.save()
     return start
 
