@@ -93,6 +93,8 @@ class DeploymentParameters:
     nat_gateway_mode: str = "single"
     enable_monitoring: bool = False
     enable_kubecost: bool = False
+    gpu_spot: bool = False
+    cull_timeout_minutes: float = 60.0
     profiles: tuple[str, ...] = field(default_factory=tuple)
     # names the target filled in (Target.parameter_defaults; not a parameter: not recorded, not compared)
     defaulted: tuple[str, ...] = field(default=(), compare=False)
@@ -172,6 +174,24 @@ def _list(name: str, value: Any) -> tuple[str, ...]:
     else:
         items = _text(name, value).split(",")
     return tuple(item.strip() for item in items if item.strip())
+
+
+CULL_TIMEOUT_RANGE = (0.1, 7 * 24 * 60.0)  # minutes: 6 s (a demo on the sandbox) to a week
+
+
+def _cull_timeout(value: Any) -> float:
+    """Minutes a server may stay idle before the idle culler stops it; 0 turns culling off."""
+    name = "cull_timeout_minutes"
+    fix = f"use 0 (never cull) or a number of minutes from {CULL_TIMEOUT_RANGE[0]:g} to {CULL_TIMEOUT_RANGE[1]:g}, e.g. 60"
+    if isinstance(value, bool):
+        raise ParameterError(name, f"expected a number of minutes, got {value!r}", fix)
+    try:
+        minutes = float(_text(name, value) if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ParameterError(name, f"{value!r} is not a number of minutes", fix) from None
+    if minutes != 0 and not CULL_TIMEOUT_RANGE[0] <= minutes <= CULL_TIMEOUT_RANGE[1]:
+        raise ParameterError(name, f"{minutes:g} minutes is out of range", fix)
+    return minutes
 
 
 def _hostname(name: str, value: str, wildcard: bool = False) -> str:
@@ -315,6 +335,8 @@ def resolve(**raw: Any) -> DeploymentParameters:
                      "pass -p allowed_users user-1,user-2 or -p allow_all True")
     enable_monitoring = problems.check(_bool, "enable_monitoring", get("enable_monitoring"))
     enable_kubecost = problems.check(_bool, "enable_kubecost", get("enable_kubecost"))
+    gpu_spot = problems.check(_bool, "gpu_spot", get("gpu_spot"))
+    cull_timeout_minutes = problems.check(_cull_timeout, get("cull_timeout_minutes"))
     profiles = problems.check(_list, "profiles", get("profiles"))
     problems.raise_all()
 
@@ -338,6 +360,8 @@ def resolve(**raw: Any) -> DeploymentParameters:
         nat_gateway_mode=nat_gateway_mode,
         enable_monitoring=enable_monitoring,
         enable_kubecost=enable_kubecost,
+        gpu_spot=gpu_spot,
+        cull_timeout_minutes=cull_timeout_minutes,
         profiles=profiles,
         defaulted=tuple(defaulted),
     )

@@ -58,6 +58,9 @@ OPTIONS: dict[str, Option] = {
     "keep_sandbox": Option(bool, "leave the sandbox services running after cleanup"),
     "delete_certificate": Option(bool, "also delete the ACM certificate imported for this deployment"),
     "timeout_minutes": Option(int, "give up waiting after this many minutes", 1, 240),
+    "plan_only": Option(bool, "stop after the plan: create nothing, show what the apply would create and cost"),
+    "mig": Option(bool, "also run the MIG section: two users on slices of one A100 (AWS: a p4d.24xlarge)"),
+    "wait_for_cull": Option(bool, "after the demo, leave a server idle and watch the idle culler stop it"),
 }
 
 # Short help for the deployment parameters (widget tooltips).
@@ -81,6 +84,8 @@ HELP: dict[str, str] = {
     "nat_gateway_mode": "single NAT gateway or one per AZ",
     "enable_monitoring": "install kube-prometheus-stack",
     "enable_kubecost": "install kubecost",
+    "gpu_spot": "GPU pools may use spot instances (cheaper, can be interrupted)",
+    "cull_timeout_minutes": "stop servers idle this many minutes (0: never)",
     "profiles": "profile slugs the hub offers, comma-separated; empty: all",
     **{name: option.help for name, option in OPTIONS.items()},
 }
