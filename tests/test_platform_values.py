@@ -47,7 +47,7 @@ def dummy_variables():
         "authorize_url": "https://idp.example.com/authorize", "token_url": "https://idp.example.com/token",
         "userdata_url": "https://idp.example.com/userinfo", "username_claim": "preferred_username",
         "certificate_arn": "arn:aws:acm:us-west-2:123456789012:certificate/12345678-1234-1234-1234-123456789012",
-        "domain": "hub.example.com",
+        "domain": "hub.example.com", "cull_enabled": True, "cull_timeout": 3600, "cull_every": 300,
     }
 
 
@@ -202,7 +202,8 @@ def test_sandbox_replaces_only_endpoints_and_callback(deployment_params, terrafo
 
 def test_other_release_values_are_filled(deployment_params, terraform_outputs):
     karpenter = values.release_values("helm-values/karpenter.yaml", deployment_params["dummy"], terraform_outputs)
-    assert karpenter["settings"] == {"clusterName": "jupyterhub-on-eks", "interruptionQueue": "jupyterhub-on-eks-karpenter"}
+    settings = karpenter["settings"]
+    assert (settings["clusterName"], settings["interruptionQueue"]) == ("jupyterhub-on-eks", "jupyterhub-on-eks-karpenter")
 
 
 def test_hub_translation_applies_hub_config(deployment_params, terraform_outputs, oauth_secret_env):
@@ -215,3 +216,70 @@ def test_hub_translation_applies_hub_config(deployment_params, terraform_outputs
     env = {item["name"]: item for item in hubconfig.hub_env_vars(rendered)}
     assert env["OAUTH_CLIENT_SECRET"]["valueFrom"] == {"secretKeyRef": {"name": "hub-oauth-client", "key": "client-secret"}}
     assert "value" not in env["OAUTH_CLIENT_SECRET"]
+
+
+# --------------------------------------------------------------------------- idle culler, do-not-disrupt
+
+
+@pytest.mark.parametrize(("minutes", "expected"), [
+    (60, {"enabled": True, "timeout": 3600, "every": 300}),  # the default: every capped at 5 minutes
+    (5, {"enabled": True, "timeout": 300, "every": 150}),
+    (0.1, {"enabled": True, "timeout": 6, "every": 3}),  # the sandbox demo's shortest
+    (0.005, {"enabled": True, "timeout": 1, "every": 1}),  # never below one second (0.3 s)
+])
+def test_cull_block_follows_the_cull_timeout_parameter(minutes, expected, terraform_outputs, chart_schema,
+                                                       chart_defaults):
+    import dataclasses
+
+    from eks_hub_runbook.params import resolve
+
+    p = resolve(target="aws", cull_timeout_minutes=max(minutes, 0.1))
+    if minutes < 0.1:  # below the parameter's range: the arithmetic alone
+        p = dataclasses.replace(p, cull_timeout_minutes=minutes)
+    rendered = values.jupyterhub_values(p, terraform_outputs)
+    validate(chart_schema, chart_defaults, rendered)
+    assert {k: rendered["cull"][k] for k in expected} == expected
+    assert rendered["cull"]["users"] is False and rendered["cull"]["maxAge"] == 0
+
+
+def test_cull_timeout_zero_turns_the_culler_off(terraform_outputs, chart_schema, chart_defaults):
+    from eks_hub_runbook.params import resolve
+
+    rendered = values.jupyterhub_values(resolve(target="aws", cull_timeout_minutes=0), terraform_outputs)
+    validate(chart_schema, chart_defaults, rendered)
+    effective = hubconfig.effective_values(rendered)
+    assert effective["cull"]["enabled"] is False
+    assert hubconfig.idle_culler(effective) is None
+    assert hubconfig.hub_config(effective).JupyterHub.services == []
+
+
+def test_culler_service_is_the_charts(deployment_params, terraform_outputs):
+    """z2jh's jupyterhub_config.py: python3 -m jupyterhub_idle_culler with the cull block's
+    flags, as the hub service jupyterhub-idle-culler with a role of just the scopes it needs."""
+    effective = hubconfig.effective_values(values.jupyterhub_values(deployment_params["dummy"], terraform_outputs))
+    c = hubconfig.hub_config(effective)
+    [service] = c.JupyterHub.services
+    assert service == {"name": "jupyterhub-idle-culler", "command": [
+        "python3", "-m", "jupyterhub_idle_culler", "--url=http://localhost:8081/hub/api",
+        "--timeout=3600", "--cull-every=300", "--concurrency=10"]}
+    assert c.JupyterHub.load_roles == [{"name": "jupyterhub-idle-culler", "services": ["jupyterhub-idle-culler"],
+                                        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]}]
+    # every other flag of the block, and the URL of a hub under a base URL, listening elsewhere
+    effective["cull"].update(users=True, adminUsers=False, removeNamedServers=True, maxAge=86400, concurrency=0)
+    effective["hub"]["baseUrl"] = "/jupyter/"
+    service, role = hubconfig.idle_culler(effective, hub_url="http://10.1.2.3:8081/")
+    assert service["command"][3:] == ["--url=http://10.1.2.3:8081/jupyter/hub/api", "--timeout=3600", "--cull-every=300",
+                                      "--cull-users", "--cull-admin-users=false", "--remove-named-servers",
+                                      "--max-age=86400"]
+    assert role["scopes"][-1] == "admin:users"
+
+
+def test_user_pods_carry_do_not_disrupt(deployment_params, terraform_outputs, offline_kubespawner):
+    """Every profile's pod, as KubeSpawner builds it from the values, asks Karpenter not to disrupt its node."""
+    from tests.test_platform_profiles import build_pod, profile_cases
+
+    rendered = hubconfig.effective_values(values.jupyterhub_values(deployment_params["dummy"], terraform_outputs))
+    assert rendered["singleuser"]["extraAnnotations"] == {"karpenter.sh/do-not-disrupt": "true"}
+    for slug, options in profile_cases(rendered):
+        pod = build_pod(offline_kubespawner, rendered, options)
+        assert pod["metadata"]["annotations"]["karpenter.sh/do-not-disrupt"] == "true", slug

@@ -12,8 +12,12 @@ template, as in the chart); the cookie secret and the proxy token are made once 
 translation of the values (:func:`.hubconfig.hub_config`) plus the addresses a cluster would
 give through DNS, taken from the service environment variables.
 
-Not translated (no sandbox equivalent): the idle culler service, network policies, image
-pullers, ``hub.extraConfig`` code.
+The idle culler runs as in the chart: ``cull.enabled`` makes the hub start the real
+``jupyterhub-idle-culler`` as its managed service (same arguments, same role and scopes,
+:func:`.hubconfig.idle_culler`); only its ``--url`` names the pod's address, where the hub
+listens here, instead of localhost.
+
+Not translated (no sandbox equivalent): network policies, image pullers, ``hub.extraConfig`` code.
 """
 
 from __future__ import annotations
@@ -167,8 +171,9 @@ def configure(c, config_file: str) -> None:
     secret_dir = Path(config_file).parent / "secret"
     values = hubconfig.effective_values(load_yaml(secret_dir / "values.yaml") or {})
     env = os.environ
-    c.merge(hubconfig.hub_config(values, namespace=env.get("POD_NAMESPACE", NAMESPACE)))
-    c.JupyterHub.hub_bind_url = f"http://{env['POD_IP']}:{hub_chart.HUB_PORT}"
+    own_url = f"http://{env['POD_IP']}:{hub_chart.HUB_PORT}"  # the hub listens on the pod's address
+    c.merge(hubconfig.hub_config(values, namespace=env.get("POD_NAMESPACE", NAMESPACE), hub_url=own_url))
+    c.JupyterHub.hub_bind_url = own_url
     c.JupyterHub.hub_connect_url = f"http://{env['HUB_SERVICE_HOST']}:{env['HUB_SERVICE_PORT']}"
     c.ConfigurableHTTPProxy.api_url = f"http://{env['PROXY_API_SERVICE_HOST']}:{env['PROXY_API_SERVICE_PORT']}"
     c.ConfigurableHTTPProxy.should_start = False

@@ -16,7 +16,9 @@ Where the sandbox differs, and why:
   which applies the chart's translation of the values (``hubconfig``) plus the addresses below;
 - no cluster DNS: the proxy's default target and the hub's own URLs use the service
   environment variables (``$(HUB_SERVICE_HOST)``), where the chart writes ``hub``;
-- pods listen on their own address: ``--ip=0.0.0.0`` where the chart writes ``--ip=``;
+- pods listen on their own address: ``--ip=0.0.0.0`` where the chart writes ``--ip=``, and the
+  hub on its pod's address, so its idle culler service gets ``--url=http://<pod IP>:8081/hub/api``
+  where the chart writes localhost;
 - ``proxy-public`` carries ``sandbox.eks-hub-runbook/host-port``: the sandbox's kube-proxy also
   serves it on ``127.0.0.1:<port>``, the hub's public URL here.
 """

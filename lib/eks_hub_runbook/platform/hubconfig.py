@@ -10,6 +10,7 @@ KubeSpawner with exactly the configuration the chart would give it on EKS:
   ``hub.jupyter.org/dedicated`` tolerations
 - ``hub.*`` -> JupyterHub traits, ``hub.config`` passed through class by class
 - ``hub.extraEnv`` -> the hub container's ``env`` (``valueFrom`` kept for the kubelet)
+- ``cull.*`` -> the ``jupyterhub-idle-culler`` hub service and its role (:func:`idle_culler`)
 
 Values are first merged over the chart's own defaults (``values.yaml`` of the pinned
 chart release, carried in ``third_party/``), as helm does.
@@ -29,6 +30,8 @@ from .templating import deep_merge, load_yaml
 
 CHART_VERSION = third_party.Z2JH.removeprefix("z2jh-")
 CHART_NAME = "jupyterhub"
+CULLER = "jupyterhub-idle-culler"  # the chart's service and role name
+CHART_HUB_URL = "http://localhost:8081"  # where the chart's culler reaches the hub (same pod)
 
 
 def chart_defaults_file() -> Path:
@@ -187,14 +190,54 @@ def _storage(c: Config, values: Mapping[str, Any]) -> None:
     c.KubeSpawner.volume_mounts = mounts
 
 
+def idle_culler(values: Mapping[str, Any], hub_url: str = CHART_HUB_URL) -> tuple[dict, dict] | None:
+    """The chart's ``cull`` block as a JupyterHub service and its role, or None when
+    ``cull.enabled`` is false.
+
+    As z2jh's ``jupyterhub_config.py``: ``python3 -m jupyterhub_idle_culler --url=<hub>/hub/api``
+    with ``--timeout``, ``--cull-every``, ``--concurrency``, ``--cull-users``,
+    ``--cull-admin-users=false``, ``--remove-named-servers`` and ``--max-age`` as set, and a
+    role with only the scopes the culler needs (``admin:users`` only when it culls users).
+    ``hub_url``: where the hub's API listens, seen from inside the hub pod (the chart: localhost)."""
+    if not _get(values, "cull.enabled", False):
+        return None
+    scopes = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+    api_path = "/".join(part for part in (str(_get(values, "hub.baseUrl", "/")).strip("/"), "hub/api") if part)
+    command = ["python3", "-m", "jupyterhub_idle_culler", f"--url={hub_url.rstrip('/')}/{api_path}"]
+    for key, flag in (("timeout", "--timeout"), ("every", "--cull-every"), ("concurrency", "--concurrency")):
+        value = _get(values, f"cull.{key}")
+        if value:
+            command.append(f"{flag}={value}")
+    if _get(values, "cull.users"):
+        command.append("--cull-users")
+        scopes.append("admin:users")
+    if not _get(values, "cull.adminUsers"):
+        command.append("--cull-admin-users=false")
+    if _get(values, "cull.removeNamedServers"):
+        command.append("--remove-named-servers")
+    max_age = _get(values, "cull.maxAge")
+    if max_age:
+        command.append(f"--max-age={max_age}")
+    return {"name": CULLER, "command": command}, {"name": CULLER, "scopes": scopes, "services": [CULLER]}
+
+
 def hub_config(
     values: Mapping[str, Any],
     *,
     namespace: str = "jupyterhub",
     release: str = "jupyterhub",
+    hub_url: str = CHART_HUB_URL,
 ) -> Config:
-    """The whole hub configuration: JupyterHub traits, the spawner, and ``hub.config``."""
+    """The whole hub configuration: JupyterHub traits, the spawner, the idle culler and ``hub.config``.
+
+    ``hub_url``: the hub's own API address for the services it runs (the chart's localhost)."""
     c = spawner_config(values, namespace=namespace, release=release)
+    c.JupyterHub.services = []
+    c.JupyterHub.load_roles = []
+    culler = idle_culler(values, hub_url)
+    if culler:
+        c.JupyterHub.services.append(culler[0])
+        c.JupyterHub.load_roles.append(culler[1])
     c.JupyterHub.cleanup_servers = False  # user pods outlive a hub restart, as in the chart
     c.JupyterHub.last_activity_interval = 60
     c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}

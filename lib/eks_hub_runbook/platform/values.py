@@ -26,6 +26,7 @@ EXPOSURES = {1: "port-forward", 2: "nlb", 3: "nlb"}
 PROXY_SERVICE = "proxy-public"  # the z2jh chart's public Service
 PORT_FORWARD_PORT = 8080  # the local port of the walkthrough's port-forward
 CLIENT_SECRET_NAME = "hub-oauth-client"
+CULL_EVERY_MAX = 300  # seconds: the idle culler looks at least every 5 minutes (z2jh's default is 10)
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,31 @@ def certificate_arn(params: DeploymentParameters, outputs: Mapping[str, Any]) ->
     return arn
 
 
+def cull_timeout_seconds(minutes: float) -> int:
+    """The idle culler's ``--timeout`` (whole seconds, at least 1) for ``cull_timeout_minutes``.
+
+    The culler takes an integer; 0 minutes means culling is off (see :func:`cull_variables`)."""
+    if minutes < 0:
+        raise PlatformError(f"cull_timeout_minutes must be 0 (never cull) or positive, got {minutes:g}")
+    return max(1, round(minutes * 60))
+
+
+def cull_every_seconds(timeout: int) -> int:
+    """How often the culler looks (``--cull-every``): half the timeout, at most
+    :data:`CULL_EVERY_MAX` s, at least 1 s, so an idle server goes within 1.5 timeouts."""
+    return max(1, min(CULL_EVERY_MAX, timeout // 2))
+
+
+def cull_variables(params: DeploymentParameters) -> dict[str, Any]:
+    """``cull_enabled``, ``cull_timeout`` and ``cull_every`` for the values' ``cull`` block,
+    from the 02 parameter ``cull_timeout_minutes`` (0: culling off, timeout and interval unset)."""
+    minutes = params.cull_timeout_minutes
+    if not minutes:
+        return {"cull_enabled": False, "cull_timeout": None, "cull_every": None}
+    timeout = cull_timeout_seconds(minutes)
+    return {"cull_enabled": True, "cull_timeout": timeout, "cull_every": cull_every_seconds(timeout)}
+
+
 def variables(
     params: DeploymentParameters,
     outputs: Mapping[str, Any],
@@ -145,6 +171,7 @@ def variables(
         authorize_url=endpoints.authorize_url if endpoints else "",
         token_url=endpoints.token_url if endpoints else "",
         userdata_url=endpoints.userdata_url if endpoints else "",
+        **cull_variables(params),
     )
     names.setdefault("karpenter_discovery_tag", names["cluster_name"])
     names.pop("cognito_client_secret", None)  # never a template variable
