@@ -19,6 +19,7 @@ CRD_FILES = {
     ("karpenter.sh/v1", "NodePool"): "karpenter.sh_nodepools.yaml",
     ("karpenter.sh/v1", "NodeClaim"): "karpenter.sh_nodeclaims.yaml",
     ("karpenter.k8s.aws/v1", "EC2NodeClass"): "karpenter.k8s.aws_ec2nodeclasses.yaml",
+    ("karpenter.sh/v1alpha1", "NodeOverlay"): "karpenter.sh_nodeoverlays.yaml",
 }
 
 # Rendering registers secrets and writes values files: keep both in the session's state folder.
@@ -63,7 +64,7 @@ def test_core_objects_pass_kubernetes_schema_validation(rendered):
 
 def test_karpenter_objects_validate_against_the_real_crds(rendered, crd_schemas):
     custom = [o for o in all_objects(rendered) if (o["apiVersion"], o["kind"]) in CRD_FILES]
-    assert {o["kind"] for o in custom} == {"NodePool", "EC2NodeClass"}
+    assert {o["kind"] for o in custom} == {"NodePool", "EC2NodeClass", "NodeOverlay"}
     for obj in custom:
         jsonschema.Draft7Validator(crd_schemas[(obj["apiVersion"], obj["kind"])]).validate(obj)
         if obj["kind"] == "EC2NodeClass":

@@ -89,3 +89,52 @@ def default_profile() -> str:
     if len(defaults) != 1:
         raise ValueError(f"the hub's profile list should mark one profile default, not {defaults or 'none'}")
     return defaults[0]
+
+
+DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"  # the node label that picks a config
+
+
+def nodepool_objects() -> list[dict]:
+    """The NodePools as written in ``manifests/karpenter`` (placeholders left as they are)."""
+    return _objects("karpenter", "NodePool")
+
+
+def replicas_of(config_name: str) -> int:
+    """How many ``nvidia.com/gpu`` each physical GPU is advertised as under device plugin config ``config_name``."""
+    configs = device_plugin_configs()
+    if config_name not in configs:
+        raise ValueError(f"no device plugin config {config_name!r} (have: {', '.join(sorted(configs))})")
+    for item in ((configs[config_name].get("sharing") or {}).get("timeSlicing") or {}).get("resources") or []:
+        if item.get("name") == "nvidia.com/gpu":
+            return int(item.get("replicas", 1))
+    return 1
+
+
+def pool_device_plugin_config(pool: dict) -> str:
+    """The device plugin config a NodePool's nodes get: their template label, else the default."""
+    labels = (((pool.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+    return labels.get(DEVICE_PLUGIN_CONFIG_LABEL) or default_device_plugin_config()
+
+
+def pool_instance_types(pool: dict) -> tuple[str, ...]:
+    """The instance types a NodePool's ``node.kubernetes.io/instance-type In`` requirement allows."""
+    requirements = (((pool.get("spec") or {}).get("template") or {}).get("spec") or {}).get("requirements") or []
+    for requirement in requirements:
+        if requirement.get("key") == "node.kubernetes.io/instance-type" and requirement.get("operator") == "In":
+            return tuple(requirement.get("values") or ())
+    return ()
+
+
+def time_slicing_pools() -> dict[str, int]:
+    """NodePool -> replicas, for the GPU pools whose nodes time-slice their GPUs (replicas > 1)."""
+    from .. import instance_types
+
+    pools = {}
+    for pool in nodepool_objects():
+        types = [instance_types.get(name) for name in pool_instance_types(pool)]
+        if not any(t is not None and t.gpus for t in types):
+            continue
+        replicas = replicas_of(pool_device_plugin_config(pool))
+        if replicas > 1:
+            pools[pool["metadata"]["name"]] = replicas
+    return pools
