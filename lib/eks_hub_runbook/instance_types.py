@@ -6,8 +6,9 @@ which applies its own overheads to these numbers.
 
 Covers the families the blueprint's NodePools and node groups use: m5, g5, g6, p4d,
 trn1, inf2. ``max_pods`` is the EKS AMI's ENI-based limit (``eni-max-pods.txt``). Prices are
-us-west-2 on-demand list prices (USD/hour), used only to pick the cheapest fitting type, as
-Karpenter does.
+on-demand list prices in USD/hour of the region and date :data:`PRICES_SOURCE` names: they pick
+the cheapest fitting type, as Karpenter does, and are the price table of the cost estimate
+(:mod:`eks_hub_runbook.cost`), with :data:`FIXED_PRICES` for what is not an instance.
 """
 
 from __future__ import annotations
@@ -30,6 +31,50 @@ MIG_LAYOUTS: dict[str, dict[str, dict[str, int]]] = {
         "all-balanced": {"1g.5gb": 2, "2g.10gb": 1, "3g.20gb": 1},
     },
 }
+
+
+@dataclass(frozen=True)
+class PriceSource:
+    """Where a price table's numbers come from: the region they are for, when they were taken, and what they are."""
+
+    region: str
+    date: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"price table ({self.region}, {self.date})"
+
+
+# The price table: every ``price`` of :data:`CATALOG` and :data:`FIXED_PRICES`.
+PRICES_SOURCE = PriceSource("us-west-2", "2026-11-28", "AWS price list, on-demand, Linux, shared tenancy")
+
+HOURS_PER_MONTH = 730  # AWS prices per-month items (GB-month) over 730 hours
+
+
+@dataclass(frozen=True)
+class FixedPrice:
+    """The list price of a part of a deployment that is not a node Karpenter launches."""
+
+    item: str
+    usd: float
+    unit: str  # "hour" or "GB-month"
+    excludes: str = ""  # what the price leaves out (traffic, LCUs...)
+
+    @property
+    def usd_per_hour(self) -> float:
+        """The price per hour (per GB per hour for a GB-month price)."""
+        return self.usd / HOURS_PER_MONTH if self.unit == "GB-month" else self.usd
+
+
+# The fixed part's prices, from the same price list and region as the catalog (PRICES_SOURCE).
+FIXED_PRICES: dict[str, FixedPrice] = {p.item: p for p in [
+    FixedPrice("EKS control plane", 0.10, "hour", "extended support ($0.60/h) after a version's standard support ends"),
+    FixedPrice("NAT gateway", 0.045, "hour", "data processed: $0.045/GB"),
+    FixedPrice("public IPv4 address", 0.005, "hour"),
+    FixedPrice("Network Load Balancer", 0.0225, "hour", "LCU charges ($0.006/LCU-hour) depend on traffic"),
+    FixedPrice("EBS gp3 storage", 0.08, "GB-month", "IOPS and throughput above the gp3 baseline"),
+    FixedPrice("EFS storage (Standard)", 0.30, "GB-month", "reads and writes on Elastic throughput"),
+]}
 
 
 @dataclass(frozen=True)
