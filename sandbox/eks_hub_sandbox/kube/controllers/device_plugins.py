@@ -15,8 +15,14 @@ key. Without a ConfigMap the plugin runs with defaults (no sharing, no MIG).
   node label, one of the catalog's layouts for the GPU (``all-1g.5gb``, ``all-2g.10gb``, ...;
   unlabelled or unknown: ``all-balanced``); ``single`` exposes the slices as ``nvidia.com/gpu``
   (unlabelled: ``all-1g.5gb``);
-- GPU feature discovery labels: ``nvidia.com/gpu.count``, ``.product``, ``.replicas``,
-  ``.sharing-strategy``, ``nvidia.com/mig.strategy``.
+- GPU feature discovery labels: ``nvidia.com/gpu.count``, ``.product`` (``-SHARED`` appended under
+  time-slicing that keeps the name ``nvidia.com/gpu``, as GFD does), ``.replicas``, ``.memory``,
+  ``.sharing-strategy``, ``nvidia.com/mig.strategy``, ``nvidia.com/mig.capable``, and on a MIG node
+  ``nvidia.com/mig.config.state`` and ``nvidia.com/mig-<profile>.count`` / ``.slices.gi``;
+- devices (:mod:`..gpus`): each physical GPU has a UUID (derived from the node's instance, or the
+  machine's real GPU when ``nvidia-smi`` is on PATH); a time-slicing replica is ``<uuid>::<n>``,
+  a MIG slice ``MIG-...`` of its GPU. The kubelet allocates them to containers
+  (:func:`node_devices`) and sets ``NVIDIA_VISIBLE_DEVICES`` as the plugin's ``Allocate`` does.
 
 Neuron (trn1, inf2): ``aws.amazon.com/neuron`` and ``neurondevice`` = devices,
 ``aws.amazon.com/neuroncore`` = devices x cores per device.
@@ -30,6 +36,7 @@ import yaml
 
 from eks_hub_runbook import instance_types
 from eks_hub_runbook.instance_types import InstanceType
+from .. import gpus
 from .base import Controller
 
 log = logging.getLogger(__name__)
@@ -42,10 +49,13 @@ NODE_CONFIG_LABEL = "nvidia.com/device-plugin.config"
 MIG_CONFIG_LABEL = "nvidia.com/mig.config"
 # The layout a MIG node without a (known) nvidia.com/mig.config label gets, by strategy.
 DEFAULT_MIG_LAYOUT = {"mixed": "all-balanced", "single": "all-1g.5gb"}
-GPU_PRODUCTS = {"a10g": "NVIDIA-A10G", "l4": "NVIDIA-L4", "a100": "NVIDIA-A100-SXM4-40GB"}
+# GPU names as nvidia-smi prints them (GFD's gpu.product label: spaces as dashes)
+GPU_NAMES = {"a10g": "NVIDIA A10G", "l4": "NVIDIA L4", "a100": "NVIDIA A100-SXM4-40GB"}
 MANAGED_PREFIXES = ("nvidia.com/", "aws.amazon.com/neuron")
 GFD_LABELS = ("nvidia.com/gpu.count", "nvidia.com/gpu.product", "nvidia.com/gpu.replicas",
-              "nvidia.com/gpu.sharing-strategy", "nvidia.com/mig.strategy", "nvidia.com/gpu.memory")
+              "nvidia.com/gpu.sharing-strategy", "nvidia.com/mig.strategy", "nvidia.com/gpu.memory",
+              "nvidia.com/mig.capable", "nvidia.com/mig.config.state")
+MIG_PROFILE_LABEL_PREFIX = "nvidia.com/mig-"  # nvidia.com/mig-<profile>.count etc. (not mig.config, set by the pool)
 
 
 def _is_plugin_configmap(cm: dict) -> bool:
@@ -88,42 +98,97 @@ def _replicas(config: dict, resource: str) -> tuple[int, str]:
     return 1, resource
 
 
-def nvidia_resources(instance: InstanceType, config: dict, node_labels: dict) -> tuple[dict[str, int], dict[str, str]]:
-    """(extended resources, GPU feature discovery labels) for an NVIDIA node."""
+def _replicated(gpu: gpus.Gpu, resource: str, replicas: int, visible: str, profile: str = "") -> list[gpus.Device]:
+    """The devices of one GPU (or MIG slice): itself, or ``replicas`` time-slicing replicas of it."""
+    if replicas <= 1:
+        return [gpus.Device(visible, resource, visible, gpu, profile)]
+    return [gpus.Device(f"{visible}::{n}", resource, visible, gpu, profile) for n in range(replicas)]
+
+
+def node_gpus(instance: InstanceType, seed: str, mig: bool, real: list[gpus.Gpu] | None = None) -> list[gpus.Gpu]:
+    """A node's physical GPUs: the machine's real ones when there are (MIG nodes stay emulated:
+    partitioning a real GPU needs its reset), else the catalog's, with UUIDs derived from ``seed``."""
+    real = gpus.real_gpus() if real is None else real
+    if real and not mig:
+        return list(real)
+    name = GPU_NAMES.get(instance.gpu_name, instance.gpu_name.upper())
+    return gpus.emulated_gpus(seed, instance.gpus, name, instance.gpu_memory_mib // max(instance.gpus, 1))
+
+
+def nvidia_devices(instance: InstanceType, config: dict, node_labels: dict, seed: str = "",
+                   real: list[gpus.Gpu] | None = None) -> tuple[dict[str, list[gpus.Device]], dict[str, str]]:
+    """(devices per extended resource, GPU feature discovery labels) for an NVIDIA node.
+
+    ``seed`` makes the emulated GPUs' UUIDs (:func:`gpus.node_seed`); ``real`` the machine's
+    GPUs (default: what ``nvidia-smi`` lists, none without it)."""
     strategy = ((config.get("flags") or {}).get("migStrategy") or "none")
-    resources: dict[str, int] = {}
-    replicas_label = 1
+    devices: dict[str, list[gpus.Device]] = {}
+    replicas_label, shared_name = 1, "nvidia.com/gpu"
     layouts = instance_types.MIG_LAYOUTS.get(instance.gpu_name, {})
+    layout: dict[str, int] = {}
     if layouts and strategy in ("mixed", "single"):
         layout_name = node_labels.get(MIG_CONFIG_LABEL) or DEFAULT_MIG_LAYOUT[strategy]
         layout = layouts.get(layout_name, layouts.get(DEFAULT_MIG_LAYOUT["mixed"], {}))
-        if not layout:
-            replicas, name = _replicas(config, "nvidia.com/gpu")
-            resources[name] = instance.gpus * replicas
-            replicas_label = replicas
-        elif strategy == "single":
-            profile, count = next(iter(layout.items()))
-            replicas, name = _replicas(config, "nvidia.com/gpu")
-            resources[name] = instance.gpus * count * replicas
-            replicas_label = replicas
-        else:
-            for profile, count in layout.items():
-                replicas, name = _replicas(config, f"nvidia.com/mig-{profile}")
-                resources[name] = instance.gpus * count * replicas
     else:
         strategy = "none" if strategy not in ("single", "mixed") else strategy
-        replicas, name = _replicas(config, "nvidia.com/gpu")
-        resources[name] = instance.gpus * replicas
-        replicas_label = replicas
+    physical = node_gpus(instance, seed, bool(layout), real)
+
+    def add(resource: str, made: list[gpus.Device]) -> None:
+        devices.setdefault(resource, []).extend(made)
+
+    if not layout:
+        replicas_label, shared_name = _replicas(config, "nvidia.com/gpu")
+        for gpu in physical:
+            add(shared_name, _replicated(gpu, shared_name, replicas_label, gpu.uuid))
+    else:
+        profiles = list(layout.items())[:1] if strategy == "single" else list(layout.items())
+        for gpu in physical:
+            for profile, count in profiles:
+                resource = "nvidia.com/gpu" if strategy == "single" else f"nvidia.com/mig-{profile}"
+                replicas, name = _replicas(config, resource)
+                if strategy == "single":
+                    replicas_label, shared_name = replicas, name
+                for slot in range(count):
+                    add(name, _replicated(gpu, name, replicas, gpus.mig_uuid(gpu, profile, slot), profile))
+    first = physical[0] if physical else None
+    product = gpus.product_label(first.name if first else GPU_NAMES.get(instance.gpu_name, ""))
+    if replicas_label > 1 and shared_name == "nvidia.com/gpu":
+        product += "-SHARED"  # GFD marks a time-sliced GPU that keeps its resource name
     labels = {
-        "nvidia.com/gpu.count": str(instance.gpus),
-        "nvidia.com/gpu.product": GPU_PRODUCTS.get(instance.gpu_name, instance.gpu_name.upper()),
-        "nvidia.com/gpu.memory": str(instance.gpu_memory_mib // max(instance.gpus, 1)),
+        "nvidia.com/gpu.count": str(len(physical)),
+        "nvidia.com/gpu.product": product,
+        "nvidia.com/gpu.memory": str(first.memory_mib if first else 0),
         "nvidia.com/gpu.replicas": str(replicas_label),
         "nvidia.com/gpu.sharing-strategy": "time-slicing" if replicas_label > 1 else "none",
         "nvidia.com/mig.strategy": strategy,
     }
-    return resources, labels
+    if layouts:
+        labels["nvidia.com/mig.capable"] = "true"
+    if layout:
+        labels["nvidia.com/mig.config.state"] = "success"  # the MIG manager applied the node's layout
+        for profile, count in layout.items():
+            labels[f"nvidia.com/mig-{profile}.count"] = str(count * len(physical))
+            labels[f"nvidia.com/mig-{profile}.slices.gi"] = profile.split("g.")[0]
+    return devices, labels
+
+
+def nvidia_resources(instance: InstanceType, config: dict, node_labels: dict, seed: str = "",
+                     real: list[gpus.Gpu] | None = None) -> tuple[dict[str, int], dict[str, str]]:
+    """(extended resources, GPU feature discovery labels) for an NVIDIA node: the number of
+    devices of each resource (:func:`nvidia_devices`)."""
+    devices, labels = nvidia_devices(instance, config, node_labels, seed, real)
+    return {name: len(items) for name, items in devices.items()}, labels
+
+
+def node_devices(node: dict, configmaps: list[dict]) -> dict[str, list[gpus.Device]]:
+    """The NVIDIA devices of a node as the plugin advertises them (empty for other nodes);
+    what the kubelet allocates from. ``configmaps``: every ConfigMap (the plugin's are picked)."""
+    labels = node["metadata"].get("labels") or {}
+    instance = instance_types.get(labels.get("node.kubernetes.io/instance-type", ""))
+    if instance is None or not instance.gpus:
+        return {}
+    config = select_config([cm for cm in configmaps if _is_plugin_configmap(cm)], labels)
+    return nvidia_devices(instance, config, labels, gpus.node_seed(node))[0]
 
 
 def neuron_resources(instance: InstanceType) -> dict[str, int]:
@@ -151,7 +216,7 @@ class DevicePlugins(Controller):
             resources: dict[str, int] = {}
             gfd: dict[str, str] = {}
             if instance.gpus:
-                resources, gfd = nvidia_resources(instance, select_config(configmaps, labels), labels)
+                resources, gfd = nvidia_resources(instance, select_config(configmaps, labels), labels, gpus.node_seed(node))
             if instance.neuron_devices:
                 resources.update(neuron_resources(instance))
             if not instance.gpus and not instance.neuron_devices:
@@ -169,9 +234,12 @@ class DevicePlugins(Controller):
                 for key, value in resources.items():
                     values[key] = str(value)
             labels = obj["metadata"].setdefault("labels", {})
+            for key in [k for k in labels if k.startswith(MIG_PROFILE_LABEL_PREFIX) and k not in gfd]:
+                del labels[key]  # a profile of an earlier layout
             for key in GFD_LABELS:
                 if key in gfd:
                     labels[key] = gfd[key]
                 else:
                     labels.pop(key, None)
+            labels.update({k: v for k, v in gfd.items() if k.startswith(MIG_PROFILE_LABEL_PREFIX)})
         self.cluster.mutate(NODES, "", node["metadata"]["name"], update)

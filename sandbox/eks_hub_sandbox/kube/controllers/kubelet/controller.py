@@ -8,7 +8,8 @@ API; on shutdown every process tree is stopped. Logs are kept per container unde
 ``<state>/kubelet/pods/<ns>_<name>_<uid>/logs/`` and served by ``pods/<name>/log`` (each
 run of a container appends to its file; the worker notes where each run starts, for
 ``--previous``). ``container_context`` tells ``pods/<name>/exec`` how a running container
-is run (environment, working folder).
+is run (environment, working folder). NVIDIA devices are allocated per container
+(``devices``): ``NVIDIA_VISIBLE_DEVICES`` names the GPU / MIG device each got.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..base import Controller
+from ..device_plugins import node_devices
 from eks_hub_runbook.paths import REPO_ROOT
 from eks_hub_runbook.paths import state_dir as runbook_state_dir
 
 from . import isolation, processes
+from .devices import DeviceManager, device_env
 from .images import ImagePuller
 from .mounts import NodeMounts
 from .network import PodAddressPool
@@ -63,6 +66,7 @@ class Kubelet(Controller):
         self.addresses = PodAddressPool(self.marker)
         self.images = ImagePuller(self.cluster, self.settings.pull_delay)
         self.workers: dict[str, PodWorker] = {}
+        self.devices = DeviceManager()
         self._volume_event = asyncio.Event()
         processes.kill_leftovers(self.marker)
         self.isolated = isolation.supported()
@@ -133,8 +137,19 @@ class Kubelet(Controller):
         """The cluster was wiped: nodes are new machines with empty image caches."""
         self.images = ImagePuller(self.cluster, self.settings.pull_delay)
 
+    def allocate_devices(self, pod: dict, container: dict, node_name: str) -> tuple[dict[str, str], list]:
+        """The NVIDIA devices of a container (the device manager's, from its node's devices):
+        the environment the device plugin gives it and the devices. Raises ``DevicesUnavailable``."""
+        node = self.cluster.store.get(NODES, "", node_name)
+        if node is None:
+            return {}, []
+        available = node_devices(node, self.cluster.store.list(("", "configmaps")))
+        devices = self.devices.allocate(node_name, pod["metadata"]["uid"], container, available)
+        return device_env(devices), devices
+
     def release(self, worker: PodWorker) -> None:
-        """Called by a worker when its processes are gone."""
+        """Called by a worker when its processes are gone: its pod IP and devices are free."""
+        self.devices.release(worker.uid)
         if worker.pod_ip and worker.pod_ip != worker.host_ip:
             self.addresses.release(worker.pod_ip)
         self.workers.pop(worker.uid, None)

@@ -30,7 +30,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 LAUNCH = str(Path(__file__).with_name("launch.py"))
@@ -167,6 +167,7 @@ class Plan:
     cwd: str
     home: str | None
     credentials: Credentials
+    devices: list[str] = field(default_factory=list)  # extra /dev entries: a real GPU's device files
 
     def to_json(self) -> str:
         creds = self.credentials
@@ -174,7 +175,7 @@ class Plan:
             "binds": [vars(b) for b in self.binds], "scratch": self.scratch,
             "keep": self.keep, "hidden": self.hidden, "traverse": self.traverse, "cwd": self.cwd,
             "home": self.home, "uid": creds.uid, "gid": creds.gid, "groups": creds.groups,
-            "capabilities": creds.capabilities})
+            "capabilities": creds.capabilities, "devices": self.devices})
 
 
 def plan(binds: list[Bind], creds: Credentials, cwd: str, home: str | None, executables: list[str],

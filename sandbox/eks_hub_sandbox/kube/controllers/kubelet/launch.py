@@ -131,7 +131,8 @@ def prepare(plan):
         make_target(f"{stage}/{i}", spec["file"])
         mount(spec["source"], f"{stage}/{i}", None, MS_BIND)
     keeps = {path: open_path(path) for path in plan["keep"] if os.path.exists(path)}
-    devices = {name: open_path(f"/dev/{name}") for name in DEVICES if os.path.exists(f"/dev/{name}")}
+    devices = {name: open_path(f"/dev/{name}") for name in (*DEVICES, *plan.get("devices", []))
+               if os.path.exists(f"/dev/{name}")}  # plan["devices"]: a real GPU's files, when the pod got one
     mount("overlay", root, "overlay", 0, f"lowerdir=/,upperdir={work}/upper,workdir={work}/work")
     setup_dev(devices, f"{root}/dev")
     mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)

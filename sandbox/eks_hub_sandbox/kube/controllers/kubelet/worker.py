@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...objects import now, random_hex, set_condition
+from ... import gpus
 from . import isolation, processes
 from .commands import Command, ContainerConfigError, container_env, process_env, resolve, service_env
 from .images import image_id
@@ -206,6 +207,8 @@ class PodWorker:
             try:
                 env = container_env(pod, container, self.cluster.store,
                                     service_env(self.pod, self.cluster.store, self.kubelet.marker))
+                device_env, devices = self.kubelet.allocate_devices(self.pod, container, self.node_name)
+                env.update(device_env)  # what the device plugin's Allocate sets wins over the spec
                 break
             except ContainerConfigError as exc:
                 self.statuses[name] = self._container_status(
@@ -224,6 +227,7 @@ class PodWorker:
             full_env = process_env(env, self.pod, home, self.pod_ip or "127.0.0.1", self.kubelet.api_host,
                                    self.kubelet.api_port, markers)
             self.plans[name] = await self._plan(container, rootfs, command, home, workdir)
+            self.plans[name].devices = gpus.device_files(devices)
         else:
             home = rootfs.host_path(env["HOME"])
             home.mkdir(parents=True, exist_ok=True)
