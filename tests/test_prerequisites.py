@@ -76,3 +76,17 @@ def test_sandbox_services_started_if_needed(tmp_path, monkeypatch):
         assert prerequisites.service_rows(resolve(target="aws")) == []
     finally:
         sandbox.down()
+
+
+def test_cost_note_says_the_sandbox_is_free_and_aws_is_not():
+    from eks_hub_runbook import cost
+
+    estimate = cost.Estimate("us-west-2", "price table (us-west-2, 2026-11-28)", "",
+                             [{"item": "EKS control plane", "USD/h": 0.1}],
+                             [{"profile": "gpu-time-slicing", "node": "g5.2xlarge", "node (USD/h)": 1.212,
+                               "users per node": 4, "USD/h per user": 0.303}])
+    sandbox = prerequisites.cost_note(resolve(target="sandbox"), estimate)
+    assert "$0.10/h with nobody logged in" in sandbox and "about $1.31/h" in sandbox
+    assert "sandbox itself costs nothing" in sandbox
+    aws = prerequisites.cost_note(resolve(target="aws"), estimate)
+    assert "costs nothing" not in aws and "price table (us-west-2, 2026-11-28)" in aws

@@ -266,6 +266,30 @@ class Estimate:
                      f"about ${self.fixed_usd_per_hour + row['node (USD/h)']:.2f}/h")
         return text + f". Prices: {self.source}" + (f" ({self.note})." if self.note else ".")
 
+    def chart(self):
+        """A bar chart (a matplotlib Figure): USD per hour per user of each profile, the fixed part as a line."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from matplotlib.figure import Figure
+
+        rows = [r for r in self.profiles if r["USD/h per user"] is not None]
+        figure = Figure(figsize=(7, 0.45 * len(rows) + 1.4), dpi=100)
+        axes = figure.add_subplot()
+        labels = [f"{r['profile']} ({r['node']}, {r['users per node']} per node)" for r in rows]
+        values = [r["USD/h per user"] for r in rows]
+        bars = axes.barh(labels, values, color="#1f77b4")
+        axes.bar_label(bars, labels=[f"${v:.2f}" for v in values], padding=2)
+        axes.axvline(self.fixed_usd_per_hour, color="#d62728", linestyle="--",
+                     label=f"fixed part ${self.fixed_usd_per_hour:.2f}/h")
+        axes.invert_yaxis()
+        axes.set_xscale("log")
+        axes.set_xlabel("USD per hour per user (node price / users per node), log scale")
+        axes.legend(loc="upper right")
+        axes.margins(x=0.25)
+        figure.tight_layout()
+        return figure
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: the rows, the fixed total and the source."""
         return {"usd_per_hour_fixed": self.fixed_usd_per_hour, "fixed": self.fixed, "profiles": self.profiles,

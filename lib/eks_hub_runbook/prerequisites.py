@@ -113,6 +113,18 @@ def require(rows: list[dict]) -> None:
                                 "Fix them (see the 'found' column) and run this notebook again.")
 
 
+def cost_note(params: DeploymentParameters, estimate) -> str:
+    """Markdown: the estimate's per-hour total (``estimate``: a :class:`~eks_hub_runbook.cost.Estimate`),
+    with one node of the walkthrough's GPU profile, and whether this target bills it."""
+    from .aws.quotas import DEMO_PROFILE
+
+    text = estimate.summary(DEMO_PROFILE)
+    if not targets.of(params).billable:
+        text += (f" **The {params.target} itself costs nothing**: these are the prices the same deployment would have "
+                 f"on AWS in {params.region}.")
+    return text
+
+
 def summary(local: list[dict], where: list[dict], quota_rows: list[dict]) -> list[dict[str, str]]:
     """The notebook's closing table: every check of the three tables as ``area, check, status, detail``.
 

@@ -74,8 +74,10 @@ def on_demand_price(pricing, instance_type: str, region: str) -> float:
     try:
         answer = pricing.get_products(ServiceCode="AmazonEC2", Filters=filters(instance_type, region),
                                       FormatVersion="aws_v1", MaxResults=10)
-    except (ClientError, BotoCoreError) as exc:
-        raise PricingUnavailable(f"{exc.__class__.__name__}: {str(exc)[:120]}") from None
+    except ClientError as exc:
+        raise PricingUnavailable(exc.response.get("Error", {}).get("Code") or "ClientError") from None
+    except BotoCoreError as exc:  # no credentials, no endpoint: the class says which, without a URL
+        raise PricingUnavailable(exc.__class__.__name__) from None
     try:
         prices = [_hourly(json.loads(item) if isinstance(item, str) else item) for item in answer.get("PriceList") or []]
     except (ValueError, AttributeError) as exc:
@@ -91,7 +93,7 @@ def _cached(target: str, region: str, instance_types: tuple[str, ...]) -> dict[s
     try:
         pricing = client(target)
     except BotoCoreError as exc:
-        raise PricingUnavailable(f"no Pricing API client: {exc}") from None
+        raise PricingUnavailable(exc.__class__.__name__) from None
     return {name: on_demand_price(pricing, name, region) for name in instance_types}
 
 
