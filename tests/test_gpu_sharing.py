@@ -305,7 +305,7 @@ def test_sharing_rows_with_no_server_placed_fail_every_check():
     demo = gpu_sharing.Demo(resolve(target="aws"), "http://hub", PROFILE)
     demo.servers = [gpu_sharing.UserServer("user-1", None, PROFILE), gpu_sharing.UserServer("user-2", None, PROFILE)]
     rows = gpu_sharing.sharing_rows(demo, [], [])
-    assert [r["status"] for r in rows] == ["fail", "fail", "fail"]
+    assert [r["status"] for r in rows] == ["fail", "fail", "fail", "fail"]
     assert rows[0]["detail"] == "0 of 2 servers placed" and rows[2]["detail"] == "capacity none"
 
 
@@ -385,6 +385,108 @@ def test_node_rows_pass_only_a_node_that_advertises_four_time_sliced_gpus(monkey
     assert rows["n2"]["status"] == rows["n3"]["status"] == "fail"
 
 
+# --------------------------------------------------------------------------- the GPU's identity
+
+A10G = "GPU-b7bdd9c7-5006-d4b2-b609-8e77a28884b6"
+SMI_MIG = ("GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-5d5ba0d6-d33d-2b2c-524d-9e3d8d2b8a77)\n"
+           "  MIG 1g.5gb      Device  0: (UUID: MIG-c6d4f1ef-42e4-5de3-91c7-45d71c87eb3f)\n"
+           "  MIG 1g.5gb      Device  1: (UUID: MIG-0e3b2a51-7f0c-5d55-9d6e-1f7c1a0b9c22)\n")
+
+
+def test_parse_identity_reads_the_device_plugins_uuid_and_nvidia_smi():
+    parse = gpu_sharing.parse_identity
+    assert parse(f"NVIDIA_VISIBLE_DEVICES={A10G}\n") == gpu_sharing.GpuIdentity(A10G, "", "", "NVIDIA_VISIBLE_DEVICES")
+    listed = parse(f"NVIDIA_VISIBLE_DEVICES={A10G}\nGPU 0: NVIDIA A10G (UUID: {A10G})\n")
+    assert (listed.uuid, listed.name, listed.source) == (A10G, "NVIDIA A10G", "nvidia-smi -L")
+    mig = parse("NVIDIA_VISIBLE_DEVICES=MIG-0e3b2a51-7f0c-5d55-9d6e-1f7c1a0b9c22\n" + SMI_MIG)
+    assert (mig.uuid, mig.mig_uuid) == ("GPU-5d5ba0d6-d33d-2b2c-524d-9e3d8d2b8a77", "MIG-0e3b2a51-7f0c-5d55-9d6e-1f7c1a0b9c22")
+    long_form = parse(f"NVIDIA_VISIBLE_DEVICES=MIG-{A10G}/3/0\n")  # the parent is in the UUID
+    assert (long_form.uuid, long_form.mig_uuid) == (A10G, f"MIG-{A10G}/3/0")
+    assert parse(f"NVIDIA_VISIBLE_DEVICES=/var/run/nvidia-container-devices\nGPU 0: NVIDIA L4 (UUID: {A10G})\n").uuid == A10G
+    assert parse("NVIDIA_VISIBLE_DEVICES=\n") == gpu_sharing.GpuIdentity()  # no GPU allocated
+    assert parse("NVIDIA_VISIBLE_DEVICES=all\n" + SMI_MIG + SMI_MIG).uuid == ""  # two GPUs: which one is unknown
+
+
+def test_gpu_identity_rows_exec_in_each_server_and_name_the_gpu_from_the_node(monkeypatch):
+    calls = []
+    outputs = {"jupyter-user-1": (0, f"NVIDIA_VISIBLE_DEVICES={A10G}\n", ""),
+               "jupyter-user-2": (0, f"NVIDIA_VISIBLE_DEVICES={A10G}\n", "")}
+
+    def exec_in_pod(api, namespace, pod, command, container=None, timeout=60.0):
+        calls.append((namespace, pod, command))
+        if pod == "jupyter-user-3":
+            raise gpu_sharing.KubeError("exec in jupyterhub/jupyter-user-3 failed: pod is not running")
+        return outputs[pod]
+
+    monkeypatch.setattr(kube, "exec_in_pod", exec_in_pod)
+    monkeypatch.setattr(kube, "node", lambda api, name: {"metadata": {"labels": {"nvidia.com/gpu.product": "NVIDIA-A10G-SHARED"}}})
+    placement = [{"user": u, "pod": f"jupyter-{u}", "node": "n1"} for u in ("user-1", "user-2", "user-3")]
+    rows = gpu_sharing.gpu_identity_rows(placement + [{"user": "user-4", "pod": "jupyter-user-4", "node": ""}], "api")
+    assert [c[1] for c in calls] == ["jupyter-user-1", "jupyter-user-2", "jupyter-user-3"]  # not the unplaced one
+    assert calls[0][2] == gpu_sharing.IDENTITY_COMMAND and calls[0][0] == gpu_sharing.NAMESPACE
+    assert rows[0] == {"user": "user-1", "node": "n1", "GPU UUID": A10G, "GPU": "NVIDIA-A10G-SHARED (node label)",
+                       "MIG device": "-", "read from": "NVIDIA_VISIBLE_DEVICES"}
+    assert rows[2]["GPU UUID"] == "-" and "pod is not running" in rows[2]["read from"]
+    check = gpu_sharing.same_gpu_row(rows[:2])
+    assert (check["check"], check["status"], check["detail"]) == ("user-1 and user-2 share one physical GPU", "pass", f"both {A10G}")
+    assert gpu_sharing.same_gpu_row([rows[0], {**rows[1], "GPU UUID": "GPU-other"}])["status"] == "fail"
+    failed = gpu_sharing.same_gpu_row([rows[0], rows[2]])
+    assert failed["status"] == "fail" and "pod is not running" in failed["detail"]
+    assert gpu_sharing.same_gpu_row([])["status"] == "fail"
+
+
+def test_sharing_rows_carry_the_uuid_check_and_nodes_launched_vs_ideal():
+    demo = gpu_sharing.Demo(resolve(target="aws"), "http://hub", PROFILE,
+                            servers=[gpu_sharing.UserServer(u, None, PROFILE) for u in ("user-1", "user-2")])
+    placement = [{"user": u, "node": "n1", "nvidia.com/gpu requested": 1} for u in ("user-1", "user-2")]
+    identities = [{"user": u, "GPU UUID": A10G, "read from": "NVIDIA_VISIBLE_DEVICES"} for u in ("user-1", "user-2")]
+    rows = {r["check"]: r for r in gpu_sharing.sharing_rows(demo, placement, [{"nvidia.com/gpu capacity": 4}], identities)}
+    assert rows["GPU nodes launched vs ideal"] == {"check": "GPU nodes launched vs ideal", "status": "pass",
+                                                   "detail": "1 launched, ideal 1 (2 users x 1 nvidia.com/gpu, 4 per node)"}
+    assert rows["user-1 and user-2 share one physical GPU"]["status"] == "pass"
+    spread = [placement[0], {**placement[1], "node": "n2"}]
+    assert gpu_sharing.packing_row(spread, [{"nvidia.com/gpu capacity": 4}])["detail"].startswith("2 launched, ideal 1")
+    assert gpu_sharing.packing_row(spread, [{"nvidia.com/gpu capacity": 4}])["status"] == "fail"
+
+
+def test_gpu_process_rows_list_what_nvidia_smi_shows_in_each_server(monkeypatch):
+    csv = f"4242, 1024 MiB, {A10G}\n4343, 2048 MiB, {A10G}\n"
+    monkeypatch.setattr(kube, "exec_in_pod", lambda api, ns, pod, command, **kw: (0, csv if pod != "p3" else "", ""))
+    placement = [{"user": "user-1", "pod": "p1", "node": "n1"}, {"user": "user-2", "pod": "p2", "node": "n1"},
+                 {"user": "user-3", "pod": "p3", "node": "n1"}]
+    rows = gpu_sharing.gpu_process_rows(placement, "api")
+    assert rows == [{"pid": 4242, "GPU memory": "1024 MiB", "GPU UUID": A10G, "listed by": "user-1, user-2"},
+                    {"pid": 4343, "GPU memory": "2048 MiB", "GPU UUID": A10G, "listed by": "user-1, user-2"}]
+    assert gpu_sharing.parse_processes("No running processes found\n") == []
+
+
+def test_the_mig_profile_comes_from_the_hub_values_and_the_section_can_be_off():
+    slug, resource = gpu_sharing.mig_profile()
+    assert resource == "nvidia.com/mig-1g.5gb" and slug in {p["slug"] for p in gpu_sharing.facts.profile_list()}
+    off = gpu_sharing.start_mig(resolve(target="aws"), enabled=False)
+    assert off.servers == [] and off.profile == slug
+    assert gpu_sharing.mig_placement_rows(off, "api") == [] and gpu_sharing.mig_rows(off, [], []) == []
+    assert gpu_sharing.stop_servers(off) == []
+
+
+def test_mig_rows_fail_on_equal_slices_or_different_parents():
+    demo = gpu_sharing.Demo(resolve(target="aws"), "http://hub", "gpu-mig",
+                            servers=[gpu_sharing.UserServer(u, None, "gpu-mig") for u in ("user-1", "user-2")])
+    placement = [{"user": u, "node": "p4d"} for u in ("user-1", "user-2")]
+
+    def ident(mig, parent):
+        return {"user": "u", "MIG device": mig, "GPU UUID": parent, "read from": "NVIDIA_VISIBLE_DEVICES"}
+
+    good = gpu_sharing.mig_rows(demo, placement, [ident("MIG-a", "GPU-1"), ident("MIG-b", "GPU-1")])
+    assert [r["status"] for r in good] == ["pass"] * 4
+    same = gpu_sharing.mig_rows(demo, placement, [ident("MIG-a", "GPU-1"), ident("MIG-a", "GPU-1")])
+    assert [r["status"] for r in same] == ["pass", "pass", "fail", "pass"]
+    apart = gpu_sharing.mig_rows(demo, placement, [ident("MIG-a", "GPU-1"), ident("MIG-b", "GPU-2")])
+    assert [r["status"] for r in apart] == ["pass", "pass", "pass", "fail"]
+    unknown = gpu_sharing.mig_rows(demo, placement[:1], [ident("-", "-")])
+    assert [r["status"] for r in unknown] == ["fail", "pass", "fail", "fail"]
+
+
 # --------------------------------------------------------------------------- against the sandbox cluster
 
 SANDBOX_NS = "gpu-sharing-test"
@@ -409,6 +511,8 @@ def time_sliced_node(kube_api, kubectl, nvidia_time_slicing, monkeypatch):
         "status": {"capacity": resources, "allocatable": {**resources, "cpu": "7910m"},
                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
                    "addresses": [{"type": "InternalIP", "address": "10.9.1.20"}]}})
+    kube.wait_for(lambda: kubectl("get", "namespace", SANDBOX_NS, check=False).returncode != 0,
+                  "the previous test's namespace to go", timeout=30, interval=0.3)
     kubectl("create", "namespace", SANDBOX_NS)
     monkeypatch.setattr(gpu_sharing, "NAMESPACE", SANDBOX_NS)
     try:
@@ -450,4 +554,54 @@ def test_two_demo_servers_on_one_time_sliced_node_of_the_sandbox(kube_api, time_
     assert nodes == [{"node": GPU_NODE, "instance type": "g5.2xlarge", "pool": "gpu-ts-test",
                       "nvidia.com/gpu capacity": 4, "nvidia.com/gpu allocatable": 4, "requested by demo": 2,
                       "users": ", ".join(users), "status": "pass"}]
-    assert [r["status"] for r in gpu_sharing.sharing_rows(demo, placement, nodes)] == ["pass", "pass", "pass"]
+    identities = gpu_sharing.gpu_identity_rows(placement, kube_api)  # exec in each server
+    assert [r["read from"] for r in identities] == ["NVIDIA_VISIBLE_DEVICES"] * 2
+    assert identities[0]["GPU UUID"].startswith("GPU-") and identities[0]["GPU"] == "NVIDIA-A10G-SHARED (node label)"
+    assert [r["status"] for r in gpu_sharing.sharing_rows(demo, placement, nodes, identities)] == ["pass"] * 5
+    assert gpu_sharing.gpu_process_rows(placement, kube_api) == []  # no nvidia-smi: an emulated GPU
+
+
+MIG_NODE = "ip-10-9-1-21.us-west-2.compute.internal"
+
+
+@pytest.mark.sandbox
+@pytest.mark.slow
+def test_two_mig_servers_get_different_slices_of_one_gpu_on_the_sandbox(kube_api, time_sliced_node):
+    """The MIG section on a p4d node of this test's own (the device plugin's mixed strategy, all-1g.5gb)."""
+    slug, resource = gpu_sharing.mig_profile()
+    node = {"metadata": {"name": MIG_NODE, "labels": {
+        NODE_LABEL: "mig", "kubernetes.io/hostname": MIG_NODE, "node.kubernetes.io/instance-type": "p4d.24xlarge",
+        "karpenter.sh/nodepool": "gpu-mig-test", "nvidia.com/device-plugin.config": "a100",
+        "nvidia.com/mig.config": "all-1g.5gb"}},
+        "spec": {"providerID": "aws:///us-west-2b/i-0mig", "taints": [
+            {"key": "nvidia.com/gpu", "value": "Exists", "effect": "NoSchedule"},
+            {"key": NODE_LABEL, "value": "only", "effect": "NoSchedule"}]},
+        "status": {"capacity": {"cpu": "96", "memory": "1152Gi", "pods": "737"},
+                   "allocatable": {"cpu": "95", "memory": "1100Gi", "pods": "737"},
+                   "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+                   "addresses": [{"type": "InternalIP", "address": "10.9.1.21"}]}}
+    time_sliced_node.create_node(node)
+    try:
+        kube.wait_for(lambda: kube.node(kube_api, MIG_NODE)["status"]["allocatable"].get(resource) == "56",
+                      "the device plugin to advertise 56 MIG slices", timeout=20, interval=0.3)
+        users = ("user-1", "user-2")
+        for user in users:
+            pod = _server_pod(user)
+            pod["spec"]["nodeSelector"] = {NODE_LABEL: "mig"}
+            pod["spec"]["containers"][0]["resources"]["limits"] = {resource: "1"}
+            time_sliced_node.create_namespaced_pod(SANDBOX_NS, pod)
+        demo = gpu_sharing.Demo(resolve(target="aws"), "http://hub", slug,
+                                servers=[gpu_sharing.UserServer(u, None, slug) for u in users])
+        placement = kube.wait_for(
+            lambda: (lambda rows: rows if [r["pod status"] for r in rows] == ["Running", "Running"] else None)(
+                gpu_sharing.mig_placement_rows(demo, kube_api)), "the MIG servers running", timeout=30, interval=0.3)
+        assert [(r["node"], r[f"{resource} requested"]) for r in placement] == [(MIG_NODE, 1), (MIG_NODE, 1)]
+        (resources,) = gpu_sharing.mig_node_rows(placement, kube_api)
+        assert (resources["resource"], resources["capacity"], resources["nvidia.com/mig.config"],
+                resources["mig-1g.5gb.count (GFD)"]) == (resource, 56, "all-1g.5gb", "56")
+        identities = gpu_sharing.gpu_identity_rows(placement, kube_api)
+        one, two = identities
+        assert one["MIG device"] != two["MIG device"] and one["GPU UUID"] == two["GPU UUID"] != "-"
+        assert [r["status"] for r in gpu_sharing.mig_rows(demo, placement, identities)] == ["pass"] * 4
+    finally:
+        time_sliced_node.delete_node(MIG_NODE)

@@ -14,13 +14,14 @@ cluster is only read (placement, node resources).
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import records
-from .errors import HubError, ParameterError
+from .errors import HubError, KubeError, ParameterError
 from .hub import HOME_DIR, SHARED_DIR, HubClient
 from .params import SECRET_ENV, DeploymentParameters
 from .platform import facts
@@ -320,8 +321,11 @@ def node_rows(placement: list[dict[str, Any]], api) -> list[dict[str, Any]]:
     return rows
 
 
-def sharing_rows(demo: Demo, placement: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """The demo's claims as checks: every server ready, one shared node, time-slicing advertised."""
+def sharing_rows(demo: Demo, placement: list[dict[str, Any]], nodes: list[dict[str, Any]],
+                 identities: list[dict[str, Any]] | None = None) -> list[dict[str, str]]:
+    """The demo's claims as checks: every server ready, one shared node, time-slicing advertised,
+    GPU nodes launched vs ideal, and with ``identities`` (:func:`gpu_identity_rows`) that the
+    users share one physical GPU."""
     placed_users = {r["user"] for r in placement}
     rows = [{"check": "every demo server is ready", "status": "pass" if len(placed_users) == len(demo.servers) else "fail",
              "detail": f"{len(placed_users)} of {len(demo.servers)} servers placed"}]
@@ -341,4 +345,240 @@ def sharing_rows(demo: Demo, placement: list[dict[str, Any]], nodes: list[dict[s
     rows.append({"check": f"the node advertises nvidia.com/gpu: {TIME_SLICING_REPLICAS} (time-slicing)",
                  "status": "pass" if replicas == {TIME_SLICING_REPLICAS} else "fail",
                  "detail": f"capacity {', '.join(map(str, sorted(replicas))) or 'none'}"})
+    rows.append(packing_row(placement, nodes))
+    if identities is not None:
+        rows.append(same_gpu_row(identities))
+    return rows
+
+
+# --------------------------------------------------------------------------- the GPU's identity
+
+# What each user's server says about its GPU: the device plugin's NVIDIA_VISIBLE_DEVICES (the
+# UUID of the GPU or MIG device it allocated), and `nvidia-smi -L` where the image and node have
+# it (on EKS; on the sandbox only on a machine with a real GPU).
+IDENTITY_COMMAND = ["sh", "-c", 'echo "NVIDIA_VISIBLE_DEVICES=${NVIDIA_VISIBLE_DEVICES:-}"; '
+                                'if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi -L; fi']
+PROCESSES_COMMAND = ["sh", "-c", "command -v nvidia-smi >/dev/null 2>&1 || exit 0; "
+                                 "nvidia-smi --query-compute-apps=pid,used_memory,gpu_uuid --format=csv,noheader"]
+_GPU_LINE = re.compile(r"^GPU (\d+): (.+?) \(UUID: (GPU-[0-9a-fA-F-]+)\)")
+_MIG_LONG = re.compile(r"^MIG-(GPU-[0-9a-fA-F-]+)/\d+/\d+$")
+_MIG_LINE = re.compile(r"^\s+MIG (\S+)\s+Device\s+(\d+): \(UUID: (MIG-[0-9a-fA-F-]+)\)")
+
+
+@dataclass
+class GpuIdentity:
+    """The GPU a server sees: its physical GPU's UUID and name, the MIG device if it got a slice."""
+
+    uuid: str = ""
+    name: str = ""
+    mig_uuid: str = ""
+    source: str = ""  # what said so: "nvidia-smi -L" or "NVIDIA_VISIBLE_DEVICES"
+
+
+def parse_identity(output: str) -> GpuIdentity:
+    """The identity in :data:`IDENTITY_COMMAND`'s output (the variable's line, then ``nvidia-smi -L``).
+
+    The device plugin's UUID says which device was allocated; ``nvidia-smi -L`` names it and
+    gives a MIG device's parent GPU. Without the variable (a runtime that mounts devices
+    instead) the only GPU ``nvidia-smi -L`` lists is taken."""
+    visible: list[str] = []
+    listed: list[tuple[str, str, list[str]]] = []  # (GPU uuid, name, its MIG uuids)
+    for line in output.splitlines():
+        if line.startswith("NVIDIA_VISIBLE_DEVICES="):
+            value = line.partition("=")[2].strip()
+            visible = [v for v in value.split(",") if v.startswith(("GPU-", "MIG-"))]
+        elif match := _GPU_LINE.match(line):
+            listed.append((match.group(3), match.group(2), []))
+        elif (match := _MIG_LINE.match(line)) and listed:
+            listed[-1][2].append(match.group(3))
+    if not visible:
+        if len(listed) == 1:
+            uuid_, name, migs = listed[0]
+            return GpuIdentity(uuid_, name, migs[0] if len(migs) == 1 else "", "nvidia-smi -L")
+        return GpuIdentity()
+    wanted = visible[0]
+    for uuid_, name, migs in listed:
+        if wanted == uuid_ or wanted in migs:
+            return GpuIdentity(uuid_, name, wanted if wanted.startswith("MIG-") else "", "nvidia-smi -L")
+    if wanted.startswith("MIG-"):  # the long form MIG-<GPU UUID>/<gi>/<ci> names its parent
+        parent = _MIG_LONG.match(wanted)
+        return GpuIdentity(parent.group(1) if parent else "", "", wanted, "NVIDIA_VISIBLE_DEVICES")
+    return GpuIdentity(wanted, "", "", "NVIDIA_VISIBLE_DEVICES")
+
+
+def gpu_identity_rows(placement: list[dict[str, Any]], api) -> list[dict[str, Any]]:
+    """Each placed server's GPU, read from inside it (one exec per server, :data:`IDENTITY_COMMAND`):
+    user, node, GPU UUID, GPU, MIG device, and what said so.
+
+    The GPU's name comes from ``nvidia-smi -L``, else from the node's ``nvidia.com/gpu.product``
+    label (GPU feature discovery's). A server that cannot be asked is a row with the reason."""
+    from . import kube
+
+    products: dict[str, str] = {}
+    rows = []
+    for row in placement:
+        if not row.get("node"):
+            continue
+        try:
+            code, out, err = kube.exec_in_pod(api, NAMESPACE, row["pod"], IDENTITY_COMMAND)
+            identity = parse_identity(out) if code == 0 else GpuIdentity(source=f"exit {code}: {err.strip()[:120]}")
+        except KubeError as exc:
+            identity = GpuIdentity(source=str(exc)[:160])
+        if not identity.name and identity.source == "NVIDIA_VISIBLE_DEVICES":
+            if row["node"] not in products:
+                labels = kube.node(api, row["node"])["metadata"].get("labels") or {}
+                products[row["node"]] = labels.get("nvidia.com/gpu.product", "")
+            identity.name = products[row["node"]] + " (node label)" if products[row["node"]] else ""
+        rows.append({"user": row["user"], "node": row["node"], "GPU UUID": identity.uuid or "-",
+                     "GPU": identity.name or "-", "MIG device": identity.mig_uuid or "-",
+                     "read from": identity.source or "nothing: no GPU in the server"})
+    return rows
+
+
+def parse_processes(output: str) -> list[tuple[int, str, str]]:
+    """``nvidia-smi --query-compute-apps=pid,used_memory,gpu_uuid --format=csv,noheader``: (pid, memory, GPU UUID)."""
+    found = []
+    for line in output.splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) == 3 and fields[0].isdigit():
+            found.append((int(fields[0]), fields[1], fields[2]))
+    return found
+
+
+def gpu_process_rows(placement: list[dict[str, Any]], api) -> list[dict[str, Any]]:
+    """The compute processes on the users' GPUs as ``nvidia-smi`` lists them from inside each server:
+    pid, GPU memory, GPU UUID, and the users whose server lists it (with a real GPU shared by
+    time-slicing, both users' processes appear on one UUID). Empty where no server has nvidia-smi
+    (the sandbox's emulated GPUs)."""
+    from . import kube
+
+    seen: dict[tuple[int, str], dict[str, Any]] = {}
+    for row in placement:
+        if not row.get("node"):
+            continue
+        try:
+            code, out, _ = kube.exec_in_pod(api, NAMESPACE, row["pod"], PROCESSES_COMMAND)
+        except KubeError:
+            continue
+        for pid, memory, gpu in parse_processes(out) if code == 0 else []:
+            entry = seen.setdefault((pid, gpu), {"pid": pid, "GPU memory": memory, "GPU UUID": gpu, "listed by": []})
+            entry["listed by"].append(row["user"])
+    return [{**e, "listed by": ", ".join(e["listed by"])} for e in seen.values()]
+
+
+def same_gpu_row(identities: list[dict[str, Any]]) -> dict[str, str]:
+    """The proof of sharing: the first two users' servers see the same physical GPU (UUID)."""
+    users = [r["user"] for r in identities[:2]]
+    title = f"{' and '.join(users) if len(users) == 2 else 'the demo users'} share one physical GPU"
+    uuids = [r["GPU UUID"] for r in identities[:2]]
+    if len(uuids) < 2 or "-" in uuids:
+        return {"check": title, "status": "fail",
+                "detail": "a server's GPU is unknown: " + "; ".join(f"{r['user']}: {r['read from']}" for r in identities)}
+    same = uuids[0] == uuids[1]
+    return {"check": title, "status": "pass" if same else "fail",
+            "detail": f"both {uuids[0]}" if same else f"different GPUs: {uuids[0]} and {uuids[1]}"}
+
+
+def packing_row(placement: list[dict[str, Any]], nodes: list[dict[str, Any]],
+                replicas: int = TIME_SLICING_REPLICAS) -> dict[str, str]:
+    """GPU nodes launched for the demo vs the ideal: the users' GPU requests over what one node advertises."""
+    gpu_users = [r for r in placement if r.get("nvidia.com/gpu requested")]
+    requested = sum(r["nvidia.com/gpu requested"] for r in gpu_users)
+    per_node = max([n["nvidia.com/gpu capacity"] for n in nodes] or [replicas]) or replicas
+    ideal = -(-requested // per_node)
+    launched = len({r["node"] for r in gpu_users if r.get("node")})
+    return {"check": "GPU nodes launched vs ideal", "status": "pass" if gpu_users and launched <= ideal else "fail",
+            "detail": f"{launched} launched, ideal {ideal} ({len(gpu_users)} users x 1 nvidia.com/gpu, "
+                      f"{per_node} per node)"}
+
+
+# --------------------------------------------------------------------------- MIG (option `mig`)
+
+
+def mig_profile() -> tuple[str, str]:
+    """(slug, resource) of the hub's profile that asks for a MIG slice (``nvidia.com/mig-1g.5gb``), from the values."""
+    for profile in facts.profile_list():
+        limits = (profile.get("kubespawner_override") or {}).get("extra_resource_limits") or {}
+        for resource in limits:
+            if resource.startswith("nvidia.com/mig-"):
+                return profile["slug"], resource
+    raise ParameterError("mig", "the hub's profile list has no profile that requests a nvidia.com/mig-* slice",
+                         "add one to terraform/helm-values/jupyterhub/base.yaml or run with mig = False")
+
+
+def start_mig(params: DeploymentParameters, enabled: bool, *, users: tuple[str, ...] = DEFAULT_USERS,
+              timeout: float = 900.0, progress: ProgressCallback | None = None) -> Demo:
+    """The MIG section's start: the users start the MIG profile (:func:`mig_profile`) one after the
+    other, as :func:`start_users` does; ``enabled`` False (option ``mig``): no server, an empty demo.
+
+    Run it after the time-slicing servers stopped (a user has one server at a time)."""
+    slug, _ = mig_profile()
+    if not enabled:
+        return Demo(params, "", slug)
+    return start_users(params, profile=slug, users=users, timeout=timeout, progress=progress)
+
+
+def mig_placement_rows(demo: Demo, api) -> list[dict[str, Any]]:
+    """Where each MIG server runs and the slice it requested (user, pod, node, instance type, pool, request)."""
+    if not demo.servers:
+        return []
+    from . import kube
+
+    _, resource = mig_profile()
+    requests = {r["pod"]: r.get("extended", "") for r in kube.placement(api, NAMESPACE, USER_POD_SELECTOR)}
+    rows = []
+    for row in placement_rows(demo, api):
+        requested = next((part.split("=", 1)[1] for part in requests.get(row["pod"], "").split(", ")
+                          if part.startswith(f"{resource}=")), "0")
+        rows.append({**{k: v for k, v in row.items() if k != "nvidia.com/gpu requested"},
+                     f"{resource} requested": int(requested)})
+    return rows
+
+
+def mig_node_rows(placement: list[dict[str, Any]], api) -> list[dict[str, Any]]:
+    """The MIG resources of the nodes that run the MIG servers, as the walkthrough shows them
+    (``kubectl describe node``): per ``nvidia.com/mig-*`` resource its capacity and allocatable,
+    the layout (``nvidia.com/mig.config``) and GPU feature discovery's count label."""
+    from . import kube
+
+    rows = []
+    for name in sorted({r["node"] for r in placement if r["node"]}):
+        node = kube.node(api, name)
+        labels = node["metadata"].get("labels") or {}
+        status = node.get("status") or {}
+        capacity, allocatable = status.get("capacity") or {}, status.get("allocatable") or {}
+        for resource in sorted(k for k in capacity if k.startswith("nvidia.com/mig-")):
+            profile = resource.removeprefix("nvidia.com/")
+            rows.append({"node": name, "resource": resource, "capacity": int(capacity[resource]),
+                         "allocatable": int(allocatable.get(resource, 0)),
+                         "nvidia.com/mig.config": labels.get("nvidia.com/mig.config", ""),
+                         "mig.strategy": labels.get("nvidia.com/mig.strategy", ""),
+                         f"{profile}.count (GFD)": labels.get(f"nvidia.com/{profile}.count", ""),
+                         "GPUs": labels.get("nvidia.com/gpu.count", ""), "product": labels.get("nvidia.com/gpu.product", "")})
+    return rows
+
+
+def mig_rows(demo: Demo, placement: list[dict[str, Any]], identities: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The MIG section's checks: every server placed, on one node, two different MIG devices, one parent GPU.
+
+    Empty when the section did not run (option ``mig`` off)."""
+    if not demo.servers:
+        return []
+    placed = {r["user"] for r in placement if r["node"]}
+    nodes = {r["node"] for r in placement if r["node"]}
+    migs = [r["MIG device"] for r in identities[:2]]
+    parents = [r["GPU UUID"] for r in identities[:2]]
+    known = len(migs) == 2 and "-" not in migs
+    rows = [
+        {"check": "every MIG server is placed", "status": "pass" if len(placed) == len(demo.servers) else "fail",
+         "detail": f"{len(placed)} of {len(demo.servers)} servers placed"},
+        {"check": "the MIG servers share one node", "status": "pass" if len(nodes) == 1 else "fail",
+         "detail": ", ".join(sorted(nodes)) or "none"},
+        {"check": "the users got different MIG devices", "status": "pass" if known and migs[0] != migs[1] else "fail",
+         "detail": " / ".join(migs) if known else "a server's MIG device is unknown: "
+                   + "; ".join(f"{r['user']}: {r['read from']}" for r in identities)},
+        {"check": "both MIG devices are slices of one physical GPU",
+         "status": "pass" if len(parents) == 2 and "-" not in parents and parents[0] == parents[1] else "fail",
+         "detail": " / ".join(parents) if parents else "no GPU read"},
+    ]
     return rows

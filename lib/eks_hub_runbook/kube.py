@@ -281,6 +281,34 @@ def events(api, namespace: str | None = None, involved_name: str | None = None,
              "message": e.get("message", ""), "count": e.get("count", 1)} for columns, e in items]
 
 
+def node(api, name: str) -> dict:
+    """One node as the API has it (metadata, labels, status with capacity and allocatable)."""
+    return _get(api, f"/api/v1/nodes/{name}")
+
+
+def exec_in_pod(api, namespace: str, pod: str, command: list[str], container: str | None = None,
+                timeout: float = 60.0) -> tuple[int, str, str]:
+    """Run ``command`` in a running pod, as ``kubectl exec`` does: (exit code, stdout, stderr).
+
+    Uses the pods/exec WebSocket API (EKS and the sandbox serve it alike). KubeError when the
+    API refuses (the pod does not run, the command is not in the image)."""
+    from kubernetes import client
+    from kubernetes.stream import stream
+
+    core = client.CoreV1Api(api)
+    options = {"container": container} if container else {}
+    try:
+        session = stream(core.connect_get_namespaced_pod_exec, pod, namespace, command=command, stdin=False,
+                         stdout=True, stderr=True, tty=False, _preload_content=False, **options)
+        session.run_forever(timeout=timeout)
+        stdout, stderr = session.read_stdout(), session.read_stderr()
+        code = session.returncode
+        session.close()
+    except Exception as exc:
+        raise KubeError(f"exec in {namespace}/{pod} ({' '.join(command)[:60]}) failed: {exc}") from exc
+    return (code if code is not None else -1), stdout, stderr
+
+
 # -- waiting ------------------------------------------------------------------------------------------
 def wait_for(check: Callable[[], Any], description: str, timeout: float = 600.0, interval: float = 2.0,
              progress: ProgressCallback | None = None) -> Any:

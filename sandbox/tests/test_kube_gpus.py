@@ -15,7 +15,8 @@ from eks_hub_sandbox.kube import gpus
 from eks_hub_sandbox.kube.controllers.device_plugins import node_devices, nvidia_devices, nvidia_resources
 from eks_hub_sandbox.kube.controllers.kubelet.devices import DeviceManager, DevicesUnavailable, device_env, requested
 
-UUID = re.compile(r"^(GPU|MIG)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+UUID = re.compile(r"^GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+MIG_UUID = re.compile(r"^MIG-(GPU-[0-9a-f-]{36})/\d+/0$")
 TIME_SLICING = {"version": "v1", "sharing": {"timeSlicing": {"resources": [{"name": "nvidia.com/gpu", "replicas": 4}]}}}
 MIG_MIXED = {"version": "v1", "flags": {"migStrategy": "mixed"}}
 G5, P4D = instance_types.get("g5.2xlarge"), instance_types.get("p4d.24xlarge")
@@ -84,7 +85,7 @@ def test_mig_slices_have_their_own_uuids_on_their_parent_gpu_and_the_mig_labels(
     devices, labels = nvidia_devices(P4D, MIG_MIXED, {"nvidia.com/mig.config": "all-1g.5gb"}, "n2", real=NO_GPUS)
     slices = devices["nvidia.com/mig-1g.5gb"]
     assert len(slices) == 56 and len({d.visible for d in slices}) == 56
-    assert all(UUID.match(d.visible) and d.visible.startswith("MIG-") for d in slices)
+    assert all(MIG_UUID.match(d.visible).group(1) == d.gpu.uuid for d in slices)  # the parent in the UUID
     assert {d.gpu.uuid for d in slices[:7]} == {slices[0].gpu.uuid} and slices[7].gpu.index == 1
     assert labels["nvidia.com/mig-1g.5gb.count"] == "56" and labels["nvidia.com/mig.config.state"] == "success"
     assert labels["nvidia.com/mig.strategy"] == "mixed" and labels["nvidia.com/gpu.product"] == "NVIDIA-A100-SXM4-40GB"

@@ -8,7 +8,7 @@ the sandbox then shares them, as the only GPUs there are.
 
 A *device* is what the plugin advertises and the kubelet allocates (``ListAndWatch`` /
 ``Allocate``): a whole GPU, one time-slicing replica of it (``<uuid>::<n>``: every replica of a
-GPU is that GPU), or a MIG slice (``MIG-...`` with its parent GPU). ``visible`` is what the
+GPU is that GPU), or a MIG slice (``MIG-<GPU UUID>/<gi>/<ci>``). ``visible`` is what the
 plugin puts in ``NVIDIA_VISIBLE_DEVICES`` for a container that got it.
 """
 
@@ -67,9 +67,12 @@ def emulated_gpus(seed: str, count: int, name: str, memory_mib: int) -> list[Gpu
     return [Gpu(i, uuid_like("GPU", f"{seed}/gpu/{i}"), name, memory_mib) for i in range(count)]
 
 
-def mig_uuid(gpu: Gpu, profile: str, slot: int) -> str:
-    """The UUID of the ``slot``-th MIG device of ``profile`` on ``gpu`` (derived from the GPU's UUID)."""
-    return uuid_like("MIG", f"{gpu.uuid}/{profile}/{slot}")
+def mig_uuid(gpu: Gpu, slot: int) -> str:
+    """The UUID of the ``slot``-th MIG device on ``gpu``, in the driver's long form
+    ``MIG-<GPU UUID>/<GPU instance>/<compute instance>`` (drivers before R470 print it; every
+    driver and the container toolkit take it): the parent GPU can be read from it, as
+    ``nvidia-smi -L`` would tell where the image has it."""
+    return f"MIG-{gpu.uuid}/{slot}/0"
 
 
 def parse_query(text: str) -> list[Gpu]:

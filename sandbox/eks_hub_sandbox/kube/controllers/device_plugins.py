@@ -143,13 +143,15 @@ def nvidia_devices(instance: InstanceType, config: dict, node_labels: dict, seed
     else:
         profiles = list(layout.items())[:1] if strategy == "single" else list(layout.items())
         for gpu in physical:
+            slot = 0  # the GPU instances of this GPU, across profiles
             for profile, count in profiles:
                 resource = "nvidia.com/gpu" if strategy == "single" else f"nvidia.com/mig-{profile}"
                 replicas, name = _replicas(config, resource)
                 if strategy == "single":
                     replicas_label, shared_name = replicas, name
-                for slot in range(count):
-                    add(name, _replicated(gpu, name, replicas, gpus.mig_uuid(gpu, profile, slot), profile))
+                for _ in range(count):
+                    add(name, _replicated(gpu, name, replicas, gpus.mig_uuid(gpu, slot), profile))
+                    slot += 1
     first = physical[0] if physical else None
     product = gpus.product_label(first.name if first else GPU_NAMES.get(instance.gpu_name, ""))
     if replicas_label > 1 and shared_name == "nvidia.com/gpu":
