@@ -89,3 +89,75 @@ def test_cleanup_tag_names():
     assert cleanup.Found("load balancer", "arn:x", "dns").row("deleted") == \
         {"resource": "load balancer", "id": "arn:x", "name": "dns", "action": "deleted"}
 
+
+
+# --------------------------------------------------------------------------- what ran and what it cost
+
+
+def test_usage_reads_karpenters_instances_terminated_ones_included(aws_sandbox):
+    """Instances Karpenter launched for the cluster (its tags), running or already terminated, with their times."""
+    params = resolve(deployment="spend-test")
+    ec2 = client("ec2", "sandbox", "us-west-2")
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+
+    def launch(pool: str, instance_type: str) -> str:
+        tags = [{"Key": f"kubernetes.io/cluster/{params.cluster_name}", "Value": "owned"},
+                {"Key": leftovers.KARPENTER_NODEPOOL_TAG, "Value": pool}]
+        return ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType=instance_type,
+                                 TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])["Instances"][0]["InstanceId"]
+
+    gpu, cpu = launch("gpu-ts", "g5.2xlarge"), launch("cpu", "m5.xlarge")
+    ec2.terminate_instances(InstanceIds=[cpu])
+    ran = cleanup.usage(params)
+    assert ran.started is None  # no EKS cluster of that name: its lifetime is unknown
+    runs = {n.name: n for n in ran.nodes}
+    assert (runs[gpu].instance_type, runs[gpu].pool, runs[gpu].ended) == ("g5.2xlarge", "gpu-ts", None)
+    assert runs[cpu].pool == "cpu" and runs[cpu].ended is not None and runs[cpu].ended >= runs[cpu].started
+    assert [r["until"] for r in ran.rows()][0] == "now" and len(ran.rows()) == 3
+    spent = cleanup.spend(params, ran)
+    assert {i["item"] for i in spent.items} == {f"gpu-ts node {gpu}", f"cpu node {cpu}"}  # no fixed part without a start
+    ec2.terminate_instances(InstanceIds=[gpu])
+
+
+def test_spend_counts_the_fixed_part_from_the_clusters_creation(monkeypatch):
+    import datetime as dt
+
+    from eks_hub_runbook import cost
+
+    now = dt.datetime.now(dt.timezone.utc)
+    node = cost.NodeRun("ip-10-1-0-9", "g5.2xlarge", "gpu-ts", now - dt.timedelta(hours=1))
+    monkeypatch.setattr(cleanup, "_cluster_created", lambda params: now - dt.timedelta(hours=3))
+    monkeypatch.setattr(cleanup, "_karpenter_instances", lambda params: {"i-1": cost.NodeRun("i-1", "g5.2xlarge", "gpu-ts", now)})
+    monkeypatch.setattr(cleanup, "_cluster_nodes", lambda params: {"i-1": node})  # the cluster's view of i-1 wins
+    ran = cleanup.usage(resolve(target="aws", deployment="spend-fixed"))
+    assert ran.nodes == [node]
+    spent = cleanup.spend(resolve(target="aws", deployment="spend-fixed"), ran)
+    control_plane = next(i for i in spent.items if i["item"] == "EKS control plane")
+    assert control_plane["hours"] == pytest.approx(3, abs=0.01) and control_plane["USD"] == pytest.approx(0.3, abs=0.01)
+    gpu = next(i for i in spent.items if i["part"] == "node")
+    assert gpu["hours"] == pytest.approx(1, abs=0.01) and gpu["USD"] == pytest.approx(1.212, abs=0.02)
+    assert spent.as_dict()["usd"] == round(spent.usd, 2)
+
+
+def test_terminated_at_reads_the_state_transition_reason():
+    import datetime as dt
+
+    when = cleanup._terminated_at({"StateTransitionReason": "User initiated (2026-12-01 10:15:00 GMT)"})
+    assert when == dt.datetime(2026, 12, 1, 10, 15, tzinfo=dt.timezone.utc)
+    assert cleanup._terminated_at({"StateTransitionReason": ""}) is None
+
+
+def test_run_json_holds_the_estimated_cost_05_glued(tmp_path):
+    import json
+
+    from eks_hub_runbook.records import archive
+
+    run = archive.Run.create("spend-record", [("00_prerequisites", tmp_path / "00.ipynb"), ("05_cleanup", tmp_path / "05.ipynb")],
+                             {}, target="sandbox", root=tmp_path)
+    assert "estimated_cost" not in json.loads((run.dir / archive.RUN_FILE).read_text())
+    spend = {"usd": 0.42, "items": [{"part": "fixed", "item": "EKS control plane", "USD": 0.1}], "source": "price table"}
+    run.entry("05_cleanup").scraps = {"estimated_cost": spend, "cleanup": {"leftovers": 0}}
+    run.save()
+    recorded = json.loads((run.dir / archive.RUN_FILE).read_text())
+    assert recorded["estimated_cost"] == spend
+    assert archive.Run.load(run.dir).record.to_dict()["estimated_cost"] == spend  # kept when read and written again

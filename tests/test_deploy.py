@@ -353,3 +353,74 @@ def test_hub_endpoint_for_a_domain_trusts_the_generated_certificate_when_there_i
     generated.write_text("-----BEGIN CERTIFICATE-----\n")
     with deploy.hub_endpoint(params) as (url, verify):
         assert (url, verify) == ("https://hub.example.com", str(generated))
+
+
+# --------------------------------------------------------------------------- plan_only
+
+
+def test_plan_only_note_counts_what_the_apply_would_create():
+    changes = [SimpleNamespace(address=a, action=x) for a, x in [
+        ("aws_subnet.private[0]", "create"), ("aws_subnet.private[1]", "create"), ("aws_vpc.this", "create"),
+        ("aws_eks_cluster.this", "update")]]
+    estimate = SimpleNamespace(summary=lambda: "The deployment costs about $0.56/h.")
+    text = deploy.plan_only_note(SimpleNamespace(changes=changes), estimate)
+    assert "nothing was created" in text and "would create 3 resources of 2 types (2 aws_subnet, 1 aws_vpc;" in text
+    assert "$0.56/h" in text
+
+
+def test_stop_if_plan_only_stops_with_a_clean_exit_only_when_asked(monkeypatch):
+    from eks_hub_runbook import cost
+
+    shown = []
+    monkeypatch.setattr(cost, "estimate", lambda params: cost.Estimate("us-west-2", "table", "", [], []))
+    monkeypatch.setattr("eks_hub_runbook.notebook.display.note", shown.append)
+    plan = SimpleNamespace(changes=[SimpleNamespace(address="aws_vpc.this", action="create")])
+    params = resolve(target="aws")
+    assert deploy.stop_if_plan_only(params, plan, False) is None and shown == []
+    with pytest.raises(SystemExit) as stopped:
+        deploy.stop_if_plan_only(params, plan, True)
+    assert stopped.value.code == 0  # papermill and the runner record SystemExit(0) as a success
+    assert "would create 1 resources" in shown[0]
+
+
+def test_plan_only_certificate_is_a_placeholder_where_the_target_would_import_one(monkeypatch):
+    imported = []
+    monkeypatch.setattr(deploy.acm, "ensure_certificate", lambda params, recalled: imported.append(1) or "arn:new")
+    monkeypatch.setattr(deploy, "planned_certificate_arn", lambda params: f"arn:aws:acm:us-west-2:1:certificate/{deploy.PLANNED_CERTIFICATE_ID}")
+    monkeypatch.setattr(deploy.targets.of(resolve(target="aws")).__class__, "makes_certificates", True)
+    params = resolve(target="aws", deployment="plan-only-cert", **COGNITO)
+    arn = deploy.certificate(params, plan_only=True)
+    assert arn.endswith(deploy.PLANNED_CERTIFICATE_ID) and imported == []
+    rows = deploy.certificate_rows(params, arn)
+    assert "not imported (plan_only)" in rows[1]["value"]
+    assert deploy.certificate(params) == "arn:new" and imported == [1]  # without plan_only it is imported
+
+
+@pytest.mark.sandbox
+@pytest.mark.slow
+def test_02_with_plan_only_stops_after_the_plan_and_creates_nothing(full_sandbox, tmp_path):
+    """02_deploy on the sandbox with plan_only (type 2, so the certificate path is taken too): papermill
+    records a success, the apply never runs, no certificate is imported and nothing exists in the local AWS."""
+    import nbformat
+    import papermill as pm
+
+    from eks_hub_runbook import paths
+    from eks_hub_runbook.aws import leftovers, session
+
+    deployment = "plan-only"
+    acm = session.client("acm", "sandbox", "us-west-2")
+    ec2 = session.client("ec2", "sandbox", "us-west-2")
+    before = (len(acm.list_certificates()["CertificateSummaryList"]), len(ec2.describe_vpcs()["Vpcs"]))
+    out = tmp_path / "02.ipynb"
+    pm.execute_notebook(str(paths.RUNBOOKS_DIR / "02_deploy.ipynb"), str(out),
+                        parameters={"deployment": deployment, "plan_only": True, **COGNITO},
+                        kernel_name="python3", progress_bar=False)
+    cells = {c.get("id"): c for c in nbformat.read(out, as_version=4).cells}
+    stop = cells["02-plan-only-stop"]
+    assert [o.get("ename") for o in stop.outputs if o.output_type == "error"] == ["SystemExit"]
+    assert "nothing was created" in json.dumps(stop.outputs)
+    assert cells["02-12"].execution_count is None  # the apply never ran
+    assert "not imported (plan_only)" in json.dumps(cells["02-06"].outputs)
+    assert (len(acm.list_certificates()["CertificateSummaryList"]), len(ec2.describe_vpcs()["Vpcs"])) == before
+    assert leftovers.scan(deployment, "sandbox", "us-west-2") == []
+    assert records.recall(deployment, "certificate_arn") is None and records.recall(deployment, "cluster_name") is None

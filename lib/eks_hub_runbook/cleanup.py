@@ -17,6 +17,9 @@ The order here avoids each cause:
 5. a **leftovers scan** by tag that must come back empty;
 6. on the sandbox, **stop the sandbox services** unless asked to keep them.
 
+Before the drain, :func:`usage` notes what ran (the cluster's creation time, the Karpenter nodes);
+after the destroy, :func:`spend` turns it into the run's estimated spend (:mod:`.cost`).
+
 Each step reports rows (``step``, ``resource``, ``id``, ``action``) for a table.
 Every deletion treats "not found" as done, so a second run finds nothing to do.
 """
@@ -178,6 +181,108 @@ def inventory_rows(params: DeploymentParameters) -> list[dict[str, Any]]:
         counts[key] = counts.get(key, 0) + 1
     rows = [{"service": s, "type": t, "count": n} for (s, t), n in sorted(counts.items())]
     return rows or [{"service": "(none)", "type": "nothing to delete", "count": 0}]
+
+
+# --------------------------------------------------------------------------- what ran, what it cost
+
+
+@dataclass
+class Usage:
+    """What a deployment ran: since when (its EKS cluster's creation; None when it is gone) and the
+    Karpenter nodes (:class:`eks_hub_runbook.cost.NodeRun`)."""
+
+    started: Any
+    nodes: list
+
+    def rows(self) -> list[dict[str, str]]:
+        """The cluster and each node with its start (and end, for a node already terminated)."""
+        rows = [{"what": "deployment (EKS cluster created)", "instance type": "",
+                 "since": self.started.isoformat(timespec="seconds") if self.started else "(no cluster)", "until": "now"}]
+        rows += [{"what": f"{n.pool} node {n.name}", "instance type": n.instance_type,
+                  "since": n.started.isoformat(timespec="seconds"),
+                  "until": n.ended.isoformat(timespec="seconds") if n.ended else "now"} for n in self.nodes]
+        return rows
+
+
+def _cluster_created(params: DeploymentParameters):
+    """When the deployment's EKS cluster was created (UTC), or None when there is none."""
+    import datetime as dt
+
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        created = client("eks", params.target, params.region).describe_cluster(name=params.cluster_name)["cluster"].get("createdAt")
+    except (ClientError, BotoCoreError):
+        return None
+    if isinstance(created, str):
+        created = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+    return created.astimezone(dt.timezone.utc) if created else None
+
+
+def _cluster_nodes(params: DeploymentParameters) -> dict[str, Any]:
+    """The cluster's Karpenter nodes as NodeRuns, by EC2 instance id (else node name)."""
+    from kubernetes import client as k8s
+
+    from .cost import NodeRun
+
+    api = _cluster_api(params)
+    if api is None:
+        return {}
+    nodes = {}
+    for node in k8s.CoreV1Api(api).list_node(label_selector=leftovers.KARPENTER_NODEPOOL_TAG).items:
+        labels = node.metadata.labels or {}
+        key = ((node.spec.provider_id or "").rsplit("/", 1)[-1]) or node.metadata.name
+        nodes[key] = NodeRun(node.metadata.name, labels.get("node.kubernetes.io/instance-type", ""),
+                             labels.get(leftovers.KARPENTER_NODEPOOL_TAG, ""), node.metadata.creation_timestamp)
+    return nodes
+
+
+def _terminated_at(instance: dict[str, Any]):
+    """When EC2 terminated an instance, from its state transition reason (``User initiated (2026-12-01 10:00:00 GMT)``)."""
+    import datetime as dt
+    import re
+
+    match = re.search(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:GMT|UTC)\)", instance.get("StateTransitionReason") or "")
+    return dt.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.timezone.utc) if match else None
+
+
+def _karpenter_instances(params: DeploymentParameters) -> dict[str, Any]:
+    """The EC2 instances Karpenter launched for the cluster, terminated ones included (EC2 lists those
+    for about an hour), as NodeRuns by instance id."""
+    from botocore.exceptions import BotoCoreError
+
+    from .cost import NodeRun
+
+    ec2 = client("ec2", params.target, params.region)
+    filters = [{"Name": f"tag:{leftovers.cluster_owned_tag(params.cluster_name)}", "Values": ["owned"]},
+               {"Name": "tag-key", "Values": [leftovers.KARPENTER_NODEPOOL_TAG]}]
+    try:
+        pages = ec2.get_paginator("describe_instances").paginate(Filters=filters)
+        instances = [i for page in pages for r in page.get("Reservations", []) for i in r.get("Instances", [])]
+    except (ClientError, BotoCoreError):
+        return {}
+    runs = {}
+    for instance in instances:
+        tags = {t["Key"]: t["Value"] for t in instance.get("Tags") or []}
+        ended = _terminated_at(instance) if instance.get("State", {}).get("Name") in ("shutting-down", "terminated") else None
+        runs[instance["InstanceId"]] = NodeRun(instance["InstanceId"], instance.get("InstanceType", ""),
+                                               tags.get(leftovers.KARPENTER_NODEPOOL_TAG, ""), instance["LaunchTime"], ended)
+    return runs
+
+
+def usage(params: DeploymentParameters) -> Usage:
+    """What ran, read before the drain: the cluster's creation time and the Karpenter nodes the cluster
+    lists, plus the instances EC2 still lists that the cluster no longer does (terminated by consolidation)."""
+    nodes = {**_karpenter_instances(params), **_cluster_nodes(params)}
+    return Usage(_cluster_created(params), sorted(nodes.values(), key=lambda n: (n.started, n.name)))
+
+
+def spend(params: DeploymentParameters, ran: Usage):
+    """The run's estimated spend (:func:`eks_hub_runbook.cost.spend`) up to now: the fixed part over the
+    deployment's lifetime plus the hours of each node in ``ran``."""
+    from . import cost
+
+    return cost.spend(params, ran.started, ran.nodes)
 
 
 def _cluster_api(params: DeploymentParameters):

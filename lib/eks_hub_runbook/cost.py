@@ -363,7 +363,7 @@ def spend(params: DeploymentParameters, started: dt.datetime | None, nodes: Iter
     node_prices = prices(params, [core_type, *(n.instance_type for n in nodes)])
     items = []
     lifetime = _hours(started, ended) if started else 0.0
-    for row in fixed_rows(params, node_prices):
+    for row in fixed_rows(params, node_prices) if started else []:
         if row["USD/h"]:
             items.append({"part": "fixed", "item": row["item"], "count": row["count"], "hours": round(lifetime, 3), "USD/h": row["USD/h"],
                           "USD": round(row["USD/h"] * lifetime, 4)})

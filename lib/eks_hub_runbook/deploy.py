@@ -7,6 +7,7 @@ results into rows for the notebook's tables:
 - ``certificate`` the ACM certificate to use (recorded by 01_certificate, given, or on
   the sandbox created now so a fresh clone works);
 - ``workspace`` / ``plan_summary`` the Terraform variables and what a plan would change;
+- ``stop_if_plan_only`` with ``plan_only``: what the apply would create and cost, then the notebook stops;
 - ``apply`` the staged apply with a live progress display;
 - ``install_platform`` helm releases and manifests (EKS) or their sandbox equivalent;
 - ``access`` how to reach the hub: type 1 the port-forward command (sandbox: the URL),
@@ -37,9 +38,33 @@ ProgressCallback = Callable[[str, str, str], None]
 # --------------------------------------------------------------------------- certificate + terraform
 
 
-def certificate(params: DeploymentParameters) -> str:
-    """The ACM certificate ARN for types 2/3 ('' for type 1); see :func:`acm.ensure_certificate`."""
-    return acm.ensure_certificate(params, acm.recorded_arn(params))
+PLANNED_CERTIFICATE_ID = "00000000-0000-0000-0000-000000000000"  # the certificate a plan_only run does not import
+
+
+def certificate(params: DeploymentParameters, plan_only: bool = False) -> str:
+    """The ACM certificate ARN for types 2/3 ('' for type 1); see :func:`acm.ensure_certificate`.
+
+    With ``plan_only`` nothing is imported: where the target would make a certificate now (the
+    sandbox, when none is recorded or the recorded one is gone), the plan gets an ARN of the
+    right shape (:func:`planned_certificate_arn`) instead. That is harmless: the module uses a
+    given ARN in no resource, only in its ``certificate_arn`` output, and the plan is never applied.
+    """
+    recorded = acm.recorded_arn(params)
+    if plan_only and params.uses_domain and not params.certificate_arn and targets.of(params).makes_certificates:
+        if recorded:
+            try:
+                acm.check_arn(params, recorded)
+                return recorded
+            except ParameterError:
+                pass
+        return planned_certificate_arn(params)
+    return acm.ensure_certificate(params, recorded)
+
+
+def planned_certificate_arn(params: DeploymentParameters) -> str:
+    """An ACM ARN in the deployment's account and region that stands for the certificate the apply would import."""
+    account = client("sts", params.target, params.region).get_caller_identity()["Account"]
+    return f"arn:aws:acm:{params.region}:{account}:certificate/{PLANNED_CERTIFICATE_ID}"
 
 
 def workspace(params: DeploymentParameters, certificate_arn: str = ""):
@@ -79,6 +104,41 @@ def plan_summary(plan) -> list[dict[str, Any]]:
     return rows or [{"resource type": "(all)", "action": "no changes", "count": 0}]
 
 
+def plan_only_note(plan, estimate) -> str:
+    """Markdown: a plan_only run created nothing; what the apply would create (by type) and cost
+    (``estimate``: :func:`eks_hub_runbook.cost.estimate`)."""
+    created = [row for row in plan_summary(plan) if row["action"] == "create"]
+    total = sum(row["count"] for row in created)
+    biggest = sorted(created, key=lambda r: (-r["count"], r["resource type"]))[:6]
+    by_type = ", ".join(f"{r['count']} {r['resource type']}" for r in biggest)
+    more = f" and {total - sum(r['count'] for r in biggest)} more" if len(created) > len(biggest) else ""
+    return (f"**plan_only: nothing was created, and the notebook stops here.** The apply would create {total} "
+            f"resources of {len(created)} types ({by_type}{more}; the table above lists them all), and then the "
+            f"platform on the cluster. {estimate.summary()} Run again with `plan_only = False` to deploy.")
+
+
+def stop_if_plan_only(params: DeploymentParameters, plan, plan_only: bool) -> None:
+    """With ``plan_only``: show what the apply would create and what it would cost per hour (fixed part and
+    per profile), then stop the notebook with ``SystemExit(0)``, which papermill and the runner record as a
+    success and which ends JupyterLab's Run All here. Without ``plan_only``: nothing."""
+    if not plan_only:
+        return
+    import warnings
+
+    from IPython.display import display
+
+    from . import cost
+    from .notebook.display import note, table
+
+    estimate = cost.estimate(params)
+    note(plan_only_note(plan, estimate))
+    display(table(estimate.fixed, index="item"))
+    display(table(estimate.profiles, index="profile"))
+    # IPython adds "To exit: use 'exit', 'quit', or Ctrl-D." to a SystemExit: not what a stop after a plan means.
+    warnings.filterwarnings("ignore", message="To exit: use 'exit', 'quit', or Ctrl-D.")
+    raise SystemExit(0)
+
+
 def stage_names() -> list[str]:
     """The staged apply's stage names, in order (for a progress display)."""
     from . import terraform
@@ -98,6 +158,10 @@ def certificate_rows(params: DeploymentParameters, certificate_arn: str) -> list
     """The certificate the load balancer will use, as ACM lists it (type 1: none)."""
     if not params.uses_domain:
         return [{"field": "certificate", "value": "none: deployment type 1 is reached by port-forward"}]
+    if certificate_arn.endswith(PLANNED_CERTIFICATE_ID):
+        return [{"field": "ARN", "value": certificate_arn},
+                {"field": "status", "value": f"not imported (plan_only): the apply would make a self-signed certificate "
+                                             f"for {params.certificate_domain} and import it"}]
     return [{"field": "ARN", "value": certificate_arn}, *acm.describe(params, certificate_arn)]
 
 

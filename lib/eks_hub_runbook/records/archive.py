@@ -30,8 +30,9 @@ A run folder holds the executed notebooks (scrubbed, see ``scrub``), the run's l
       "attempts": [{"attempt": 1, "started_at": ..., "ended_at": ..., "status": ..., "resumed_from": null}],
       "versions": {"python", "terraform", "providers", "charts", "packages"},
       "git": {"commit", "branch", "dirty"},
-      "runner": {"pid": 1234, "host": "..."}
-    }
+      "runner": {"pid": 1234, "host": "..."},
+      "estimated_cost": {"usd": 1.23, "items": [...], "source": "price table (us-west-2, 2026-11-28)", ...}
+    }                                     # estimated_cost: once 05_cleanup glued it (RUN_SCRAPS)
 
 The types of ``model`` (``RunRecord``, ``NotebookEntry``, ``Attempt``, ``Failure``, ``Status``)
 read and write exactly this shape. Everything written here goes through ``scrub`` first.
@@ -57,6 +58,9 @@ from .model import Cell, Failure, NotebookEntry, NotebookSummary, RunRecord, Sta
 from .redact import redact
 
 RUN_FILE = "run.json"
+# Scraps that describe the whole run, not one notebook: run.json also holds them at its top level
+# (the latest notebook that glued one wins). 05_cleanup glues the run's estimated spend.
+RUN_SCRAPS = ("estimated_cost",)
 LOG_FILE = "run.log"
 
 
@@ -152,7 +156,12 @@ class Run:
             raise ValueError(f"{path} is not a run record ({exc.__class__.__name__}: {exc})") from None
 
     def save(self) -> None:
-        """Write run.json (scrubbed: a secret in it raises SecretLeakError)."""
+        """Write run.json (scrubbed: a secret in it raises SecretLeakError), with the notebooks' :data:`RUN_SCRAPS`
+        at its top level."""
+        for entry in self.record.notebooks:
+            for name in RUN_SCRAPS:
+                if name in (entry.scraps or {}):
+                    self.record.extra[name] = entry.scraps[name]
         scrub.write_json(self.record.to_dict(), self.dir / RUN_FILE, where=f"{self.run_id}/{RUN_FILE}")
 
     # -- properties -----------------------------------------------------------
