@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup tools browser demo workshop test test-fast golden bench clean sandbox-down
+.PHONY: setup tools browser demo workshop test test-fast golden bench clean sandbox-down gpu-check
 
 setup: tools $(STAMP) node_modules/.installed
 
@@ -51,6 +51,11 @@ golden: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks
+
+# On a machine with an NVIDIA GPU (not in CI): the sandbox hands the real GPU to two pods and
+# prints what it saw (nvidia-smi -L, the node's GPUs, each pod's devices, nvidia-smi's processes).
+gpu-check: setup
+	$(BIN)/python -m eks_hub_sandbox.gpu_check
 
 sandbox-down:
 	-$(BIN)/runbook sandbox down

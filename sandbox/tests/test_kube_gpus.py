@@ -195,3 +195,22 @@ def test_a_failing_nvidia_smi_keeps_the_gpus_emulated(tmp_path, monkeypatch):
         assert gpus.real_gpus() == []
     finally:
         gpus._query.cache_clear()
+
+
+def test_gpu_check_says_clearly_that_it_needs_a_gpu(monkeypatch, tmp_path, capsys):
+    from eks_hub_sandbox import gpu_check
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert gpu_check.main() == 2
+    assert "no NVIDIA GPU here (nvidia-smi is not on PATH)" in capsys.readouterr().err
+
+
+def test_gpu_check_uses_the_platforms_device_plugin_config_and_a_time_sliced_node():
+    from eks_hub_sandbox import gpu_check
+
+    configmap = gpu_check._device_plugin_configmap()
+    available = node_devices(gpu_check._node(), [configmap])
+    assert len(available["nvidia.com/gpu"]) == 4 and configmap["metadata"]["namespace"] == "nvidia-device-plugin"
+    pod = gpu_check._pod("user-1")
+    assert pod["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+    compile(gpu_check.HOLD, "hold", "exec")  # the CUDA holder is valid Python
