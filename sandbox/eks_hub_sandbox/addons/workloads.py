@@ -122,7 +122,7 @@ def _text(template: str, variables: Mapping[str, Any], values: Mapping[str, Any]
         found = lookup(values, name)
         if found is _MISSING or isinstance(found, (Mapping, list)):
             raise WorkloadDataError(f"{DATA_FILE}: ${{{name}}} is neither a variable nor a plain value")
-        return str(found)
+        return str(found).lower() if isinstance(found, bool) else str(found)  # as a Go template prints it
     return _REFERENCE.sub(replace, template)
 
 

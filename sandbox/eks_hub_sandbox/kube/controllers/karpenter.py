@@ -8,7 +8,11 @@
   registered the expected devices), so a pod waiting for its GPU node does not
   trigger a second node.
 - Like the real Karpenter it counts physical GPUs only (it does not know about
-  time-slicing replicas, upstream karpenter issue 729). Deliberate sandbox allowance:
+  time-slicing replicas, upstream karpenter issue 729), unless a NodeOverlay says otherwise:
+  with the ``NodeOverlay`` feature gate on (the Karpenter Deployment's ``FEATURE_GATES``),
+  NodeOverlays add or override extended resources and adjust prices of the instance types they
+  select, in the simulation and in the NodeClaims (:mod:`.nodeoverlays`; their status conditions
+  ValidationSucceeded and Ready as upstream). Deliberate sandbox allowance:
   a ``nvidia.com/mig-<profile>`` request is satisfiable by GPUs that can be partitioned,
   up to the most slices of that profile one of their layouts has (the catalog's
   ``MIG_LAYOUTS``) per GPU.
@@ -16,9 +20,13 @@
   and allocatable those their nodes report (``nodes.capacity`` / ``nodes.allocatable``), with
   the root volume (ephemeral storage) of the EC2NodeClass's ``/dev/xvda`` block device
   mapping (20 GiB when it has none, the AL2023 default).
-- Disruption: nodes that stay empty (no non-DaemonSet pods) for the NodePool's
-  ``consolidateAfter`` are removed (policy WhenEmpty or WhenEmptyOrUnderutilized);
-  under-utilised consolidation, drift and expiry are not emulated.
+- Disruption: a node whose non-DaemonSet pods stayed the same for the NodePool's
+  ``consolidateAfter`` is removed when it is empty (policy WhenEmpty or
+  WhenEmptyOrUnderutilized) or, with WhenEmptyOrUnderutilized, when all its pods fit on the
+  other nodes (one such node per pass, the least loaded first; its pods are evicted). A pod
+  annotated ``karpenter.sh/do-not-disrupt: "true"`` (or the annotation on the node) blocks both,
+  with a ``DisruptionBlocked`` event as upstream. Replacement by a cheaper node, drift and
+  expiry are not emulated.
 - Status: EC2NodeClasses become Ready; NodePools report nodes and resources.
 """
 
@@ -35,6 +43,7 @@ from ..nodes import NodeAddressPool, build_node, is_ready
 from ..nodes import allocatable as node_allocatable, capacity as node_capacity
 from ..objects import clone, owner_reference, parse_duration, random_hex, random_suffix
 from ..objects import set_condition as _set_condition
+from . import nodeoverlays
 from .base import Controller
 from .scheduler import is_pending
 
@@ -55,7 +64,10 @@ log = logging.getLogger(__name__)
 PODS, NODES = ("", "pods"), ("", "nodes")
 NODEPOOLS, NODECLAIMS = ("karpenter.sh", "nodepools"), ("karpenter.sh", "nodeclaims")
 NODECLASSES = ("karpenter.k8s.aws", "ec2nodeclasses")
-DAEMONSETS = ("apps", "daemonsets")
+NODEOVERLAYS = ("karpenter.sh", "nodeoverlays")
+DAEMONSETS, DEPLOYMENTS = ("apps", "daemonsets"), ("apps", "deployments")
+DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
+STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage", "pods")
 TERMINATION_FINALIZER = "karpenter.sh/termination"
 SPOT_DISCOUNT = 0.35
 MIG_PREFIX = "nvidia.com/mig-"
@@ -79,7 +91,7 @@ def _claim_ready(claim: dict, condition: str) -> bool:
 
 class Karpenter(Controller):
     name = "karpenter"
-    watches = (PODS, NODES, NODEPOOLS, NODECLAIMS, NODECLASSES, DAEMONSETS)
+    watches = (PODS, NODES, NODEPOOLS, NODECLAIMS, NODECLASSES, DAEMONSETS, NODEOVERLAYS, DEPLOYMENTS)
     debounce = 0.2
 
     def __init__(self, runtime):
@@ -87,10 +99,15 @@ class Karpenter(Controller):
         self.addresses: NodeAddressPool = runtime.node_addresses
         self._nominations: dict[str, dict[str, dict[str, Fraction]]] = {}  # claim -> pod uid -> requests
         self._launches: dict[str, asyncio.Task] = {}
-        self._empty_since: dict[str, float] = {}
+        self._stable_since: dict[str, tuple[frozenset, float]] = {}  # node -> (its pods, since when)
+        self._blocked: dict[str, str] = {}  # node -> the do-not-disrupt message last recorded
         self._reported: dict[str, str] = {}
+        self._overlays = nodeoverlays.Overlays()
 
     def interested(self, key, change) -> bool:
+        if key == DEPLOYMENTS:  # only Karpenter's own Deployment says something (its feature gates)
+            return any((obj["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == nodeoverlays.KARPENTER_APP
+                       for obj in (change.obj, change.old) if obj)
         if key == PODS:
             pod, old = change.obj, change.old
             if change.type == "DELETED" or old is None:
@@ -108,6 +125,7 @@ class Karpenter(Controller):
         if not self._installed():
             return
         self._reconcile_nodeclasses()
+        self._overlays = self._resolve_overlays()
         self._terminate_claims()
         self._initialize_claims()
         self._provision()
@@ -120,8 +138,10 @@ class Karpenter(Controller):
             task.cancel()
         self._launches.clear()
         self._nominations.clear()
-        self._empty_since.clear()
+        self._stable_since.clear()
+        self._blocked.clear()
         self._reported.clear()
+        self._overlays = nodeoverlays.Overlays()
 
     async def stop(self) -> None:
         self.reset()
@@ -148,6 +168,45 @@ class Karpenter(Controller):
                              "ValidationSucceeded", "Ready"):
                     set_condition(status, kind, "True", kind)
             self.cluster.mutate(NODECLASSES, "", nodeclass["metadata"]["name"], ready)
+
+    # -- node overlays ----------------------------------------------------------------------------------
+    def _resolve_overlays(self) -> nodeoverlays.Overlays:
+        """The NodeOverlays applied to every pool's offerings (none while the feature gate is off)."""
+        store = self.cluster.store
+        if self.cluster.registry.by_key(*NODEOVERLAYS) is None or not nodeoverlays.feature_enabled(store.list(DEPLOYMENTS)):
+            return nodeoverlays.Overlays()
+        overlays = [o for o in store.list(NODEOVERLAYS) if not o["metadata"].get("deletionTimestamp")]
+        if not overlays:
+            return nodeoverlays.Overlays()
+        offerings: dict[tuple[str, str], list[dict[str, str]]] = {}
+        zones = self.addresses.zones(self.settings.region)
+        for pool in self._pools():
+            requirements = self._requirements(pool)
+            for instance in instance_types.CATALOG.values():
+                for zone in zones:
+                    for capacity_type in ("on-demand", "spot"):
+                        labels = self._claim_labels(pool, instance, zone, capacity_type)
+                        if all(scheduling.match_expression(r, labels) for r in requirements if r.get("key") in labels):
+                            offerings.setdefault((pool["metadata"]["name"], instance.name), []).append(labels)
+        resolved = nodeoverlays.resolve(overlays, offerings)
+        for overlay in overlays:
+            reason, message = resolved.problems.get(overlay["metadata"]["name"], ("", ""))
+
+            def update(obj: dict, reason=reason, message=message):
+                status = obj.setdefault("status", {})
+                valid = "False" if reason else "True"
+                set_condition(status, "ValidationSucceeded", valid, reason or "ValidationSucceeded", message)
+                set_condition(status, "Ready", valid, "UnhealthyDependents" if reason else "Ready",
+                              f"ValidationSucceeded=False: {message}" if reason else "")
+            updated = clone(overlay)
+            update(updated)
+            if _strip_times(updated.get("status")) != _strip_times(overlay.get("status")):
+                self.cluster.mutate(NODEOVERLAYS, "", overlay["metadata"]["name"], update)
+        return resolved
+
+    def _extended(self, pool_name: str, instance: InstanceType) -> dict[str, Fraction]:
+        """The extended resources Karpenter expects of an instance type in a pool: its devices, overlaid."""
+        return {**instance_types.expected_extended_resources(instance), **self._overlays.capacity(pool_name, instance.name)}
 
     # -- provisioning -------------------------------------------------------------------------------------
     def _pools(self) -> list[dict]:
@@ -284,15 +343,16 @@ class Karpenter(Controller):
                             continue
                         if not scheduling.node_matches(pod, labels, ""):
                             continue
-                        allocatable = {**node_allocatable(instance, disk_gib),
-                                       **instance_types.expected_extended_resources(instance)}
+                        extended = self._extended(pool_name, instance)
+                        allocatable = {**node_allocatable(instance, disk_gib), **extended}
                         overhead = self._daemonset_overhead(labels, taints)
                         if self._missing(requests, allocatable, overhead, labels):
                             continue
-                        capacity = {**node_capacity(instance, disk_gib), **instance_types.expected_extended_resources(instance)}
+                        capacity = {**node_capacity(instance, disk_gib), **extended}
                         if any(usage.get(r, 0) + capacity.get(r, 0) > limit for r, limit in limits.items()):
                             continue
-                        price = instance.price * (SPOT_DISCOUNT if capacity_type == "spot" else 1.0)
+                        price = self._overlays.price(pool_name, instance.name, zone, capacity_type,
+                                                     instance.price * (SPOT_DISCOUNT if capacity_type == "spot" else 1.0))
                         if best is None or price < best[0]:
                             best = (price, instance, zone, capacity_type, labels)
             if best is None:
@@ -327,8 +387,9 @@ class Karpenter(Controller):
         spec = template.get("spec") or {}
         name = f"{pool['metadata']['name']}-{random_suffix(5)}"
         disk_gib = self._root_volume_gib(spec)
-        capacity = {**node_capacity(instance, disk_gib), **instance_types.expected_extended_resources(instance)}
-        allocatable = {**node_allocatable(instance, disk_gib), **instance_types.expected_extended_resources(instance)}
+        extended = self._extended(pool["metadata"]["name"], instance)
+        capacity = {**node_capacity(instance, disk_gib), **extended}
+        allocatable = {**node_allocatable(instance, disk_gib), **extended}
         claim = {
             "apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
             "metadata": {
@@ -408,7 +469,9 @@ class Karpenter(Controller):
             self._launches.pop(name, None)
 
     def _initialize_claims(self) -> None:
-        """A claim is Initialized once its node is Ready with the expected devices registered."""
+        """A claim is Initialized once its node is Ready with the expected devices registered: the
+        instance type's devices and every extended resource the claim requests (an overlay's
+        ``nvidia.com/gpu`` replicas are requested, so the device plugin must have advertised them)."""
         for claim in self.cluster.store.list(NODECLAIMS):
             node_name = (claim.get("status") or {}).get("nodeName")
             if not node_name or _claim_ready(claim, "Initialized") or claim["metadata"].get("deletionTimestamp"):
@@ -418,7 +481,10 @@ class Karpenter(Controller):
                 continue
             allocatable = scheduling.allocatable(node)
             instance = instance_types.get((claim["metadata"].get("labels") or {}).get("node.kubernetes.io/instance-type", ""))
-            expected = instance_types.expected_extended_resources(instance) if instance else {}
+            expected = set(instance_types.expected_extended_resources(instance) if instance else ())
+            requested = scheduling.resource_map(((claim.get("spec") or {}).get("resources") or {}).get("requests"))
+            expected |= {r for r, v in requested.items() if v > 0 and r not in STANDARD_RESOURCES
+                         and not r.startswith("hugepages-")}
             if any(allocatable.get(r, 0) <= 0 and not (r == "nvidia.com/gpu" and any(k.startswith(MIG_PREFIX) for k in allocatable))
                    for r in expected):
                 continue
@@ -444,43 +510,102 @@ class Karpenter(Controller):
     def _consolidate(self) -> None:
         loop = asyncio.get_running_loop()
         store = self.cluster.store
-        busy: set[str] = set()
+        pods_on: dict[str, list[dict]] = {}
         for pod in store.list(PODS, predicate=lambda p: bool((p.get("spec") or {}).get("nodeName"))):
             if not scheduling.is_terminal(pod) and not scheduling.is_daemonset_pod(pod):
-                busy.add(pod["spec"]["nodeName"])
+                pods_on.setdefault(pod["spec"]["nodeName"], []).append(pod)
         pools = {p["metadata"]["name"]: p for p in store.list(NODEPOOLS)}
-        seen = set()
+        seen, underutilized = set(), []
         for claim in store.list(NODECLAIMS):
             name = claim["metadata"]["name"]
             node_name = (claim.get("status") or {}).get("nodeName")
             if not node_name or claim["metadata"].get("deletionTimestamp") or not _claim_ready(claim, "Initialized"):
                 continue
             seen.add(node_name)
-            if node_name in busy or self._nominations.get(name):
-                self._empty_since.pop(node_name, None)
-                continue
+            pods = pods_on.get(node_name, [])
             pool = pools.get((claim["metadata"].get("labels") or {}).get("karpenter.sh/nodepool", ""))
             disruption = ((pool or {}).get("spec") or {}).get("disruption") or {}
-            if pool is not None and disruption.get("consolidationPolicy", "WhenEmptyOrUnderutilized") not in (
-                    "WhenEmpty", "WhenEmptyOrUnderutilized"):
-                continue
+            policy = disruption.get("consolidationPolicy", "WhenEmptyOrUnderutilized")
             after = parse_duration(disruption.get("consolidateAfter", "0s")) if pool is not None else 0.0
-            if after is None:
+            if self._nominations.get(name) or after is None or (pods and policy != "WhenEmptyOrUnderutilized") \
+                    or policy not in ("WhenEmpty", "WhenEmptyOrUnderutilized"):
+                self._stable_since.pop(node_name, None)
                 continue
-            since = self._empty_since.setdefault(node_name, loop.time())
-            remaining = since + after - loop.time()
+            # consolidateAfter counts from the node's last pod change (upstream: a pod scheduled or removed)
+            signature = frozenset(p["metadata"]["uid"] for p in pods)
+            since = self._stable_since.get(node_name)
+            if since is None or since[0] != signature:
+                since = self._stable_since[node_name] = (signature, loop.time())
+            remaining = since[1] + after - loop.time()
             if remaining > 0:
                 self.wake_at(remaining + 0.05)
                 continue
-            self._empty_since.pop(node_name, None)
-            self.cluster.record_event(claim, "DisruptionTerminating", "Disrupting NodeClaim: Empty", component=COMPONENT)
             node = store.get(NODES, "", node_name)
-            if node is not None:
-                self.cluster.record_event(node, "DisruptionTerminating", "Disrupting Node: Empty", component=COMPONENT)
-            self.cluster.delete(self.cluster.resource(*NODECLAIMS), "", name)
-        for node_name in list(self._empty_since):
+            if node is None:
+                continue
+            blocker = self._disruption_blocker(node, pods)
+            if blocker:
+                if self._blocked.get(node_name) != blocker:
+                    self._blocked[node_name] = blocker
+                    self.cluster.record_event(node, "DisruptionBlocked", f"Cannot disrupt Node: {blocker}",
+                                              component=COMPONENT)
+                    self.cluster.record_event(claim, "DisruptionBlocked", f"Cannot disrupt NodeClaim: {blocker}",
+                                              component=COMPONENT)
+                continue
+            self._blocked.pop(node_name, None)
+            if not pods:
+                self._disrupt(claim, node, "Empty")
+            else:
+                underutilized.append((claim, node, pods))
+        # one under-utilised node per pass (upstream's single-node consolidation): the least loaded first
+        underutilized.sort(key=lambda c: (len(c[2]), sum(float(scheduling.pod_requests(p).get("cpu", 0)) for p in c[2])))
+        for claim, node, pods in underutilized:
+            if self._fits_elsewhere(pods, node["metadata"]["name"]):
+                self._disrupt(claim, node, "Underutilized")
+                break
+        for node_name in list(self._stable_since):
             if node_name not in seen:
-                del self._empty_since[node_name]
+                del self._stable_since[node_name]
+                self._blocked.pop(node_name, None)
+
+    @staticmethod
+    def _disruption_blocker(node: dict, pods: list[dict]) -> str:
+        """Why a node may not be disrupted (upstream's wording), or "" when it may."""
+        if (node["metadata"].get("annotations") or {}).get(DO_NOT_DISRUPT) == "true":
+            return f'disruption is blocked through the "{DO_NOT_DISRUPT}" annotation'
+        for pod in pods:
+            if (pod["metadata"].get("annotations") or {}).get(DO_NOT_DISRUPT) == "true":
+                return f'pod "{pod["metadata"]["namespace"]}/{pod["metadata"]["name"]}" has "{DO_NOT_DISRUPT}" annotation'
+        return ""
+
+    def _fits_elsewhere(self, pods: list[dict], node_name: str) -> bool:
+        """Whether every pod fits on the other schedulable nodes (their taints, labels and free allocatable)."""
+        store = self.cluster.store
+        others = [n for n in store.list(NODES) if n["metadata"]["name"] != node_name and is_ready(n)
+                  and not n["metadata"].get("deletionTimestamp") and not (n.get("spec") or {}).get("unschedulable")]
+        used: dict[str, dict[str, Fraction]] = {n["metadata"]["name"]: {} for n in others}
+        for pod in store.list(PODS, predicate=lambda p: (p.get("spec") or {}).get("nodeName") in used):
+            if not scheduling.is_terminal(pod):
+                scheduling.add(used[pod["spec"]["nodeName"]], scheduling.pod_requests(pod))
+        for pod in sorted(pods, key=lambda p: -float(scheduling.pod_requests(p).get("cpu", 0))):
+            requests = scheduling.pod_requests(pod)
+            for other in others:
+                other_name = other["metadata"]["name"]
+                if scheduling.untolerated_taints(pod, (other.get("spec") or {}).get("taints")) or \
+                        not scheduling.node_matches(pod, other["metadata"].get("labels") or {}, other_name) or \
+                        scheduling.insufficient(requests, scheduling.allocatable(other), used[other_name]):
+                    continue
+                scheduling.add(used[other_name], requests)
+                break
+            else:
+                return False
+        return True
+
+    def _disrupt(self, claim: dict, node: dict, reason: str) -> None:
+        self._stable_since.pop(node["metadata"]["name"], None)
+        self.cluster.record_event(claim, "DisruptionTerminating", f"Disrupting NodeClaim: {reason}", component=COMPONENT)
+        self.cluster.record_event(node, "DisruptionTerminating", f"Disrupting Node: {reason}", component=COMPONENT)
+        self.cluster.delete(self.cluster.resource(*NODECLAIMS), "", claim["metadata"]["name"])
 
     def _terminate_claims(self) -> None:
         """Claims being deleted (consolidation, kubectl delete, pool removal): drain, delete node, finish."""
