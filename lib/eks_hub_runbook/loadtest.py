@@ -48,10 +48,13 @@ USERNAME_LABEL = "hub.jupyter.org/username"
 DEFAULT_NAMESPACE = "jupyterhub"
 Progress = Callable[[str], None]
 T = TypeVar("T")
-# Karpenter over-provisions GPU nodes under time-slicing (it counts physical GPUs, not
-# replicas): expected, reported, not a failure of the load check.
-OVERPROVISION_NOTE = ("Karpenter sizes GPU nodes by physical GPUs, not time-sliced replicas, so pods pending "
-                      "together each get a node (upstream karpenter issue 729); consolidation removes them once empty")
+# More GPU nodes than ideal: reported, not a failure of the load check. The platform's NodeOverlay
+# (manifests/karpenter/nodeoverlays.yaml, feature gate nodeOverlay) lets Karpenter count the
+# time-sliced replicas, so users starting together share nodes; without it Karpenter counts
+# physical GPUs and each pending pod gets a node.
+OVERPROVISION_NOTE = ("more GPU nodes than ideal: Karpenter counts time-sliced replicas only through the "
+                      "platform's NodeOverlay with its feature gate on (kubectl get nodeoverlays), else physical "
+                      "GPUs (upstream karpenter issue 729); spare nodes are consolidated once empty")
 
 
 # -- hub clients for the load test ------------------------------------------------------------
