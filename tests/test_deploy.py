@@ -406,6 +406,7 @@ def test_02_with_plan_only_stops_after_the_plan_and_creates_nothing(full_sandbox
 
     from eks_hub_runbook import paths
     from eks_hub_runbook.aws import leftovers, session
+    from eks_hub_runbook.records import archive
 
     deployment = "plan-only"
     acm = session.client("acm", "sandbox", "us-west-2")
@@ -420,6 +421,8 @@ def test_02_with_plan_only_stops_after_the_plan_and_creates_nothing(full_sandbox
     assert [o.get("ename") for o in stop.outputs if o.output_type == "error"] == ["SystemExit"]
     assert "nothing was created" in json.dumps(stop.outputs)
     assert cells["02-12"].execution_count is None  # the apply never ran
+    summary = archive.summarize_notebook(out)  # what the runner records: a success, stopped on purpose
+    assert summary.failure is None and "stopped" in [c.status for c in summary.cells]
     assert "not imported (plan_only)" in json.dumps(cells["02-06"].outputs)
     assert (len(acm.list_certificates()["CertificateSummaryList"]), len(ec2.describe_vpcs()["Vpcs"])) == before
     assert leftovers.scan(deployment, "sandbox", "us-west-2") == []

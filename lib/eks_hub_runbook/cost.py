@@ -216,7 +216,7 @@ def fixed_rows(params: DeploymentParameters, node_prices: Prices) -> list[dict[s
         _row(f"core node ({core_type})", core_count, node_prices.of(core_type), "core managed node group, desired size"),
         _row(f"core node root volume ({core_disk} GiB gp3)", core_count, core_disk * fixed["EBS gp3 storage"].usd_per_hour),
         _row("EFS storage (GB)", EFS_GB_ASSUMED, fixed["EFS storage (Standard)"].usd_per_hour,
-             f"{EFS_GB_ASSUMED} GB assumed: billed per GB stored (${fixed['EFS storage (Standard)'].usd}/GB-month), grows with usage"),
+             f"{EFS_GB_ASSUMED} GB assumed: billed per GB stored (${fixed['EFS storage (Standard)'].usd:.2f}/GB-month), grows with usage"),
     ]
     return rows
 
@@ -264,7 +264,7 @@ class Estimate:
         if row:
             text += (f"; with one {row['node']} node for `{row['profile']}` (up to {row['users per node']} users) "
                      f"about ${self.fixed_usd_per_hour + row['node (USD/h)']:.2f}/h")
-        return text + f". Prices: {self.source}" + (f" ({self.note})." if self.note else ".")
+        return text + f". Prices: {self.source}" + (f"; {self.note}." if self.note else ".")
 
     def chart(self):
         """A bar chart (a matplotlib Figure): USD per hour per user of each profile, the fixed part as a line."""

@@ -75,7 +75,8 @@ def on_demand_price(pricing, instance_type: str, region: str) -> float:
         answer = pricing.get_products(ServiceCode="AmazonEC2", Filters=filters(instance_type, region),
                                       FormatVersion="aws_v1", MaxResults=10)
     except ClientError as exc:
-        raise PricingUnavailable(exc.response.get("Error", {}).get("Code") or "ClientError") from None
+        code = str(exc.response.get("Error", {}).get("Code") or "ClientError")
+        raise PricingUnavailable(f"HTTP {code}" if code.isdigit() else code) from None
     except BotoCoreError as exc:  # no credentials, no endpoint: the class says which, without a URL
         raise PricingUnavailable(exc.__class__.__name__) from None
     try:

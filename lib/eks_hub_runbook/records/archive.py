@@ -323,9 +323,14 @@ def _duration(meta: dict) -> float | None:
     return round((end - start).total_seconds(), 3) if start and end else None
 
 
+def _clean_exit(output: dict) -> bool:
+    """``SystemExit(0)``: the notebook stopped itself on purpose (02_deploy's ``plan_only``); papermill agrees."""
+    return output.get("output_type") == "error" and output.get("ename") == "SystemExit" and output.get("evalue") in ("", "0")
+
+
 def _error_output(cell: dict) -> dict | None:
     for output in cell.get("outputs", []):
-        if output.get("output_type") == "error" and not (output.get("ename") == "SystemExit" and output.get("evalue") in ("", "0")):
+        if output.get("output_type") == "error" and not _clean_exit(output):
             return output
     return None
 
@@ -363,6 +368,8 @@ def summarize_notebook(path: Path) -> NotebookSummary:
             status = "completed"  # run before timings were recorded
         if lab and _error_output(cell) is not None:
             status = "failed"
+        if status == "failed" and _error_output(cell) is None and any(_clean_exit(o) for o in cell.get("outputs", [])):
+            status = "stopped"  # papermill marks the cell that stopped the notebook failed, yet records no error
         if not lab and status == "completed" and not pm.get("start_time"):
             status = "pending"  # papermill marks never-started cells completed at the end
         cells.append(Cell(
