@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import eks_hub_sandbox as sandbox
-from eks_hub_runbook import kube, params as runbook_params, third_party
+from eks_hub_runbook import culling, kube, params as runbook_params, third_party
 from eks_hub_runbook.hub import HubClient
 from eks_hub_runbook.platform import install, manifests, values
 from eks_hub_sandbox import hub as sandbox_hub
@@ -54,7 +54,7 @@ def culling_hub(tmp_path_factory, core_node, kubectl_for, terraform_outputs):
                 objects.append(obj)
             install.apply_objects(api, objects)
             sandbox_hub.start(_hub_values(p, terraform_outputs))
-            yield api, sandbox_dir()
+            yield api, sandbox_dir(), p
         finally:
             sandbox_hub.stop()
             sandbox.down()
@@ -98,7 +98,7 @@ def _karpenter_state(api) -> str:
 def test_hub_runs_the_idle_culler_with_the_charts_arguments(culling_hub):
     from kubernetes import client
 
-    api, cluster_dir = culling_hub
+    api, cluster_dir, _ = culling_hub
     try:
         [command] = kube.wait_for(lambda: _culler_commands(cluster_dir), "the culler running", timeout=30, interval=0.3)
     except Exception:
@@ -111,9 +111,10 @@ def test_hub_runs_the_idle_culler_with_the_charts_arguments(culling_hub):
 
 
 def test_idle_gpu_server_is_culled_and_its_node_consolidated(culling_hub):
+    """04's option wait_for_cull (culling.watch_cull) on the real thing, then the cluster checked directly."""
     from kubernetes import client
 
-    api, _ = culling_hub
+    api, _, p = culling_hub
     core = client.CoreV1Api(api)
     hub = HubClient(sandbox_hub.url())
     assert hub.login(USER, "any password") == USER
@@ -126,14 +127,13 @@ def test_idle_gpu_server_is_culled_and_its_node_consolidated(culling_hub):
     assert node.metadata.labels["node.kubernetes.io/instance-type"].startswith("g5.")
 
     # nobody touches the server: the culler stops it, KubeSpawner deletes its pod, Karpenter the node
-    kube.wait_for(lambda: hub.server() is None, "the idle culler to stop the server", timeout=60, interval=0.5)
-    assert hub.user_model()["name"] == USER  # cull.users false: the user stays, only the server went
-    kube.wait_for(lambda: not core.list_namespaced_pod("jupyterhub", label_selector="component=singleuser-server").items,
-                  "the server's pod deleted", timeout=60, interval=0.3)
-    try:
-        kube.wait_for(lambda: not core.list_node(label_selector=f"karpenter.sh/nodepool={POOL}").items,
-                      "Karpenter to remove the empty GPU node", timeout=60, interval=0.3)
-    except Exception:
-        raise AssertionError(_karpenter_state(api)) from None
+    rows = culling.watch_cull(hub, api, USER, params=p, timeout=120, interval=0.3)
+    assert [(r["event"], r["status"]) for r in rows] == [(event, "pass") for event in culling.EVENTS], (
+        rows, _karpenter_state(api))
+    seconds = [r["seconds since idle"] for r in rows]
+    assert seconds == sorted(seconds) and seconds[0] >= 6  # not before the timeout: the culler, not anything else
+    assert hub.server() is None and hub.user_model()["name"] == USER  # cull.users false: the user stays
+    assert not core.list_namespaced_pod("jupyterhub", label_selector="component=singleuser-server").items
+    assert not core.list_node(label_selector=f"karpenter.sh/nodepool={POOL}").items
     claims = client.CustomObjectsApi(api).list_cluster_custom_object("karpenter.sh", "v1", "nodeclaims")["items"]
     assert not [c for c in claims if c["metadata"]["labels"].get("karpenter.sh/nodepool") == POOL]
