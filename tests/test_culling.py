@@ -69,7 +69,7 @@ def test_what_it_watches_must_be_a_demo_or_a_client_with_params():
 def test_no_running_server_is_a_skipped_row(monkeypatch):
     monkeypatch.setattr(culling, "_server_pod", lambda api, namespace, user: None)
     rows = culling.watch_cull(_Hub(None), None, "user-1", params=resolve(target="aws"))
-    assert [(r["event"], r["status"]) for r in rows] == [(culling.EVENTS[0], "skipped")]
+    assert [(r["event"], r["status"]) for r in rows] == [(culling.EVENTS[0], "skip")]
     assert "no running server" in rows[0]["detail"]
 
 
@@ -90,7 +90,7 @@ def test_a_long_cull_timeout_waits_for_nothing_and_stops_no_server(monkeypatch):
                                      gpu_sharing.UserServer("user-2", two, "gpu-time-slicing")])
     rows = culling.watch_cull(demo, None, timeout=15 * 60)
     assert asked == [(60.0, "ip-10-0-1-2.us-west-2.compute.internal")]  # the deployment's timeout, the server's node
-    assert [r["status"] for r in rows] == ["skipped"] and "re-run 02_deploy" in rows[0]["detail"]
+    assert [r["status"] for r in rows] == ["skip"] and "re-run 02_deploy" in rows[0]["detail"]
     assert not one.stopped and not two.stopped
 
 

@@ -138,13 +138,13 @@ def watch_cull(
 ) -> list[dict[str, Any]]:
     """Leave ``user``'s server idle and wait for the idle culler to stop it, for its pod to go
     and for Karpenter to remove its (then empty) node; rows ``event``, ``seconds since idle``,
-    ``status`` (pass / fail / skipped), ``detail``.
+    ``status`` (pass / fail / skip), ``detail``.
 
     ``demo_or_client``: 04's :class:`gpu_sharing.Demo` (``user`` defaults to its first user; the
     other demo servers are stopped first, or the node would not empty) or a logged-in
     :class:`HubClient` with ``params``. ``timeout``: the longest wait, s; when the deployment's
     cull timeout plus the pool's consolidation delay is longer, nothing is waited for and one
-    ``skipped`` row says why and what to change. ``enabled`` False (the option unset): no rows.
+    ``skip`` row says why and what to change. ``enabled`` False (the option unset): no rows.
     """
     from .gpu_sharing import NAMESPACE, Demo
 
@@ -167,12 +167,12 @@ def watch_cull(
     server = hub.server()
     pod = _server_pod(api, NAMESPACE, user)
     if not server or pod is None or not pod.spec.node_name:
-        return [_row(EVENTS[0], "skipped", detail=f"{user} has no running server to leave idle: start it first")]
+        return [_row(EVENTS[0], "skip", detail=f"{user} has no running server to leave idle: start it first")]
     node = pod.spec.node_name
     cull = plan(params, api, node)
     problem = cull.blocker(timeout)
     if problem:
-        return [_row(EVENTS[0], "skipped", detail=problem)]
+        return [_row(EVENTS[0], "skip", detail=problem)]
 
     for other in others:  # the node empties only when nobody else runs on it
         report(f"stop {other.user}'s server", "running", "so that the node can empty")

@@ -131,7 +131,9 @@ def test_idle_gpu_server_is_culled_and_its_node_consolidated(culling_hub):
     assert [(r["event"], r["status"]) for r in rows] == [(event, "pass") for event in culling.EVENTS], (
         rows, _karpenter_state(api))
     seconds = [r["seconds since idle"] for r in rows]
-    assert seconds == sorted(seconds) and seconds[0] >= 6  # not before the timeout: the culler, not anything else
+    # nothing before the 6 s timeout (the culler did it, nothing else); the node only after its pod
+    # (the hub marks the server stopped once KubeSpawner's pod deletion went through: either may be seen first)
+    assert min(seconds) >= 6 and seconds[2] >= seconds[1], rows
     assert hub.server() is None and hub.user_model()["name"] == USER  # cull.users false: the user stays
     assert not core.list_namespaced_pod("jupyterhub", label_selector="component=singleuser-server").items
     assert not core.list_node(label_selector=f"karpenter.sh/nodepool={POOL}").items
