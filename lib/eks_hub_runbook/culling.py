@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from .errors import HubError
+from .errors import KubeError
 from .hub import HubClient
 from .params import DeploymentParameters
 from .platform import values as platform_values
@@ -83,7 +83,7 @@ def plan(params: DeploymentParameters, api, node: str) -> CullPlan:
     labels = client.CoreV1Api(api).read_node(node).metadata.labels or {}
     pool = labels.get("karpenter.sh/nodepool", "")
     if not pool:
-        raise HubError(f"node {node} belongs to no Karpenter NodePool: nothing would remove it when empty")
+        raise KubeError(f"node {node} belongs to no Karpenter NodePool: nothing would remove it when empty")
     nodepool = client.CustomObjectsApi(api).get_cluster_custom_object("karpenter.sh", "v1", "nodepools", pool)
     disruption = (nodepool.get("spec") or {}).get("disruption") or {}
     return CullPlan(culling["cull_timeout"], culling["cull_every"], pool,
