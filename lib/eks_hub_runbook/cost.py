@@ -151,15 +151,8 @@ def profile_requests(profile: Mapping[str, Any], defaults: Mapping[str, Any] | N
 def _cluster_model() -> tuple[list[dict], dict[str, str], str]:
     """The platform's NodePools, the device plugin's configurations (text) and its default config."""
     from .platform import facts
-    from .platform.manifests import MANIFESTS_DIR
-    from .platform.templating import load_documents
 
-    def objects(group: str, kind: str) -> list[dict]:
-        return [d for p in sorted((MANIFESTS_DIR / group).glob("*.yaml")) for d in load_documents(p) if d.get("kind") == kind]
-
-    _, config_map = facts.device_plugin_config_map()
-    (configs,) = [o for o in objects("base", "ConfigMap") if o["metadata"]["name"] == config_map]
-    return objects("karpenter", "NodePool"), dict(configs.get("data") or {}), facts.default_device_plugin_config()
+    return facts.nodepool_objects(), facts.device_plugin_config_texts(), facts.default_device_plugin_config()
 
 
 def users_per_node(profile: Mapping[str, Any], instance_type: str, defaults: Mapping[str, Any] | None = None) -> int:

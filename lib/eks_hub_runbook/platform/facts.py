@@ -55,11 +55,16 @@ def device_plugin_config_map() -> tuple[str, str]:
     return config_map["metadata"]["namespace"], name
 
 
+def device_plugin_config_texts() -> dict[str, str]:
+    """The device plugin's configurations as its ConfigMap holds them (config name -> YAML text)."""
+    _, name = device_plugin_config_map()
+    (config_map,) = [o for o in _objects("base", "ConfigMap") if o["metadata"]["name"] == name]
+    return dict(config_map.get("data") or {})
+
+
 def device_plugin_configs() -> dict[str, dict[str, Any]]:
     """The device plugin's configurations (config name -> parsed config)."""
-    namespace, name = device_plugin_config_map()
-    (config_map,) = [o for o in _objects("base", "ConfigMap") if o["metadata"]["name"] == name]
-    return {key: yaml.safe_load(text) or {} for key, text in (config_map.get("data") or {}).items()}
+    return {key: yaml.safe_load(text) or {} for key, text in device_plugin_config_texts().items()}
 
 
 def default_device_plugin_config() -> str:
@@ -70,11 +75,7 @@ def default_device_plugin_config() -> str:
 @functools.cache
 def time_slicing_replicas() -> int:
     """How many ``nvidia.com/gpu`` each physical GPU is advertised as under the default config."""
-    config = device_plugin_configs()[default_device_plugin_config()]
-    for item in ((config.get("sharing") or {}).get("timeSlicing") or {}).get("resources") or []:
-        if item.get("name") == "nvidia.com/gpu":
-            return int(item.get("replicas", 1))
-    return 1
+    return replicas_of(default_device_plugin_config())
 
 
 def profile_list(values_file: Path = JUPYTERHUB_VALUES_DIR / "base.yaml") -> list[dict[str, Any]]:

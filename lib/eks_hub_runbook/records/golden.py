@@ -46,8 +46,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "dummy": {"deployment": "golden-type1", "auth": "dummy"},
     "cognito": {"deployment": "golden-type2", "auth": "cognito"},  # the domain: the sandbox default
 }
-# Parameters given to every variant when a notebook declares them.
-COMMON: dict[str, Any] = {"confirm": True, "keep_sandbox": False}
+# Parameters given to every variant when a notebook declares them (04 shows its MIG section too).
+COMMON: dict[str, Any] = {"confirm": True, "keep_sandbox": False, "mig": True}
 
 IGNORE_OUTPUT, SKIP = "nbval-ignore-output", "nbval-skip"
 NBVAL_TAGS = (IGNORE_OUTPUT, SKIP, "nbval-check-output", "nbval-raises-exception", "raises-exception")
