@@ -56,7 +56,8 @@ class _Hub(HubClient):
 
 
 def test_nothing_happens_when_the_option_is_off():
-    assert culling.watch_cull(object(), api=None, enabled=False) == []
+    (row,) = culling.watch_cull(object(), api=None, enabled=False)
+    assert row["status"] == "skip" and "wait_for_cull" in row["detail"]
 
 
 def test_what_it_watches_must_be_a_demo_or_a_client_with_params():

@@ -125,6 +125,10 @@ def _row(event: str, status: str, seconds: float | None = None, detail: str = ""
             "status": status, "detail": detail}
 
 
+OFF_NOTE = ("not watched: wait_for_cull is False (set it, with a short cull_timeout_minutes in 02, "
+            "e.g. 0.5, to watch the culler stop an idle server and Karpenter remove its node)")
+
+
 def watch_cull(
     demo_or_client: Any,
     api,
@@ -144,12 +148,13 @@ def watch_cull(
     other demo servers are stopped first, or the node would not empty) or a logged-in
     :class:`HubClient` with ``params``. ``timeout``: the longest wait, s; when the deployment's
     cull timeout plus the pool's consolidation delay is longer, nothing is waited for and one
-    ``skip`` row says why and what to change. ``enabled`` False (the option unset): no rows.
+    ``skip`` row says why and what to change. ``enabled`` False (the option unset): one ``skip``
+    row saying how to turn it on; nothing is stopped.
     """
     from .gpu_sharing import NAMESPACE, Demo
 
     if not enabled:
-        return []
+        return [_row(EVENTS[0], "skip", detail=OFF_NOTE)]
     report = progress or (lambda *_: None)
     if isinstance(demo_or_client, Demo):
         demo = demo_or_client
