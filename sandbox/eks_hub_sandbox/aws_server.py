@@ -4,6 +4,10 @@ A moto server (moto's own WSGI app, threaded werkzeug server on 127.0.0.1) behin
 EKS layer in :mod:`eks_hub_sandbox.aws`. Start it with
 ``MOTO_IAM_LOAD_MANAGED_POLICIES=true`` so AWS-managed IAM policies can be attached;
 ``runbook sandbox up`` does.
+
+Faults can be injected on loopback (``POST /_sandbox/faults``; see
+:mod:`eks_hub_sandbox.aws.faults`): the next N matching calls fail with an AWS error
+(throttling, 503, NotFound right after a create) so retries can be tested.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     host, port = server.server_address[:2]
-    print(f"sandbox AWS (moto + EKS layer) listening on http://{host}:{port}", flush=True)
+    print(f"sandbox AWS (moto + EKS layer, faults at /_sandbox/faults) listening on http://{host}:{port}", flush=True)
     try:
         server.serve_forever()
     finally:

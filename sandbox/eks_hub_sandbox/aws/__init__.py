@@ -4,6 +4,8 @@
 - ``eks_state``: the EKS resources moto lacks, kept per (account, region, cluster);
 - ``eks_layer``: the WSGI middleware that routes those calls and fixes moto's
   cluster and node-group responses;
+- ``faults``: fault injection (``/_sandbox/faults``): the next N matching calls fail with an
+  AWS error in the service's protocol (throttling, 503, NotFound right after a create);
 - ``moto_fixes``: targeted corrections where moto differs from AWS and Terraform drifts;
 - ``server``: builds the app and runs the threaded werkzeug server.
 

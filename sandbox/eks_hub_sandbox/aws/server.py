@@ -1,4 +1,4 @@
-"""Build the sandbox's AWS app (moto + the EKS layer) and serve it on loopback."""
+"""Build the sandbox's AWS app (fault injection, the EKS layer, moto) and serve it on loopback."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from . import moto_fixes
 from .eks_layer import EksLayer
+from .faults import FaultInjector
 from .eks_state import EksExtensionState, Scope
 
 LOOPBACK = "127.0.0.1"
@@ -34,14 +35,15 @@ def _caller_arn(scope: Scope, access_key: str) -> str:
     return f"arn:{parts[1]}:iam::{parts[4]}:{resource}"
 
 
-def build_app(kube_url: str | None = None, kube_ca_file: Path | None = None) -> EksLayer:
-    """moto's own server app (as ``ThreadedMotoServer`` runs it) wrapped in the EKS layer."""
+def build_app(kube_url: str | None = None, kube_ca_file: Path | None = None) -> FaultInjector:
+    """moto's own server app (as ``ThreadedMotoServer`` runs it) wrapped in the EKS layer, with
+    the fault injector (``/_sandbox/faults``) in front of both."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     moto_fixes.apply()
     moto_app = DomainDispatcherApplication(create_backend_app)
     state = EksExtensionState(cluster_exists=lambda scope, name: _moto_cluster(scope, name) is not None)
-    return EksLayer(moto_app, state, _moto_cluster, _caller_arn, kube_url=kube_url, kube_ca_file=kube_ca_file)
+    return FaultInjector(EksLayer(moto_app, state, _moto_cluster, _caller_arn, kube_url=kube_url, kube_ca_file=kube_ca_file))
 
 
 def make_aws_server(port: int, kube_url: str | None = None, kube_ca_file: Path | None = None,
