@@ -69,6 +69,11 @@ def test_papermill_coerced_values_are_converted():
         ({"admin_users": "Root User"}, "admin_users", "user name"),
         ({"regoin": "us-west-2"}, "regoin", "not a deployment parameter"),
         ({**COGNITO, "deployment": "aws-hub"}, "deployment", "Cognito forbids"),
+        ({"profiles": "gpu-x"}, "profiles", "'gpu-x' is not a profile of the hub"),
+        ({"profiles": ["elyra", "gpu-x", "tpu"]}, "profiles", "'gpu-x', 'tpu' are not profiles"),
+        ({"gpu_spot": "sometimes"}, "gpu_spot", "True or False"),
+        ({"cull_timeout_minutes": -1}, "cull_timeout_minutes", "out of range"),
+        ({"cull_timeout_minutes": "soon"}, "cull_timeout_minutes", "not a number of minutes"),
     ],
 )
 def test_bad_input_names_the_parameter_and_the_fix(raw, parameter, hint):
@@ -153,3 +158,13 @@ def test_a_misspelt_name_gets_the_nearest_parameter_and_a_module_variable_is_ref
     assert "Terraform module" in vpc.problem and "vpc_cidr" in params.module_variables()
     other = params.unknown_parameter("colour", ["domain", "auth"], "a parameter of 03_verify")
     assert other.problem == "is not a parameter of 03_verify" and other.fix == "use one of: auth, domain"
+
+
+def test_profiles_are_the_hubs_own_slugs_read_from_its_values():
+    from eks_hub_runbook.platform import facts
+
+    assert params.profile_slugs() == tuple(p["slug"] for p in facts.profile_list())
+    assert resolve(profiles="gpu-time-slicing, elyra").profiles == ("gpu-time-slicing", "elyra")
+    with pytest.raises(ParameterError) as error:
+        resolve(profiles="gpu-x")
+    assert all(slug in error.value.fix for slug in params.profile_slugs())

@@ -194,6 +194,24 @@ def _cull_timeout(value: Any) -> float:
     return minutes
 
 
+def profile_slugs() -> tuple[str, ...]:
+    """The slugs of the hub's profiles, read from its values (``singleuser.profileList``)."""
+    from .platform import facts
+
+    return tuple(profile["slug"] for profile in facts.profile_list())
+
+
+def _profiles(value: Any) -> tuple[str, ...]:
+    """Profile slugs the hub offers (empty: all of them); each must be one of the hub's profiles."""
+    profiles = _list("profiles", value)
+    known = profile_slugs()
+    unknown = [slug for slug in profiles if slug not in known]
+    if unknown:
+        raise ParameterError("profiles", f"{', '.join(map(repr, unknown))} {'is not a profile' if len(unknown) == 1 else 'are not profiles'} of the hub",
+                             f"use slugs from: {', '.join(known)} (or leave it empty for all of them)")
+    return profiles
+
+
 def _hostname(name: str, value: str, wildcard: bool = False) -> str:
     host = value.lower().rstrip(".")
     labels = host.split(".")
@@ -337,7 +355,7 @@ def resolve(**raw: Any) -> DeploymentParameters:
     enable_kubecost = problems.check(_bool, "enable_kubecost", get("enable_kubecost"))
     gpu_spot = problems.check(_bool, "gpu_spot", get("gpu_spot"))
     cull_timeout_minutes = problems.check(_cull_timeout, get("cull_timeout_minutes"))
-    profiles = problems.check(_list, "profiles", get("profiles"))
+    profiles = problems.check(_profiles, get("profiles"))
     problems.raise_all()
 
     return DeploymentParameters(

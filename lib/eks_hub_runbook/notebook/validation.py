@@ -10,7 +10,11 @@ Given the values a notebook will run with, it checks, and reports all at once
   deletes things, that ``confirm`` is True;
 - the deployment parameters, completed from what ``02_deploy`` recorded for notebooks that
   work on an existing deployment: there an empty ``target``, ``region`` or ``auth`` means
-  the recorded one, and a given one must match it.
+  the recorded one, and a given one must match it;
+- that such a deployment exists here (this state folder holds 02_deploy's record of it),
+  naming the deployments that do; a notebook that deletes (05_cleanup) also takes one whose
+  record is gone but whose state folder is not (cleaned up already: a harmless no-op);
+- that the profile a notebook starts is one the deployment offers.
 
 The result says where every value came from (given, default, sandbox default, recorded).
 """
@@ -21,7 +25,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Iterable, Mapping
 
-from .. import params as P
+from .. import params as P, paths
 from ..errors import ParameterError
 from ..params import Problems
 
@@ -91,9 +95,70 @@ def convert_option(name: str, value: Any) -> Any:
             raise ParameterError(name, f"{number} is out of range", f"use a value from {option.minimum} to {option.maximum}")
         return number
     text = P._text(name, value)
-    if name in CHOICES and text and text not in CHOICES[name]:
-        raise ParameterError(name, f"{text!r} is not one of {', '.join(CHOICES[name])}", f"use one of: {', '.join(CHOICES[name])}")
+    if name in CHOICES and text not in CHOICES[name]:  # an option with choices (the profile) needs one
+        problem = "is empty" if not text else f"{text!r} is not one of {', '.join(CHOICES[name])}"
+        raise ParameterError(name, problem, f"use one of: {', '.join(CHOICES[name])}")
     return text
+
+
+def deployments_here() -> list[str]:
+    """The deployments 02_deploy recorded in this state folder (``paths.state_dir()``), sorted."""
+    from .. import records
+
+    folder = paths.state_dir() / "deployments"
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    return [name for name in names if _recorded(lambda: records.recall(name, RECORDED))]
+
+
+def _recorded(read) -> bool:
+    try:
+        return bool(read())
+    except (OSError, ValueError):  # an unreadable record is no record
+        return False
+
+
+def left_here(deployment: str) -> bool:
+    """True if this state folder holds anything of ``deployment`` besides lock files: records
+    (01_certificate's, 02_deploy's, or the emptied ones 05_cleanup leaves), Terraform's working
+    folder, a generated certificate. False for a name never used here (a run's lock file alone
+    does not count)."""
+    folder = paths.deployment_dir(deployment, create=False)
+    return folder.is_dir() and any(not entry.name.startswith(".") and not entry.name.endswith(".lock")
+                                   for entry in folder.iterdir())
+
+
+def missing_deployment(deployment: str, deletes: bool = False) -> ParameterError | None:
+    """The error for a notebook after 02_deploy run on a deployment 02_deploy did not record here,
+    naming the deployments it did record; None when it is fine. ``deletes`` (05_cleanup): a
+    deployment whose record is gone but whose state folder remains (cleaned up already, or 02_deploy
+    stopped before recording it) is fine: the notebook deletes what is left, maybe nothing."""
+    from .. import records
+
+    if _recorded(lambda: records.recall(deployment, RECORDED)):
+        return None
+    if deletes and left_here(deployment):
+        return None
+    here = deployments_here()
+    listed = ", ".join(here) if here else f"none: run {RECORDED_BY} first"
+    if left_here(deployment):
+        problem = (f"{RECORDED_BY} has no record of deployment {deployment!r} here (it did not finish, or 05_cleanup "
+                   f"removed it); deployments here: {listed}")
+        fix = f"run {RECORDED_BY} -p deployment {deployment} (runbook run --resume continues a stopped run)"
+    else:
+        problem = f"no deployment named {deployment!r}; deployments here: {listed}"
+        fix = f"run {RECORDED_BY} -p deployment {deployment} first"
+    if here:
+        fix += f", or pass -p deployment {here[0]}" if len(here) == 1 else f", or pass -p deployment with one of: {', '.join(here)}"
+    fix += f" (deployments live in the state folder {paths.state_dir()}; RUNBOOK_STATE_DIR chooses another)"
+    return ParameterError("deployment", problem, fix)
+
+
+def offered_profile(profile: str, params: P.DeploymentParameters) -> None:
+    """``profile`` (a notebook's option) must be one the deployment offers (its ``profiles``; empty: all)."""
+    if profile and params.profiles and profile not in params.profiles:
+        raise ParameterError("profile", f"deployment {params.deployment!r} does not offer {profile!r} "
+                                        f"(its profiles: {', '.join(params.profiles)})",
+                             f"use one of: {', '.join(params.profiles)}, or re-run {RECORDED_BY} with it in -p profiles")
 
 
 def is_secret(name: str, value: Any, declared: bool = False) -> bool:
@@ -126,6 +191,9 @@ def validate(
     ``unknown``: names given that it does not declare. ``from_record``: the notebook works on
     an existing deployment and takes what it does not set from ``record`` (02_deploy's).
     ``confirm_action`` (e.g. "05_cleanup deletes the deployment"): ``confirm`` must be True.
+    With ``from_record``, a ``record`` that is empty means the deployment was not deployed here
+    (:func:`missing_deployment`; a notebook with a ``confirm_action`` deletes, and takes what a
+    cleanup left); ``record=None``: not known yet (an earlier notebook of the run records it).
     """
     from .forms import OPTIONS
 
@@ -150,8 +218,15 @@ def validate(
     sources = {name: "given" for name in deployment_values if name in given}
     sources.update({name: "given" for name in vars(options) if name in given})
     if from_record:
+        if record is not None and not record:
+            deployment = Problems().check(P.deployment_name, deployment_values.get("deployment", P.DeploymentParameters.deployment))
+            missing = missing_deployment(deployment, deletes=confirm_action is not None) if deployment else None  # a bad name: resolve says so
+            if missing is not None:
+                problems.errors.append(missing)
         deployment_values = _completed(deployment_values, record or {}, problems, sources)
     resolved = problems.check(P.resolve, **deployment_values)
+    if resolved is not None and getattr(options, "profile", None):
+        problems.check(offered_profile, options.profile, resolved)
     problems.raise_all()
     sources.update({name: "sandbox default" for name in resolved.defaulted})
     return Validated(resolved, options, sources)
