@@ -156,12 +156,6 @@ def test_resume_refuses_changed_parameters(records_env):
         runner.run(None, {"deployment": "fixture-changed", "target": "aws"}, resume=True, console=quiet())
 
 
-def test_one_run_per_deployment_at_a_time(records_env):
-    with runner._deployment_lock("fixture-ok"):
-        with pytest.raises(RunbookError, match="is being run by pid"):
-            runner.run(notebooks("ok"), {}, console=quiet())
-
-
 def _cli(*args, env=None):
     return subprocess.Popen([sys.executable, "-m", "eks_hub_runbook.cli", *args], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)

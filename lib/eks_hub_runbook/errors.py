@@ -102,6 +102,15 @@ class SecretsFileError(RunbookError):
 
 
 
+class DeploymentInUse(RunbookError):
+    """Another run or notebook holds the deployment (``locks``); ``holder`` says who (None: unknown)."""
+
+    def __init__(self, deployment: str, holder, message: str):
+        self.deployment = deployment
+        self.holder = holder
+        super().__init__(message)
+
+
 class RunInterrupted(KeyboardInterrupt):
     """The runner was asked to stop (Ctrl-C or SIGTERM); the record says where."""
 

@@ -338,7 +338,7 @@ def _widget_value(value: Any) -> Any:
 
 
 def resolve_from(source: ParameterForm | Mapping[str, Any], recorded: bool = False,
-                 confirm: str | None = None) -> P.DeploymentParameters:
+                 confirm: str | None = None, lock: bool = True) -> P.DeploymentParameters:
     """Validate a form's (or a ``globals()`` mapping's) parameters and return the deployment's.
 
     Every problem is reported at once, as a table in the notebook and one line each in the
@@ -350,6 +350,11 @@ def resolve_from(source: ParameterForm | Mapping[str, Any], recorded: bool = Fal
 
     Secrets typed into the form's password fields are put into their environment
     variables for this kernel (and registered for redaction), never returned.
+
+    In a notebook's kernel, valid parameters then take the deployment (:mod:`..locks`) until the
+    notebook ends (``nb.archive``, a failing cell, the kernel's death): another run or notebook on
+    it is refused at once (:class:`~eks_hub_runbook.errors.DeploymentInUse`), as this one is when
+    another holds it. ``lock=False`` for notebooks that only read (00_prerequisites, 03_verify).
     """
     form = source if isinstance(source, ParameterForm) else None
     if form is not None:
@@ -373,9 +378,27 @@ def resolve_from(source: ParameterForm | Mapping[str, Any], recorded: bool = Fal
     except ParameterError as exc:
         _show_problems(exc)
         raise
+    if lock:
+        _take_deployment(validated.params.deployment)
     if form is not None:
         form.validated = validated
     return validated.params
+
+
+def _take_deployment(deployment: str) -> None:
+    """In a notebook's kernel: hold ``deployment`` until the notebook ends (say so when a killed
+    run's lock was taken over). Outside a kernel (library calls, tests) nothing is held."""
+    from IPython import get_ipython
+
+    if get_ipython() is None:
+        return
+    from .. import locks
+
+    lease = locks.enter_notebook(deployment)
+    if lease.note():
+        from .display import note
+
+        note(lease.note())
 
 
 def _show_problems(error: ParameterError) -> None:

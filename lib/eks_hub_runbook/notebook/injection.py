@@ -100,8 +100,29 @@ def papermill_output_path(parent_pid: str | None = None) -> str | None:
     return output_path_from_argv(argv)
 
 
+def papermill_input_path(parent_pid: str | None = None) -> str | None:
+    """The notebook the papermill that started this kernel runs (its INPUT_PATH), else None."""
+    pid = parent_pid or os.environ.get("JPY_PARENT_PID")
+    if not pid:
+        return None
+    try:
+        argv = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        return None
+    positional = _positional(argv)
+    return positional[0] if positional else None
+
+
 def output_path_from_argv(argv: Sequence[str]) -> str | None:
     """The OUTPUT_PATH of a papermill command line (``-`` when it was left out), else None."""
+    positional = _positional(argv)
+    if positional is None:
+        return None
+    return positional[1] if len(positional) > 1 else "-"
+
+
+def _positional(argv: Sequence[str]) -> list[str] | None:
+    """The positional arguments of a papermill command line; None if it is not one."""
     start = next((i + 1 for i, arg in enumerate(argv)
                   if Path(arg).name == "papermill" or (arg == "papermill" and i > 0 and argv[i - 1] == "-m")), None)
     if start is None:
@@ -115,4 +136,4 @@ def output_path_from_argv(argv: Sequence[str]) -> str | None:
         if not arg.startswith("-") or arg == "-":
             positional.append(arg)
         i += 1
-    return positional[1] if len(positional) > 1 else "-"
+    return positional

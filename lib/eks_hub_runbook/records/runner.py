@@ -14,7 +14,6 @@ and registered for redaction.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -28,7 +27,7 @@ import papermill as pm
 from nbclient.exceptions import DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
-from .. import environment, params as deployment_params, targets
+from .. import environment, locks, params as deployment_params, targets
 from ..errors import ParameterError, RunFailed, RunInterrupted, RunbookError, SecretLeakError, raise_all
 from ..notebook import contract
 from ..notebook.forms import recorded_parameters
@@ -124,6 +123,8 @@ def plan_parameters(contracts: list[contract.Contract], parameters: dict[str, An
         except ParameterError as exc:
             for error in exc.errors:
                 found.setdefault((error.parameter, error.problem, error.fix), []).append(c.name)
+            if c.records_parameters:
+                record = None  # what it would record is unknown: later notebooks are not held against a missing one
         else:
             if c.records_parameters:
                 record = validated.params.as_dict()
@@ -157,27 +158,6 @@ def _sigterm_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _deployment_lock(deployment: str) -> Iterator[None]:
-    """One run per deployment at a time (they share Terraform state and scraps)."""
-    path = deployment_dir(deployment) / ".run.lock"
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise RunbookError(f"deployment {deployment!r} is being run by {holder}; wait for it or stop it first") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _mark_stopped(staged: Path, ename: str, evalue: str) -> None:
@@ -420,7 +400,10 @@ def run(
     deployment = str(parameters.get("deployment") or _default(contracts, "deployment", deployment_params.DeploymentParameters.deployment))
     target = str(parameters.get("target") or recorded_parameters(deployment).get("target") or _default(contracts, "target", targets.DEFAULT))
 
-    with _deployment_lock(deployment), environment.exported(exported), _sigterm_interrupts():
+    with locks.hold(deployment, _holder_command(command, resume)) as lease, environment.exported(exported), \
+            _sigterm_interrupts():
+        if lease.note():
+            console.write(f"NOTE: {lease.note()}")
         if archived is None:
             archived = Run.create(deployment, notebooks, parameters, target=target, secret_sources=sources,
                                   command=command, root=root)
@@ -437,6 +420,23 @@ def run(
     if archived.record.status != Status.SUCCEEDED:
         raise RunFailed(archived)
     return archived
+
+
+def _holder_command(command: str, resume: bool) -> str:
+    """How this run is named to a second one it refuses: ``runbook run`` and its notebooks, no values."""
+    import shlex
+
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = []
+    named = []
+    for word in words[2:]:  # the notebooks come first (cli._command_line), then the options
+        if word[:1] == "-":
+            break
+        named.append(word)
+    named += ["--all"] if "--all" in words else []
+    return " ".join(["runbook run", *named[:7], *(["--resume"] if resume else [])])
 
 
 def _find_resumable(notebooks, parameters, run_ref, root) -> Run:
