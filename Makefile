@@ -5,11 +5,16 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Static checks that must not touch the project's pins get a venv of their own:
+# checkov (Terraform security scan, tests/test_checkov.py) pulls its own boto3 & co.
+TOOLS_VENV := .venv-tools
+CHECKOV_VERSION := 3.3.30
+TOOLS_STAMP := $(TOOLS_VENV)/.installed-checkov-$(CHECKOV_VERSION)
 PYTEST_ARGS ?=
 
 .PHONY: setup tools browser demo workshop test test-fast golden bench clean sandbox-down gpu-check
 
-setup: tools $(STAMP) node_modules/.installed
+setup: tools $(STAMP) $(TOOLS_STAMP) node_modules/.installed
 
 # Before anything else: install the tools Debian offers (kubectl, node/npm) when missing,
 # and name what cannot be installed (terraform: version needed, install page).
@@ -24,6 +29,12 @@ $(STAMP): $(VENV)/bin/python pyproject.toml sandbox/pyproject.toml requirements.
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]' -e ./sandbox
 	$(BIN)/python -m eks_hub_runbook.kernel >/dev/null
 	touch $(STAMP)
+
+$(TOOLS_STAMP): | tools
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --upgrade pip==25.3
+	$(TOOLS_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
 
 node_modules/.installed: package.json package-lock.json | tools
 	npm ci --no-audit --no-fund --loglevel=error

@@ -147,6 +147,7 @@ def terraform_outputs() -> dict:
     return {
         "cluster_name": "jupyterhub-on-eks",
         "region": "us-west-2",
+        "vpc_id": "vpc-0123456789abcdef0",
         "efs_file_system_id": "fs-0123456789abcdef0",
         "efs_home_access_point_id": "fsap-0aaaaaaaaaaaaaaaa",
         "efs_shared_access_point_id": "fsap-0bbbbbbbbbbbbbbbb",

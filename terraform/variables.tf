@@ -356,3 +356,14 @@ variable "singleuser_policy_arns" {
     error_message = "Variable 'singleuser_policy_arns' must hold IAM policy ARNs."
   }
 }
+
+variable "vpc_flow_logs" {
+  description = "VPC flow logs into a KMS-encrypted CloudWatch log group (retention log_retention_days): off, or the traffic to record: REJECT, ACCEPT or ALL."
+  type        = string
+  default     = "off"
+
+  validation {
+    condition     = contains(["off", "REJECT", "ACCEPT", "ALL"], var.vpc_flow_logs)
+    error_message = "Variable 'vpc_flow_logs' must be off, REJECT, ACCEPT or ALL (the traffic the flow logs record)."
+  }
+}

@@ -2,6 +2,7 @@
 # (nodes, EFS), optional pod subnets in a secondary CIDR, one or two NAT gateways.
 
 resource "aws_vpc" "this" {
+  #checkov:skip=CKV2_AWS_11:flow logs are the vpc_flow_logs variable (logs.tf), off by default: a demo VPC's flow logs cost more than the hub
   cidr_block           = var.vpc_cidr
   enable_dns_support   = true
   enable_dns_hostnames = true
@@ -16,6 +17,12 @@ resource "aws_vpc_ipv4_cidr_block_association" "secondary" {
   cidr_block = var.secondary_cidr
 }
 
+# The VPC's default security group allows nothing: every resource here uses its own group
+# (EFS), the cluster's, or the load balancer controller's.
+resource "aws_default_security_group" "this" {
+  vpc_id = aws_vpc.this.id
+}
+
 resource "aws_internet_gateway" "this" {
   vpc_id = aws_vpc.this.id
 
@@ -28,7 +35,7 @@ resource "aws_subnet" "public" {
   vpc_id                  = aws_vpc.this.id
   cidr_block              = var.public_subnet_cidrs[count.index]
   availability_zone       = local.azs[count.index]
-  map_public_ip_on_launch = true
+  map_public_ip_on_launch = false # only NAT gateways (Elastic IPs) and load balancers live here
 
   tags = {
     Name                     = "${var.name}-public-${local.azs[count.index]}"
