@@ -283,3 +283,50 @@ def test_user_pods_carry_do_not_disrupt(deployment_params, terraform_outputs, of
     for slug, options in profile_cases(rendered):
         pod = build_pod(offline_kubespawner, rendered, options)
         assert pod["metadata"]["annotations"]["karpenter.sh/do-not-disrupt"] == "true", slug
+
+
+def test_user_servers_are_fenced_in_for_every_profile(deployment_params, terraform_outputs, offline_kubespawner):
+    """No instance metadata (iptables init container + network policy), no Kubernetes API token,
+    no other users' servers (the chart's network policies): in the values and in every
+    profile's pod as KubeSpawner builds it with the hub's whole configuration."""
+    from kubernetes.client import ApiClient
+    from types import SimpleNamespace
+    import asyncio
+
+    from tests.test_platform_profiles import profile_cases
+
+    rendered = hubconfig.effective_values(values.jupyterhub_values(deployment_params["dummy"], terraform_outputs))
+    user = rendered["singleuser"]
+    assert user["cloudMetadata"]["blockWithIptables"] is True
+    assert user["networkPolicy"]["enabled"] and rendered["hub"]["networkPolicy"]["enabled"]
+    assert rendered["proxy"]["chp"]["networkPolicy"]["enabled"]
+    allow = user["networkPolicy"]["egressAllowRules"]
+    assert allow["cloudMetadataServer"] is False and allow["privateIPs"] is False
+    config = hubconfig.hub_config(rendered)
+    assert config.KubeSpawner.automount_service_account_token is False
+
+    async def pod(options):
+        spawner = offline_kubespawner(config=config, _mock=True, user=SimpleNamespace(name="user-1", id=1, url="/user/user-1/"))
+        spawner.user_options = options
+        await spawner.load_user_options()
+        return ApiClient().sanitize_for_serialization(await spawner.get_pod_manifest())
+
+    cases = list(profile_cases(rendered))
+    assert len(cases) >= len(user["profileList"])
+    for slug, options in cases:
+        spec = asyncio.run(pod(options))["spec"]
+        assert spec["automountServiceAccountToken"] is False, slug
+        assert spec["serviceAccountName"] == terraform_outputs["singleuser_service_account"], slug  # pod identity
+        [block] = [c for c in spec["initContainers"] if c["name"] == "block-cloud-metadata"]
+        assert block["command"][-6:] == ["--destination", "169.254.169.254", "--destination-port", "80", "--jump", "DROP"]
+        assert block["image"] == f"quay.io/jupyterhub/k8s-network-tools:{hubconfig.CHART_VERSION}"
+        assert block["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
+        assert all(c["securityContext"]["allowPrivilegeEscalation"] is False for c in spec["containers"]), slug
+
+
+def test_load_balancer_controller_gets_region_and_vpc_from_values(deployment_params, terraform_outputs):
+    """Hop limit 1 keeps pods from the metadata service, where the controllers would otherwise look."""
+    lbc = values.release_values("helm-values/aws-load-balancer-controller.yaml", deployment_params["dummy"], terraform_outputs)
+    assert (lbc["region"], lbc["vpcId"]) == ("us-west-2", terraform_outputs["vpc_id"])
+    karpenter = values.release_values("helm-values/karpenter.yaml", deployment_params["dummy"], terraform_outputs)
+    assert {"name": "AWS_REGION", "value": "us-west-2"} in karpenter["controller"]["env"]

@@ -77,6 +77,7 @@ BAD_VARIABLES = [
     ({"secondary_cidr": ""}, "pod_subnet_cidrs"),
     ({"tags": {"runbook:deployment": "other"}}, "tags"),
     ({"public_subnet_cidrs": ["10.1.2.0/26"]}, "public_subnet_cidrs"),
+    ({"vpc_flow_logs": "on"}, "vpc_flow_logs"),
 ]
 
 

@@ -162,6 +162,9 @@ def test_type_2_cognito_apply_plans_clean_and_destroys_everything(private_aws_sa
     p = params.resolve(deployment=name, auth="cognito", domain="hub.example.com")
     workspace = terraform.prepare(p, certificate_arn=arn)
     durations: dict[str, float] = {}
+    # This deployment also applies the module's optional VPC flow logs (off by default).
+    tfvars = workspace.directory / "terraform.tfvars.json"
+    tfvars.write_text(json.dumps({**json.loads(tfvars.read_text()), "vpc_flow_logs": "REJECT"}))
 
     started = time.monotonic()
     terraform.deploy(workspace, log=None, bar=False, retry=FAST_RETRY)
@@ -186,6 +189,22 @@ def test_type_2_cognito_apply_plans_clean_and_destroys_everything(private_aws_sa
     assert client["CallbackURLs"] == ["https://hub.example.com/hub/oauth_callback"]
     assert client["AllowedOAuthFlows"] == ["code"] and client["ClientSecret"] == outputs["cognito_client_secret"]
     assert outputs["hub_callback_url"] == "https://hub.example.com/hub/oauth_callback"
+
+    # Tenants' fences and logs: hop limit 1, a default security group that allows nothing,
+    # flow logs into a log group encrypted with the module's logs key.
+    ec2, logs = _client(private_aws_sandbox, "ec2"), _client(private_aws_sandbox, "logs")
+    [template] = ec2.describe_launch_templates(Filters=[{"Name": "tag:runbook:deployment", "Values": [name]}])["LaunchTemplates"]
+    version = ec2.describe_launch_template_versions(LaunchTemplateId=template["LaunchTemplateId"])["LaunchTemplateVersions"][0]
+    assert version["LaunchTemplateData"]["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    vpc_id = outputs["vpc_id"]
+    [default] = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                                                      {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"]
+    assert default["IpPermissions"] == [] and default["IpPermissionsEgress"] == []
+    [flow] = ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": [vpc_id]}])["FlowLogs"]
+    assert flow["TrafficType"] == "REJECT" and flow["LogGroupName"] == f"/aws/vpc/{name}/flow-logs"
+    groups = {g["logGroupName"]: g for g in logs.describe_log_groups(logGroupNamePrefix="/aws/")["logGroups"]}
+    for group in (f"/aws/vpc/{name}/flow-logs", f"/aws/eks/{name}/cluster"):
+        assert groups[group]["kmsKeyId"].startswith("arn:aws:kms:"), group
 
     started = time.monotonic()
     assert terraform.plan_after_apply_is_empty(workspace)

@@ -6,7 +6,8 @@ configurable-http-proxy), their Services (``hub``, ``proxy-api``, ``proxy-public
 ``hub`` Secret and ConfigMap, the ``hub`` ServiceAccount with its Role and RoleBinding (the
 hub's KubeSpawner reaches the API server with that account's token, in-cluster, as on EKS)
 and the ``hub-db-dir`` claim for
-``hub.db.type: sqlite-pvc``. Names, labels, ports, probes, the Recreate strategies and the
+``hub.db.type: sqlite-pvc``, and the ``hub``, ``proxy`` and ``singleuser`` NetworkPolicies
+(:func:`network_policies`). Names, labels, ports, probes, the Recreate strategies and the
 core-pod scheduling are the chart's; images are the chart's (the kubelet runs the local
 ``jupyterhub`` and ``configurable-http-proxy`` for them).
 
@@ -191,6 +192,86 @@ def services(values: Mapping[str, Any], host_port: int) -> list[dict]:
     ]
 
 
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+
+
+def egress_rules(values: Mapping[str, Any], netpol: Mapping[str, Any]) -> list[dict]:
+    """The chart's ``jupyterhub.networkPolicy.renderEgressRules`` for one ``networkPolicy`` block:
+    its ``egressAllowRules`` coalesced into rules, then its own ``egress``."""
+    allow = netpol.get("egressAllowRules") or {}
+    metadata = f"{(values.get('singleuser') or {}).get('cloudMetadata', {}).get('ip', '169.254.169.254')}/32"
+    rules: list[dict] = []
+    if allow.get("dnsPortsCloudMetadataServer"):
+        rules.append({"ports": DNS_PORTS, "to": [{"ipBlock": {"cidr": metadata}}]})
+    if allow.get("dnsPortsKubeSystemNamespace"):
+        rules.append({"ports": DNS_PORTS, "to": [{"namespaceSelector": {"matchLabels": {
+            "kubernetes.io/metadata.name": "kube-system"}}}]})
+    if allow.get("dnsPortsPrivateIPs") and not allow.get("privateIPs"):
+        rules.append({"ports": DNS_PORTS, "to": [{"ipBlock": {"cidr": cidr}} for cidr in PRIVATE_RANGES]})
+    if allow.get("nonPrivateIPs"):
+        block: dict[str, Any] = {"cidr": "0.0.0.0/0"}
+        excepted = [*([] if allow.get("privateIPs") else PRIVATE_RANGES),
+                    *([] if allow.get("cloudMetadataServer") else [metadata])]
+        if excepted:
+            block["except"] = list(excepted)
+        rules.append({"to": [{"ipBlock": block}]})
+    if allow.get("privateIPs") and not allow.get("nonPrivateIPs"):
+        rules.append({"to": [{"ipBlock": {"cidr": cidr}} for cidr in PRIVATE_RANGES]})
+    if allow.get("cloudMetadataServer") and not allow.get("nonPrivateIPs"):
+        rules.append({"to": [{"ipBlock": {"cidr": metadata}}]})
+    return rules + list(netpol.get("egress") or [])
+
+
+def _ingress_from(label: str, netpol: Mapping[str, Any]) -> list[dict]:
+    """Pods carrying ``label: "true"`` (and, with interNamespaceAccessLabels accept, any namespace's)."""
+    sources: list[dict] = [{"podSelector": {"matchLabels": {label: "true"}}}]
+    if netpol.get("interNamespaceAccessLabels") == "accept":
+        sources = [{"namespaceSelector": {"matchLabels": {label: "true"}}},
+                   {"namespaceSelector": {}, "podSelector": {"matchLabels": {label: "true"}}}]
+    return sources
+
+
+def _policy(name: str, component: str, netpol: Mapping[str, Any], ingress: list[dict], egress: list[dict]) -> dict:
+    ports = [{"port": port} for port in netpol.get("allowedIngressPorts") or []]
+    extra_ingress = ([{"ports": ports}] if ports else []) + list(netpol.get("ingress") or [])
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(name, component),
+            "spec": {"podSelector": {"matchLabels": _selector(component)}, "policyTypes": ["Ingress", "Egress"],
+                     "ingress": ingress + extra_ingress, "egress": egress}}
+
+
+def network_policies(values: Mapping[str, Any]) -> list[dict]:
+    """The chart's NetworkPolicies (``hub``, ``proxy``, ``singleuser``), each when its
+    ``networkPolicy.enabled``: ingress only from pods with the chart's access labels
+    (``hub.jupyter.org/network-access-<hub|proxy-api|singleuser>``), egress to the
+    components they call plus the ``egressAllowRules``. A user server is reached only by the
+    proxy and the hub; its egress excludes private ranges and the cloud metadata server
+    unless the values allow them."""
+    result = []
+    hub = (values.get("hub") or {}).get("networkPolicy") or {}
+    proxy = ((values.get("proxy") or {}).get("chp") or {}).get("networkPolicy") or {}
+    user = (values.get("singleuser") or {}).get("networkPolicy") or {}
+    to_pods = lambda component, port: {"ports": [{"port": port}],  # noqa: E731
+                                       "to": [{"podSelector": {"matchLabels": _selector(component)}}]}
+    if hub.get("enabled"):
+        result.append(_policy("hub", "hub", hub,
+                              [{"ports": [{"port": "http"}], "from": _ingress_from("hub.jupyter.org/network-access-hub", hub)}],
+                              [to_pods("proxy", PROXY_API_PORT), to_pods("singleuser-server", 8888),
+                               *egress_rules(values, hub)]))
+    if proxy.get("enabled"):
+        result.append(_policy("proxy", "proxy", {**proxy, "allowedIngressPorts": proxy.get("allowedIngressPorts") or []},
+                              [{"ports": [{"port": "http"}, {"port": "https"}]},
+                               {"ports": [{"port": "api"}],
+                                "from": _ingress_from("hub.jupyter.org/network-access-proxy-api", proxy)}],
+                              [to_pods("hub", HUB_PORT), to_pods("singleuser-server", 8888), *egress_rules(values, proxy)]))
+    if user.get("enabled"):
+        result.append(_policy("singleuser", "singleuser-server", user,
+                              [{"ports": [{"port": "notebook-port"}],
+                                "from": _ingress_from("hub.jupyter.org/network-access-singleuser", user)}],
+                              [to_pods("hub", HUB_PORT), *egress_rules(values, user)]))
+    return result
+
+
 def objects(values: Mapping[str, Any], *, host_port: int, secrets: Mapping[str, str]) -> list[dict]:
     """Everything of the release, in apply order (the proxy before the hub, which calls its API).
 
@@ -218,6 +299,7 @@ def objects(values: Mapping[str, Any], *, host_port: int, secrets: Mapping[str, 
         result.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _meta("hub-db-dir", "hub"),
                        "spec": claim})
     result += services(values, host_port)
+    result += network_policies(values)
     result.append(proxy_deployment(values))
     result.append(hub_deployment(values, checksum(dict(secrets))))
     return result

@@ -86,3 +86,38 @@ def test_an_in_memory_database_needs_no_claim(deployment_params, terraform_outpu
     assert ("PersistentVolumeClaim", "hub-db-dir") not in objects
     pod = objects[("Deployment", "hub")]["spec"]["template"]["spec"]
     assert all(v["name"] != "pvc" for v in pod["volumes"]) and "workingDir" not in pod["containers"][0]
+
+
+def test_network_policies_are_the_charts_and_fence_user_servers_in(deployment_params, terraform_outputs):
+    objects = _objects(deployment_params["dummy"], terraform_outputs)
+    policies = {name: o["spec"] for (kind, name), o in objects.items() if kind == "NetworkPolicy"}
+    assert set(policies) == {"hub", "proxy", "singleuser"}
+    user = policies["singleuser"]
+    assert user["podSelector"] == {"matchLabels": {"component": "singleuser-server", "release": "jupyterhub"}}
+    assert user["policyTypes"] == ["Ingress", "Egress"]
+    # reached on its port only by pods labelled for it: the proxy and the hub, never another user's pod
+    assert user["ingress"] == [{"ports": [{"port": "notebook-port"}],
+                                "from": [{"podSelector": {"matchLabels": {"hub.jupyter.org/network-access-singleuser": "true"}}}]}]
+    labelled = {name for (kind, name), o in objects.items() if kind == "Deployment" and
+                o["spec"]["template"]["metadata"]["labels"].get("hub.jupyter.org/network-access-singleuser") == "true"}
+    assert labelled == {"hub", "proxy"}
+    # egress: the hub, DNS, and public addresses except private ranges and the metadata server
+    assert user["egress"][0] == {"ports": [{"port": 8081}], "to": [{"podSelector": {"matchLabels": {
+        "component": "hub", "release": "jupyterhub"}}}]}
+    [public] = [rule["to"][0]["ipBlock"] for rule in user["egress"]
+                if "ports" not in rule and rule["to"][0].get("ipBlock", {}).get("cidr") == "0.0.0.0/0"]
+    assert public["except"] == ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.169.254/32"]
+    assert all(rule.get("ports") for rule in user["egress"] if rule is not user["egress"][0] and
+               rule["to"][0].get("ipBlock", {}).get("cidr", "").startswith(("10.", "172.16", "192.168")))
+    # the hub's API only from labelled pods; the proxy's API only from the hub
+    assert policies["hub"]["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"hub.jupyter.org/network-access-hub": "true"}}}]
+    assert policies["proxy"]["ingress"][1]["from"] == [
+        {"podSelector": {"matchLabels": {"hub.jupyter.org/network-access-proxy-api": "true"}}}]
+
+
+def test_network_policies_follow_enabled_and_the_egress_allow_rules():
+    values_ = hubconfig.effective_values({"singleuser": {"networkPolicy": {"egressAllowRules": {
+        "privateIPs": True, "cloudMetadataServer": True}}}, "hub": {"networkPolicy": {"enabled": False}}})
+    policies = {p["metadata"]["name"]: p["spec"] for p in hub_chart.network_policies(values_)}
+    assert set(policies) == {"proxy", "singleuser"}
+    assert {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]} in policies["singleuser"]["egress"]

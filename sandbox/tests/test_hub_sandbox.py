@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import requests
 
 from eks_hub_runbook import params as runbook_params, walkthrough
 from eks_hub_runbook.hub import HOME_DIR, SHARED_DIR, HubClient
@@ -153,14 +154,61 @@ def test_each_server_has_its_own_efs_mounts_and_cannot_reach_the_other_users_hom
     assert set(seen["the folder above"].stdout.split()) <= {"/home/jovyan/..:", "/home/jovyan/../..:", ".", "..",
                                                            "jovyan", "shared"} | set(os.listdir("/")), seen
     assert seen["other processes"].stdout.split() == ["JUPYTERHUB_USER=user-2"]  # its own processes only
-    # and through the API, with the pod's own service account token (the singleuser account of
-    # pod identity: authenticated, bound to no role)
-    token = _in_server(kubectl, "user-2", "cat /var/run/secrets/kubernetes.io/serviceaccount/token").stdout.strip()
-    denied = kubectl("--token", token, "exec", "jupyter-user-1", "-n", "jupyterhub", "--",
-                     "cat", "/home/jovyan/secret.txt", check=False)
-    assert denied.returncode != 0 and "user-1-only" not in denied.stdout
-    assert "(Forbidden)" in denied.stderr and \
-        'User "system:serviceaccount:jupyterhub:jupyterhub-singleuser" cannot get resource "pods"' in denied.stderr
+    # and through the Kubernetes API: the pod holds no service-account token to try it with
+    # (automountServiceAccountToken false; EKS Pod Identity brings its own, for AWS only)
+    token = _in_server(kubectl, "user-2", "cat /var/run/secrets/kubernetes.io/serviceaccount/token", check=False)
+    assert token.returncode != 0 and not token.stdout.strip()
+
+
+def test_user_pods_hold_no_api_token_and_the_releases_network_policies_are_stored(users, core_api, full_sandbox):
+    """What the emulator can show of the fences: each user pod's spec (no service-account token,
+    the metadata-blocking init container) and the chart's NetworkPolicies, admitted by the API server."""
+    from kubernetes import client
+
+    for name, hub in users.items():
+        if hub.server() is None:
+            hub.spawn(PROFILE)
+            hub.wait_ready()
+        spec = core_api.read_namespaced_pod(f"jupyter-{name}", "jupyterhub").spec
+        assert spec.automount_service_account_token is False, name
+        assert not any(v.name.startswith("kube-api-access-") for v in spec.volumes or []), name
+        assert [c.name for c in spec.init_containers or []] == ["block-cloud-metadata"], name
+    policies = client.NetworkingV1Api(install.api_client(full_sandbox.kubeconfig_path())).list_namespaced_network_policy(
+        "jupyterhub").items
+    by_name = {p.metadata.name: p.spec for p in policies}
+    assert set(by_name) >= {"hub", "proxy", "singleuser"}
+    user = by_name["singleuser"]
+    assert user.pod_selector.match_labels == {"component": "singleuser-server", "release": "jupyterhub"}
+    [ingress] = user.ingress
+    assert [f.pod_selector.match_labels for f in ingress._from] == [{"hub.jupyter.org/network-access-singleuser": "true"}]
+    blocks = [t.ip_block for rule in user.egress for t in rule.to or [] if t.ip_block and t.ip_block.cidr == "0.0.0.0/0"]
+    assert blocks and {"10.0.0.0/8", "169.254.169.254/32"} <= set(blocks[0]._except)
+
+
+def test_user_1s_token_opens_neither_user_2s_files_nor_user_2s_server(users):
+    one, two = users["user-1"], users["user-2"]
+    for hub in (one, two):
+        if hub.server() is None:
+            hub.spawn(PROFILE)
+            hub.wait_ready()
+    two.write_file(f"{HOME_DIR}/mine.txt", "user-2-only")
+    one.token(note="tenant-test")
+    base = sandbox_hub.url()
+    with requests.Session() as other:  # user-1's API token alone: no cookies of anyone
+        other.headers["Authorization"] = f"token {one._token}"
+        for path in (f"/user/user-2/api/contents/{HOME_DIR}/mine.txt", "/user/user-2/api/contents", "/user/user-2/lab"):
+            answer = other.get(base + path, allow_redirects=False, timeout=30)
+            assert answer.status_code in (302, 403), (path, answer.status_code)
+            assert "user-2-only" not in answer.text
+            if answer.status_code == 302:
+                assert "/hub/" in answer.headers["Location"] and "/user/user-2/" not in answer.headers["Location"]
+        # the hub API: user-2's server can be neither stopped nor (re)started with user-1's token
+        stop = other.delete(f"{base}/hub/api/users/user-2/server", timeout=30)
+        start = other.post(f"{base}/hub/api/users/user-2/server", json={"profile": PROFILE}, timeout=30)
+        assert stop.status_code in (403, 404) and start.status_code in (403, 404), (stop.status_code, start.status_code)
+        # user-1's own server still answers the same token (the refusals above are about whose)
+        assert other.get(f"{base}/user/user-1/api/contents", timeout=30).status_code == 200
+    assert two.server() is not None and two.read_file(f"{HOME_DIR}/mine.txt") == "user-2-only"
 
 
 def test_the_walkthroughs_commands_show_the_hub_as_pods_and_port_forward_reaches_it(installed, full_sandbox):
@@ -201,3 +249,4 @@ def test_stopping_servers_leaves_no_processes(users, core_api):
     assert core_api.list_namespaced_pod("jupyterhub", label_selector="component=singleuser-server").items == []
     for name in users:
         assert user_processes(name) == [], f"processes of {name} are still running"
+

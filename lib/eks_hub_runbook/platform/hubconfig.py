@@ -140,16 +140,28 @@ def spawner_config(values: Mapping[str, Any], *, namespace: str = "jupyterhub", 
     _scheduling(c, values, release)
     _storage(c, values)
     if _get(values, "singleuser.cloudMetadata.blockWithIptables", False):
-        tools = _get(values, "singleuser.networkTools.image", {})
-        c.KubeSpawner.init_containers = [*_get(values, "singleuser.initContainers", []), {
-            "name": "block-cloud-metadata",
-            "image": f"{tools.get('name')}:{tools.get('tag')}",
-            "command": ["iptables", "--append", "OUTPUT", "--protocol", "tcp", "--destination",
-                        _get(values, "singleuser.cloudMetadata.ip", "169.254.169.254"),
-                        "--destination-port", "80", "--jump", "DROP"],
-            "securityContext": {"runAsUser": 0, "capabilities": {"add": ["NET_ADMIN"]}},
-        }]
+        c.KubeSpawner.init_containers = [*_get(values, "singleuser.initContainers", []), block_cloud_metadata(values)]
     return c
+
+
+def block_cloud_metadata(values: Mapping[str, Any]) -> dict:
+    """The chart's ``block-cloud-metadata`` init container (``singleuser.cloudMetadata.blockWithIptables``):
+    the network-tools image (tag ``set-by-chartpress`` is the chart's version) drops the pod's
+    TCP traffic to the metadata IP on port 80, privileged, as root with NET_ADMIN."""
+    tools = _get(values, "singleuser.networkTools.image", {})
+    tag = tools.get("tag")
+    container = {
+        "name": "block-cloud-metadata",
+        "image": f"{tools.get('name')}:{CHART_VERSION if tag in (None, 'set-by-chartpress') else tag}",
+        "command": ["iptables", "--append", "OUTPUT", "--protocol", "tcp", "--destination",
+                    _get(values, "singleuser.cloudMetadata.ip", "169.254.169.254"),
+                    "--destination-port", "80", "--jump", "DROP"],
+        "securityContext": {"privileged": True, "runAsUser": 0, "capabilities": {"add": ["NET_ADMIN"]}},
+    }
+    resources = _get(values, "singleuser.networkTools.resources")
+    if resources:
+        container["resources"] = resources
+    return container
 
 
 def _scheduling(c: Config, values: Mapping[str, Any], release: str) -> None:

@@ -37,6 +37,7 @@ NODE_BIN = str(node_bin("configurable-http-proxy").parent)  # the repository's n
 JUPYTER_START_SCRIPTS = {"start-notebook.sh", "start-notebook.py", "start-singleuser.sh", "start-singleuser.py", "start.sh"}
 JUPYTER_COMMANDS = {"jupyterhub-singleuser", "jupyter-labhub", "jupyter", "jupyter-lab", "jupyter-notebook",
                     "jupyter-server"}
+HOST_NETWORK_TOOLS = {"iptables", "ip6tables", "iptables-legacy", "iptables-nft", "nft"}
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
@@ -186,6 +187,11 @@ def resolve(container: dict, env: dict[str, str], pod_ip: str) -> Command:
     if Path(argv[0]).name in JUPYTER_START_SCRIPTS:
         argv = (["jupyterhub-singleuser"] if env.get("JUPYTERHUB_API_TOKEN") else ["jupyter", "lab"]) + argv[1:]
     executable = argv[0]
+    if Path(executable).name in HOST_NETWORK_TOOLS:
+        # e.g. z2jh's block-cloud-metadata init container: pods share the machine's network
+        # namespace here, so its firewall rule would change the machine's, not the pod's.
+        return Command(None, f'"{Path(executable).name}" of image {container.get("image")} would change this machine\'s '
+                             "network (pods have no network namespace of their own here); not run")
     found = shutil.which(executable, path=search_path()) if "/" not in executable else (
         executable if os.access(executable, os.X_OK) else shutil.which(Path(executable).name, path=search_path()))
     if not found:
