@@ -14,8 +14,10 @@ The order here avoids each cause:
    this module deletes what they find, in order);
 3. **staged Terraform destroy** (:mod:`eks_hub_runbook.terraform`);
 4. optionally the **ACM certificate** imported by 01_certificate;
-5. a **leftovers scan** by tag that must come back empty;
-6. on the sandbox, **stop the sandbox services** unless asked to keep them.
+5. a **sweep by tag** (:func:`sweep`, :mod:`.aws.sweep`): whatever still carries the deployment's
+   tags (left by a SIGKILLed apply or destroy) is deleted in dependency order;
+6. a **leftovers scan** by tag that must come back empty;
+7. on the sandbox, **stop the sandbox services** unless asked to keep them.
 
 Before the drain, :func:`usage` notes what ran (the cluster's creation time, the Karpenter nodes);
 after the destroy, :func:`spend` turns it into the run's estimated spend (:mod:`.cost`).
@@ -393,6 +395,27 @@ def certificate_rows(params: DeploymentParameters, delete: bool) -> list[dict[st
                 for arn in imported]
     return [{"resource": "ACM certificate", "id": arn, "name": params.domain, "action": "deleted"}
             for arn in acm.delete(params)]
+
+
+def sweep(params: DeploymentParameters, delete_certificate: bool = False, progress: ProgressCallback | None = None,
+          passes: int = 60, delay: float = 20.0) -> list[dict[str, str]]:
+    """Delete whatever still carries the deployment's tags after the destroy (:func:`.aws.sweep.sweep`).
+
+    What a SIGKILLed apply or destroy, or a controller racing the destroy, left behind goes here, in
+    dependency order. The certificates 01_certificate imported stay unless ``delete_certificate``.
+    Returns one row per resource (``service``, ``kind``, ``id``, ``action``, ``result``); empty when
+    nothing was left (:func:`sweep_rows` says so in a table).
+    """
+    from .aws import sweep as by_tag
+
+    keep = () if delete_certificate else acm.find_imported(params)
+    return by_tag.sweep(params.deployment, params.target, params.region, keep=keep, passes=passes, delay=delay,
+                        progress=progress)
+
+
+def sweep_rows(swept: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The sweep's rows for 05's table; one row saying "nothing left to sweep" when there were none."""
+    return swept or [{"service": "", "kind": "", "id": "", "action": "", "result": "nothing left to sweep"}]
 
 
 def leftover_rows(params: DeploymentParameters) -> list[dict[str, str]]:

@@ -10,7 +10,8 @@ controllers in the cluster tag what they create for the cluster (``elbv2.k8s.aws
   scheduled for deletion are reported only on request (AWS keeps them for the waiting period).
 - ``karpenter_instances``, ``load_balancers``, ``target_groups``, ``load_balancer_security_groups``,
   ``pvc_volumes``, ``cni_network_interfaces``: what Kubernetes created in AWS for a cluster,
-  one lookup per kind, as :class:`Resource` (05_cleanup's sweep deletes them).
+  one lookup per kind, as :class:`Resource` (05_cleanup deletes them before the destroy; after it,
+  :mod:`.sweep` deletes whatever ``scan`` still finds).
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ def _cluster_match(tags: dict[str, str], name: str) -> str:
         return f"tag {cluster_owned_tag(name)}"
     if tags.get("karpenter.sh/discovery") == name:
         return "tag karpenter.sh/discovery"
-    if tags.get("aws:eks:cluster-name") == name or tags.get("eks:cluster-name") == name:
+    if tags.get("karpenter.k8s.aws/cluster") == name:  # Karpenter's launch templates
+        return "tag karpenter.k8s.aws/cluster"
+    if name in (tags.get("aws:eks:cluster-name"), tags.get("eks:cluster-name"), tags.get("eks:eks-cluster-name")):
         return "tag eks:cluster-name"
     if tags.get("KubernetesCluster") == name:
         return "tag KubernetesCluster"
@@ -287,12 +290,16 @@ def _kms(name: str, target: str, region: str, include_pending_deletion: bool = F
     return rows
 
 
+# The log groups of a deployment, by name: the control plane's (EKS), the VPC's flow logs.
+LOG_GROUP_PREFIXES = {"/aws/eks/{name}/": "EKS log group name", "/aws/vpc/{name}/": "VPC flow log group name"}
+
+
 def _logs(name: str, target: str, region: str) -> list[Row]:
     logs = session.client("logs", target, region)
-    prefix = f"/aws/eks/{name}/"
     return [
-        _row("logs", "log-group", group["logGroupName"], group["logGroupName"], "", "EKS log group name")
-        for group in _pages(logs, "describe_log_groups", "logGroups", logGroupNamePrefix=prefix)
+        _row("logs", "log-group", group["logGroupName"], group["logGroupName"], "", why)
+        for prefix, why in LOG_GROUP_PREFIXES.items()
+        for group in _pages(logs, "describe_log_groups", "logGroups", logGroupNamePrefix=prefix.format(name=name))
     ]
 
 
