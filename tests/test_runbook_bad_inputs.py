@@ -6,15 +6,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import papermill as pm
 import pytest
+from cryptography.hazmat.primitives import serialization
 
-from eks_hub_runbook import tls
+from eks_hub_runbook import params as P, records, tls
 from eks_hub_runbook.aws.session import client
+from eks_hub_runbook.notebook import validation
+from eks_hub_runbook.paths import deployment_dir
 
 RUNBOOKS = Path(__file__).resolve().parents[1] / "runbooks"
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
@@ -31,7 +35,13 @@ def pems(tmp_path_factory):
     expired = tls.generate_self_signed("hub.example.com", root / "expired", validity_days=1,
                                        now=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc))
     elsewhere = tls.generate_self_signed("hub.example.org", root / "elsewhere")
+    text = root / "notes.txt"
+    text.write_text("the certificate is on the wiki\n")
+    der = root / "certificate.der"
+    der.write_bytes(good.certificate.public_bytes(serialization.Encoding.DER))
     return {
+        "text": {"certificate_file": str(text), "private_key_file": str(good.key_path)},
+        "der": {"certificate_file": str(der), "private_key_file": str(good.key_path)},
         "mismatch": {"certificate_file": str(good.certificate_path), "private_key_file": str(other.key_path)},
         "expired": {"certificate_file": str(expired.certificate_path), "private_key_file": str(expired.key_path)},
         "elsewhere": {"certificate_file": str(elsewhere.certificate_path), "private_key_file": str(elsewhere.key_path)},
@@ -74,6 +84,74 @@ LATER_CASES = [
     ("gpu-unknown-profile", "04_gpu_sharing", {"profile": "gpu-x"}, "parameter 'profile'"),
     ("cleanup-without-confirm", "05_cleanup", {}, "parameter 'confirm'"),
 ]
+
+
+# Beyond 02: each run holds several bad inputs of one notebook (a kernel costs ~5 s), all reported at once.
+# "bad-inputs" was never deployed here; "bad-inputs-recorded" is a deployment 02_deploy recorded (offering one
+# profile, on the sandbox); "bad-inputs-cleaned" is one 05_cleanup finished.
+MORE_CASES = [
+    ("prereq-unknown-profile-and-version", "00_prerequisites", {"profiles": "gpu-x", "kubernetes_version": 1.3},
+     ["parameter 'profiles': 'gpu-x' is not a profile of the hub", "parameter 'kubernetes_version': '1.3' is not supported"]),
+    ("certificate-text-file", "01_certificate", "text", ["parameter 'certificate_file'", "is not a PEM certificate"]),
+    ("certificate-der-file", "01_certificate", "der", ["parameter 'certificate_file'", "is not a PEM certificate",
+                                                      "-----BEGIN CERTIFICATE-----"]),
+    ("validity-not-a-number", "01_certificate", {**COGNITO, "validity_days": "ten"},
+     ["parameter 'validity_days': 'ten' is not a whole number"]),
+    ("deploy-wrong-types", "02_deploy", {"cull_timeout_minutes": -1, "gpu_spot": "sometimes", "plan_only": "yes please"},
+     ["3 parameters are invalid", "parameter 'cull_timeout_minutes': -1 minutes is out of range",
+      "parameter 'gpu_spot': 'sometimes' is not a boolean", "parameter 'plan_only': 'yes please' is not a boolean"]),
+    ("verify-never-deployed", "03_verify", {},
+     ["parameter 'deployment': no deployment named 'bad-inputs'; deployments here: ", "run 02_deploy -p deployment bad-inputs"]),
+    ("verify-other-target", "03_verify", {"deployment": "bad-inputs-recorded", "target": "aws"},
+     ["parameter 'target': deployment 'bad-inputs-recorded' was deployed with target 'sandbox'"]),
+    ("gpu-never-deployed-bad-options", "04_gpu_sharing", {"timeout_minutes": 0, "keep_servers": "maybe", "mig": "perhaps", "profile": ""},
+     ["5 parameters are invalid", "parameter 'deployment': no deployment named 'bad-inputs'",
+      "parameter 'timeout_minutes': 0 is out of range", "parameter 'keep_servers': 'maybe' is not a boolean",
+      "parameter 'mig': 'perhaps' is not a boolean", "parameter 'profile': is empty"]),
+    ("gpu-timeout-too-long-unknown-profile", "04_gpu_sharing", {"deployment": "bad-inputs-recorded", "timeout_minutes": 10000, "profile": "gpu-x"},
+     ["parameter 'timeout_minutes': 10000 is out of range", "parameter 'profile': 'gpu-x' is not one of"]),
+    ("gpu-timeout-soon-profile-not-offered", "04_gpu_sharing", {"deployment": "bad-inputs-recorded", "timeout_minutes": "soon", "profile": "gpu-mig"},
+     ["parameter 'timeout_minutes': 'soon' is not a whole number",
+      "parameter 'profile': deployment 'bad-inputs-recorded' does not offer 'gpu-mig'"]),
+    ("gpu-cleaned-up", "04_gpu_sharing", {"deployment": "bad-inputs-cleaned"},
+     ["parameter 'deployment': 02_deploy has no record of deployment 'bad-inputs-cleaned' here"]),
+    ("cleanup-never-deployed", "05_cleanup", {"confirm": True, "delete_certificate": "sometimes"},
+     ["parameter 'deployment': no deployment named 'bad-inputs'", "parameter 'delete_certificate': 'sometimes' is not a boolean"]),
+]
+
+
+@pytest.fixture(scope="module")
+def deployments(state_dir):
+    """A deployment 02_deploy recorded (sandbox, one profile) and one 05_cleanup finished (its records
+    forgotten), in the session's state folder; removed afterwards."""
+    recorded = P.resolve(deployment="bad-inputs-recorded", profiles="gpu-time-slicing").as_dict()
+    records.remember("bad-inputs-recorded", "parameters", recorded)
+    records.remember("bad-inputs-cleaned", "parameters", {**recorded, "deployment": "bad-inputs-cleaned"})
+    records.forget("bad-inputs-cleaned")
+    yield
+    for name in ("bad-inputs-recorded", "bad-inputs-cleaned"):
+        shutil.rmtree(deployment_dir(name, create=False), ignore_errors=True)
+
+
+@pytest.mark.parametrize("case", MORE_CASES, ids=lambda c: c[0])
+def test_bad_input_beyond_02_stops_in_validation_cell(case, pems, deployments, aws_sandbox, tmp_path):
+    _, notebook, parameters, expected = case
+    if isinstance(parameters, str):
+        parameters = {**COGNITO, **pems[parameters]}
+    error = _refused(notebook, parameters, tmp_path / "out.ipynb")
+    for text in expected:
+        assert text in error.evalue, (text, error.evalue)
+    assert error.evalue.count("Fix:") == max(1, len([t for t in expected if t.startswith("parameter '")]))
+    assert not validation.left_here("bad-inputs"), "a refused run left state for the deployment"
+
+
+def test_cleanup_of_a_deployment_already_cleaned_up_is_a_harmless_no_op(deployments, aws_sandbox, tmp_path):
+    before = _aws_inventory()
+    pm.execute_notebook(str(RUNBOOKS / "05_cleanup.ipynb"), str(tmp_path / "out.ipynb"), progress_bar=False,
+                        parameters={"deployment": "bad-inputs-cleaned", "confirm": True, "keep_sandbox": True},
+                        kernel_name="python3", cwd=str(RUNBOOKS))
+    assert _aws_inventory() == before
+    assert records.recall("bad-inputs-cleaned", "parameters") is None, "a no-op records no deployment"
 
 
 def _available_cases():
