@@ -309,3 +309,20 @@ def test_a_dependency_still_in_use_is_retried_a_bounded_number_of_times(private_
                      "result": "still in use (InvalidNetworkInterface.InUse)"}]
     assert sweep.sweep("sweep-stuck2", "sandbox", REGION, passes=2, delay=0.01)[0]["result"] == "deleted"
     assert leftovers.scan("sweep-stuck2", "sandbox", REGION) == []
+
+
+@pytest.mark.sandbox
+def test_05s_sweep_cell_says_nothing_left_after_a_clean_destroy(private_aws_sandbox):
+    notebook = json.loads((Path(__file__).resolve().parents[1] / "runbooks" / "05_cleanup.ipynb").read_text())
+    ids = [cell.get("id") for cell in notebook["cells"]]
+    assert ids.index("05-13") < ids.index("05-sweep") < ids.index("05-15")  # after the certificate, before the leftovers
+    source = "".join(notebook["cells"][ids.index("05-sweep")]["source"])
+    from types import SimpleNamespace
+
+    from eks_hub_runbook import notebook as nb
+
+    scope = {"nb": nb, "cleanup": cleanup, "params": resolve(target="sandbox", deployment="sweep-clean"),
+             "options": SimpleNamespace(delete_certificate=False)}
+    exec(compile(source, "05-sweep", "exec"), scope)  # noqa: S102 - the notebook's own cell
+    assert scope["swept"] == []
+    assert scope["progress"].rows() and list(nb.table(cleanup.sweep_rows(scope["swept"]))["result"]) == ["nothing left to sweep"]

@@ -274,15 +274,18 @@ def _elastic_ip(aws: Clients, item: Item) -> None:
     ec2.release_address(AllocationId=item.id)
 
 
-def _network_interface(aws: Clients, item: Item) -> None:
+def _network_interface(aws: Clients, item: Item) -> str | None:
     ec2 = aws["ec2"]
     for eni in ec2.describe_network_interfaces(NetworkInterfaceIds=[item.id]).get("NetworkInterfaces", []):
         attachment = eni.get("Attachment") or {}
+        if eni.get("RequesterManaged") and attachment:
+            return "deleting"  # AWS deletes it with the service it made it for (EKS, a NAT gateway, a load balancer)
         # An instance's primary interface goes with the instance, one AWS manages for a service
         # (a NAT gateway's, a load balancer's) with the service: only a secondary one is detached.
         if attachment.get("AttachmentId") and attachment.get("DeviceIndex", 0) != 0 and not eni.get("RequesterManaged"):
             _ignore_gone(lambda a=attachment: ec2.detach_network_interface(AttachmentId=a["AttachmentId"], Force=True))
     ec2.delete_network_interface(NetworkInterfaceId=item.id)
+    return None
 
 
 def _volume(aws: Clients, item: Item) -> None:
@@ -409,7 +412,8 @@ def _certificate(aws: Clients, item: Item) -> None:
     aws["acm"].delete_certificate(CertificateArn=item.id)
 
 
-DELETERS: dict[tuple[str, str], Callable[[Clients, Item], None]] = {
+# A deleter asks AWS to delete one resource (None), or says why it waits instead ("deleting").
+DELETERS: dict[tuple[str, str], Callable[[Clients, Item], str | None]] = {
     ("ec2", "instance"): _instance,
     ("eks", "nodegroup"): _nodegroup,
     ("eks", "addon"): _addon,
@@ -474,7 +478,7 @@ def delete(aws: Clients, item: Item) -> str:
     if item.state in DELETING_STATES:
         return "deleting"
     try:
-        DELETERS[(item.service, item.kind)](aws, item)
+        waits = DELETERS[(item.service, item.kind)](aws, item)
     except ClientError as exc:
         code = _code(exc)
         verdict = classify(code)
@@ -483,7 +487,7 @@ def delete(aws: Clients, item: Item) -> str:
         if verdict == "retry":
             return f"retry: {code}"
         return f"failed: {code}: {exc.response.get('Error', {}).get('Message', '')}"
-    return "deleted"
+    return waits or "deleted"
 
 
 ProgressCallback = Callable[[str, str, str], None]
