@@ -205,6 +205,8 @@ def _orphans(name: str, cidr: str, cert_dir: Path) -> dict[str, str]:
     kms.create_alias(AliasName=f"alias/{name}-eks-secrets", TargetKeyId=key)
     ids["log"] = f"/aws/eks/{name}/cluster"
     client("logs", "sandbox", REGION).create_log_group(logGroupName=ids["log"], tags={DEPLOYMENT_TAG: name})
+    ids["flow log"] = f"/aws/vpc/{name}/flow-logs"  # the VPC's flow logs (vpc_flow_logs on)
+    client("logs", "sandbox", REGION).create_log_group(logGroupName=ids["flow log"], tags={DEPLOYMENT_TAG: name})
     sqs = client("sqs", "sandbox", REGION)
     ids["queue"] = queue = sqs.create_queue(QueueName=f"{name}-karpenter", tags={DEPLOYMENT_TAG: name})["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -253,12 +255,14 @@ def test_the_sweep_deletes_orphans_of_every_kind_in_order_and_leaves_others(priv
     # the certificate 01 imported is kept unless asked: the sweep leaves it, the leftovers table too
     passes = []
     rows = cleanup.sweep(params, delete_certificate=False, delay=0.1, progress=lambda step, status, detail: passes.append(detail))
-    assert passes[-1] == "34 resource(s)" and "pass 3: scanning" not in passes  # one pass deletes, one finds nothing
+    assert passes[-1] == "35 resource(s)" and "pass 3: scanning" not in passes  # one pass deletes, one finds nothing
     assert [r for r in rows if r["result"] not in ("deleted", "gone")] == []
     swept = {(r["service"], r["kind"]) for r in rows}
     assert swept == set(sweep.RANK) - {("acm", "certificate"), ("kms", "alias")}, sorted(set(sweep.RANK) - swept)
     assert [sweep.RANK[(r["service"], r["kind"])] for r in rows] == sorted(sweep.RANK[(r["service"], r["kind"])] for r in rows)
     by_id = {r["id"]: r for r in rows}
+    assert by_id[ids["flow log"]]["result"] == by_id[ids["log"]]["result"] == "deleted"
+    assert by_id[ids["lt"]]["result"] == "deleted"  # Karpenter's launch template: by its karpenter.k8s.aws/cluster tag
     assert by_id[ids["key"]]["action"] == "schedule deletion (7 days)"
     assert by_id[ids["vpc"]]["result"] == "deleted" and by_id[ids["lb"]]["result"] == "deleted"
     assert cleanup.leftover_rows(params) == []
