@@ -126,6 +126,19 @@ def test_already_exists_errors_of_the_deployment_are_orphans_to_adopt():
     assert adopt.Orphan('module.x.aws_iam_role.this["a"]', "demo-a").resource_type == "aws_iam_role"
 
 
+def test_an_efs_file_system_created_before_terraform_was_killed_is_an_orphan_found_by_its_token():
+    """The fault matrix's first finding: terraform SIGKILLed in the network stage left the EFS file
+    system unrecorded; every resume then failed with FileSystemAlreadyExists (its creation token)."""
+    from eks_hub_runbook.terraform import adopt
+
+    text = ("creating EFS File System: operation error EFS: CreateFileSystem, https response error StatusCode: 409, "
+            "RequestID: x, FileSystemAlreadyExists: File system with demo-users already exists.")
+    found = adopt.orphans([terraform.Diagnostic("error", text, address="aws_efs_file_system.this")], "demo")
+    assert found == [adopt.Orphan("aws_efs_file_system.this", "demo-users")]
+    assert adopt.orphans([terraform.Diagnostic("error", text.replace("demo-", "other-"), address="aws_efs_file_system.this")],
+                         "demo") == []
+
+
 @pytest.mark.parametrize("diagnostics", [
     [terraform.Diagnostic("error", TAKEN, address="aws_iam_policy.karpenter_controller"),
      terraform.Diagnostic("error", "creating EKS Cluster (demo): InvalidParameterException", address="aws_eks_cluster.this")],

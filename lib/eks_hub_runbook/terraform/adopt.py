@@ -24,9 +24,14 @@ IMPORT_IDS = {
     "aws_iam_role": "{name}",
     "aws_cloudwatch_log_group": "{name}",
 }
-# The provider's "creating <what> (<name>): ... <code>" errors for a name that is taken.
-_ALREADY_EXISTS = re.compile(r"creating [^(]*\((?P<name>[^)]+)\).*(EntityAlreadyExists|ResourceAlreadyExists)",
-                             re.IGNORECASE | re.DOTALL)
+# Types whose import id AWS must be asked for (an id, not the name): type -> the lookup.
+LOOKUPS = ("aws_efs_file_system",)
+# The provider's "creating <what> (<name>): ... <code>" errors for a name that is taken, and EFS's
+# idempotency token error ("FileSystemAlreadyExists: File system with <token> already exists").
+_ALREADY_EXISTS = (
+    re.compile(r"creating [^(]*\((?P<name>[^)]+)\).*(EntityAlreadyExists|ResourceAlreadyExists)", re.IGNORECASE | re.DOTALL),
+    re.compile(r"FileSystemAlreadyExists: File system with (?P<name>\S+) already exists", re.DOTALL),
+)
 
 
 @dataclass(frozen=True)
@@ -40,9 +45,22 @@ class Orphan:
     def resource_type(self) -> str:
         return self.address.split("[")[0].split(".")[-2]
 
-    def import_id(self, identity: dict[str, str]) -> str:
-        """How ``terraform import`` names it (``identity`` from :func:`identity`)."""
+    def import_id(self, identity: dict[str, str], target: str = "", region: str = "") -> str:
+        """How ``terraform import`` names it (``identity`` from :func:`identity`); for the types in
+        :data:`LOOKUPS`, asked of AWS on ``target`` in ``region``."""
+        if self.resource_type in LOOKUPS:
+            return _efs_file_system_id(self.name, target, region)
         return IMPORT_IDS[self.resource_type].format(name=self.name, **identity)
+
+
+def _efs_file_system_id(creation_token: str, target: str, region: str) -> str:
+    """The id of the file system created with ``creation_token`` (EFS's idempotency token)."""
+    from ..aws.session import client
+
+    systems = client("efs", target, region).describe_file_systems(CreationToken=creation_token)["FileSystems"]
+    if len(systems) != 1:
+        raise TerraformError(f"cannot adopt the EFS file system {creation_token!r}: AWS has {len(systems)} with that token")
+    return systems[0]["FileSystemId"]
 
 
 def orphans(diagnostics: list[Diagnostic], deployment: str) -> list[Orphan]:
@@ -51,11 +69,12 @@ def orphans(diagnostics: list[Diagnostic], deployment: str) -> list[Orphan]:
     errors = [d for d in diagnostics if d.severity == "error"]
     found = []
     for diagnostic in errors:
-        match = _ALREADY_EXISTS.search(f"{diagnostic.summary} {diagnostic.detail}")
+        text = f"{diagnostic.summary} {diagnostic.detail}"
+        match = next((m for m in (p.search(text) for p in _ALREADY_EXISTS) if m), None)
         if not (match and diagnostic.address):
             return []
         orphan = Orphan(diagnostic.address, match["name"])
-        if orphan.resource_type not in IMPORT_IDS or not orphan.name.startswith(deployment):
+        if orphan.resource_type not in (*IMPORT_IDS, *LOOKUPS) or not orphan.name.startswith(deployment):
             return []
         found.append(orphan)
     return found

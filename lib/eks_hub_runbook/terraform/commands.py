@@ -170,7 +170,7 @@ def _adopt(workspace: Workspace, found: list[adopt.Orphan], log: LogCallback | N
     """``terraform import`` each orphan an apply reported (see :mod:`.adopt`)."""
     identity = adopt.identity(json.loads(_capture(workspace, "state", "pull").stdout or "{}"))
     for orphan in found:
-        import_id = orphan.import_id(identity)
+        import_id = orphan.import_id(identity, workspace.target, workspace.region)
         process = _capture(workspace, "import", "-input=false", "-no-color", LOCK_TIMEOUT, orphan.address, import_id)
         if process.returncode != 0:
             raise TerraformError(f"terraform import {orphan.address} {import_id} failed:\n"
