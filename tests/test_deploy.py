@@ -165,7 +165,7 @@ def test_install_platform_uses_the_deployments_kubeconfig_and_reports(monkeypatc
     from eks_hub_runbook.aws import eks
     from eks_hub_runbook.platform import install
 
-    monkeypatch.setattr(eks, "write_kubeconfig", lambda params: tmp_path / f"{params.deployment}.kubeconfig")
+    monkeypatch.setattr(eks, "write_kubeconfig", lambda params, **_: tmp_path / f"{params.deployment}.kubeconfig")
     assert deploy.kubeconfig(resolve(target="aws", deployment="plat")) == tmp_path / "plat.kubeconfig"
     installed = []
     monkeypatch.setattr(install, "install", lambda params, outputs, kubeconfig: installed.append((outputs, kubeconfig))
@@ -182,7 +182,7 @@ def test_a_failed_install_leaves_the_platform_step_running_for_the_display_to_ma
     from eks_hub_runbook.aws import eks
     from eks_hub_runbook.platform import install
 
-    monkeypatch.setattr(eks, "write_kubeconfig", lambda params: tmp_path / "kubeconfig")
+    monkeypatch.setattr(eks, "write_kubeconfig", lambda params, **_: tmp_path / "kubeconfig")
 
     def broken(params, outputs, kubeconfig):
         raise PlatformError("helm upgrade karpenter failed")
@@ -266,7 +266,7 @@ def fake_service(monkeypatch, tmp_path):
 
     from eks_hub_runbook.platform import install
 
-    monkeypatch.setattr(deploy, "kubeconfig", lambda params: tmp_path / "kubeconfig")
+    monkeypatch.setattr(deploy, "kubeconfig", lambda params, **_: tmp_path / "kubeconfig")
     monkeypatch.setattr(install, "api_client", lambda path: ("client for", path))
     monkeypatch.setattr(client, "CoreV1Api", FakeCore)
     monkeypatch.setattr(deploy.time, "sleep", lambda seconds: None)

@@ -174,7 +174,7 @@ def test_describe_error_has_no_doubled_full_stop(aws_clients):
 
 
 def test_kubeconfig_names_the_cluster_by_arn_and_refreshes_tokens_with_the_exec_plugin(monkeypatch):
-    monkeypatch.setattr(eks, "describe", lambda cluster, target, region: CLUSTER_INFO)
+    monkeypatch.setattr(eks, "describe", lambda cluster, target, region, **_: CLUSTER_INFO)
     config = eks.build_kubeconfig("hub", "aws", "us-west-2")
     arn = CLUSTER_INFO["arn"]
     assert config["current-context"] == arn
@@ -189,7 +189,7 @@ def test_kubeconfig_names_the_cluster_by_arn_and_refreshes_tokens_with_the_exec_
 
 
 def test_kubeconfig_with_an_embedded_token_and_without_an_arn(monkeypatch):
-    monkeypatch.setattr(eks, "describe", lambda cluster, target, region: {**CLUSTER_INFO, "arn": ""})
+    monkeypatch.setattr(eks, "describe", lambda cluster, target, region, **_: {**CLUSTER_INFO, "arn": ""})
     monkeypatch.setattr(eks, "get_token", lambda cluster, target, region: ("k8s-aws-v1.abc", datetime.now(timezone.utc)))
     config = eks.build_kubeconfig("hub", "aws", "us-west-2", embed_token=True)
     assert config["users"] == [{"name": "aws:us-west-2:hub", "user": {"token": "k8s-aws-v1.abc"}}]
@@ -218,10 +218,11 @@ def test_write_kubeconfig_goes_to_the_deployments_state_folder(monkeypatch):
     from eks_hub_runbook.paths import deployment_dir
 
     asked = []
-    monkeypatch.setattr(eks, "build_kubeconfig", lambda *args: asked.append(args) or {"kind": "Config", "asked": list(args)})
+    monkeypatch.setattr(eks, "build_kubeconfig",
+                        lambda *args, **kwargs: asked.append((args, kwargs)) or {"kind": "Config", "asked": list(args)})
     path = eks.write_kubeconfig(resolve(target="aws", deployment="kubeconfig-unit", region="eu-central-1"))
     assert path == deployment_dir("kubeconfig-unit") / "kubeconfig"
-    assert asked == [("kubeconfig-unit", "aws", "eu-central-1")]
+    assert asked == [(("kubeconfig-unit", "aws", "eu-central-1"), {"just_created": False})]
     assert yaml.safe_load(path.read_text())["asked"] == ["kubeconfig-unit", "aws", "eu-central-1"]
 
 

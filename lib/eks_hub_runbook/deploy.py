@@ -244,11 +244,14 @@ def output_rows(tf_outputs) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- platform
 
 
-def kubeconfig(params: DeploymentParameters) -> Path:
-    """A kubeconfig for the deployment's cluster, built from EKS ``DescribeCluster`` (both targets)."""
+def kubeconfig(params: DeploymentParameters, just_created: bool = False) -> Path:
+    """A kubeconfig for the deployment's cluster, built from EKS ``DescribeCluster`` (both targets).
+
+    ``just_created``: Terraform created the cluster moments ago (EKS may not list it yet).
+    """
     from .aws import eks
 
-    return eks.write_kubeconfig(params)
+    return eks.write_kubeconfig(params, just_created=just_created)
 
 
 def install_platform(params: DeploymentParameters, tf_outputs: Mapping[str, Any],
@@ -258,7 +261,7 @@ def install_platform(params: DeploymentParameters, tf_outputs: Mapping[str, Any]
 
     report = progress or (lambda *_: None)
     report("platform", "running", "helm releases and manifests")
-    rows = install.install(params, tf_outputs, kubeconfig(params))
+    rows = install.install(params, tf_outputs, kubeconfig(params, just_created=True))
     report("platform", "done", "")
     return rows
 

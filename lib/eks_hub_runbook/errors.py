@@ -157,6 +157,11 @@ class IdentityError(RunbookError):
     """The AWS credentials are missing or rejected."""
 
 
+class AwsError(RunbookError):
+    """An AWS call still failed after its retries (throttling, unavailable) or a resource just
+    created never became readable; the message names the service, the operation and the fix."""
+
+
 # -- the browser walkthrough (browser/) ----------------------------------------------------
 
 

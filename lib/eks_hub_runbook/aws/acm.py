@@ -27,6 +27,7 @@ from typing import Any
 from ..errors import CertificateError, ParameterError
 from ..params import DeploymentParameters, covers
 from ..tls import CertificateMaterial, fingerprint
+from .consistency import read_after_create
 from .session import client
 from .tags import DEPLOYMENT_TAG, MANAGED_BY_TAG, tag_dict
 
@@ -131,6 +132,9 @@ def import_certificate(params: DeploymentParameters, material: CertificateMateri
         arn = acm.import_certificate(**request)["CertificateArn"]
     except acm.exceptions.ValidationException as exc:
         raise CertificateError(f"ACM refused the certificate: {exc.response['Error'].get('Message', exc)}") from None
+    # ACM is eventually consistent: read the certificate back before anything uses its ARN.
+    read_after_create(lambda: acm.describe_certificate(CertificateArn=arn), "ACM DescribeCertificate",
+                      ["ResourceNotFoundException"])
     if existing:
         # ACM keeps tags on re-import; make sure of it (moto drops them), it is idempotent.
         acm.add_tags_to_certificate(CertificateArn=arn, Tags=_tags(params))

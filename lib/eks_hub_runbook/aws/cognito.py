@@ -14,6 +14,7 @@ import string
 
 from ..params import DeploymentParameters
 from ..records.redact import register_secret
+from .consistency import read_after_create
 from .session import client
 
 
@@ -27,7 +28,9 @@ def _password() -> str:
 def ensure_users(params: DeploymentParameters, user_pool_id: str, users: list[str]) -> dict[str, str]:
     """Create (or reset) the demo users in the pool; returns ``{email: password}`` for logging in.
 
-    Idempotent: an existing user just gets a new permanent password.
+    Idempotent: an existing user just gets a new permanent password. A user just created
+    may not be visible yet (Cognito is eventually consistent): setting its password is retried
+    briefly on ``UserNotFoundException``.
     """
     idp = client("cognito-idp", params.target, params.region)
     passwords = {}
@@ -42,7 +45,10 @@ def ensure_users(params: DeploymentParameters, user_pool_id: str, users: list[st
             )
         except idp.exceptions.UsernameExistsException:
             pass
-        idp.admin_set_user_password(UserPoolId=user_pool_id, Username=email, Password=password, Permanent=True)
+        read_after_create(
+            lambda: idp.admin_set_user_password(UserPoolId=user_pool_id, Username=email, Password=password,
+                                                Permanent=True),
+            "Cognito AdminSetUserPassword", ["UserNotFoundException"])
         passwords[email] = password
     return passwords
 

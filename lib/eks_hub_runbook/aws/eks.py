@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .. import targets
 from ..errors import ClusterAccessError
-from . import session
+from . import consistency, session
 
 TOKEN_PREFIX = "k8s-aws-v1."
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
@@ -31,15 +31,24 @@ TOKEN_LIFETIME = timedelta(minutes=14)  # EKS accepts a token for 15 minutes
 EXEC_API_VERSION = "client.authentication.k8s.io/v1beta1"
 
 
-def describe(cluster: str, target: str, region: str) -> dict:
+def describe(cluster: str, target: str, region: str, just_created: bool = False) -> dict:
     """Endpoint facts of a cluster: ``{"name", "arn", "endpoint", "certificate_authority", "version", "status"}``.
 
-    ``certificate_authority`` is the base64 PEM as EKS returns it.
+    ``certificate_authority`` is the base64 PEM as EKS returns it. ``just_created``: the cluster
+    was created moments ago (02_deploy, after Terraform), so a NotFound is read again briefly
+    (EKS is eventually consistent) before it counts.
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
+    eks = session.client("eks", target, region)
     try:
-        info = session.client("eks", target, region).describe_cluster(name=cluster)["cluster"]
+        if just_created:
+            info = consistency.read_after_create(lambda: eks.describe_cluster(name=cluster), "EKS DescribeCluster",
+                                                 ["ResourceNotFoundException"])["cluster"]
+        else:
+            info = eks.describe_cluster(name=cluster)["cluster"]
+    except session.AwsCallError:
+        raise  # still throttled or unavailable, or never visible: its message says so
     except ClientError as exc:
         raise ClusterAccessError(f"EKS cluster '{cluster}' in {region} ({target}): "
                                  f"{str(exc.response['Error'].get('Message', exc)).rstrip('.')}. Fix: deploy it first (02_deploy) "
@@ -76,13 +85,14 @@ def exec_credential(cluster: str, target: str, region: str) -> dict:
 
 
 def build_kubeconfig(cluster: str, target: str, region: str,
-                     embed_token: bool = False) -> dict:
+                     embed_token: bool = False, just_created: bool = False) -> dict:
     """A kubeconfig (as a dict) for an EKS cluster.
 
     By default the user entry is an ``exec`` plugin (tokens refresh themselves); with
-    ``embed_token=True`` a token valid for ~14 minutes is written instead.
+    ``embed_token=True`` a token valid for ~14 minutes is written instead. ``just_created``:
+    see :func:`describe`.
     """
-    info = describe(cluster, target, region)
+    info = describe(cluster, target, region, just_created=just_created)
     context = info["arn"] or f"{target}:{region}:{cluster}"
     if embed_token:
         user = {"token": get_token(cluster, target, region)[0]}
@@ -116,11 +126,14 @@ def save_kubeconfig(config: dict, path: Path) -> Path:
     return write_file(path, yaml.safe_dump(config, sort_keys=False), private=True)
 
 
-def write_kubeconfig(params) -> Path:
-    """Write the deployment's kubeconfig (exec-plugin tokens) to its state folder and return the path."""
+def write_kubeconfig(params, just_created: bool = False) -> Path:
+    """Write the deployment's kubeconfig (exec-plugin tokens) to its state folder and return the path.
+
+    ``just_created``: the cluster was created moments ago (see :func:`describe`).
+    """
     from ..paths import deployment_dir
 
-    config = build_kubeconfig(params.cluster_name, params.target, params.region)
+    config = build_kubeconfig(params.cluster_name, params.target, params.region, just_created=just_created)
     return save_kubeconfig(config, deployment_dir(params.deployment) / "kubeconfig")
 
 

@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from ..errors import IdentityError
 from ..params import DeploymentParameters
-from .session import client
+from .session import AwsCallError, client
 
 MIN_AZS = 2
 
@@ -34,6 +34,8 @@ def caller_identity(target: str, region: str) -> CallerIdentity:
     """``sts get-caller-identity`` for the target; ``IdentityError`` if credentials are missing."""
     try:
         reply = client("sts", target, region).get_caller_identity()
+    except AwsCallError:
+        raise  # throttled or unavailable past its retries: not a credentials problem
     except NoCredentialsError:
         raise IdentityError("no AWS credentials found: run `aws configure` or `aws sso login`, "
                             "or set AWS_PROFILE (for the local sandbox use -p target sandbox)") from None
