@@ -128,9 +128,15 @@ def has_vpc() -> bool:
 
 
 def cluster_without_nodes() -> bool:
+    """The EKS cluster exists and its node group is not ACTIVE yet (the sandbox's node group comes up
+    within seconds of the cluster, so "being created" counts too)."""
     eks = client("eks")
-    clusters = eks.list_clusters()["clusters"]
-    return bool(clusters) and not any(eks.list_nodegroups(clusterName=c)["nodegroups"] for c in clusters)
+    for cluster in eks.list_clusters()["clusters"]:
+        groups = eks.list_nodegroups(clusterName=cluster)["nodegroups"]
+        if not groups or any(eks.describe_nodegroup(clusterName=cluster, nodegroupName=g)["nodegroup"]["status"] != "ACTIVE"
+                             for g in groups):
+            return True
+    return False
 
 
 def addons_creating() -> bool:
@@ -139,6 +145,7 @@ def addons_creating() -> bool:
 
 
 def cell_started(runbook: Runbook, notebook: str, number: int) -> bool:
+    """The runner printed ``[<notebook> <number>/<cells>]``: it counts papermill's injected-parameters cell."""
     return any(line.startswith(f"[{notebook} {number}/") for line in runbook.lines)
 
 
@@ -172,12 +179,12 @@ def test_sigkill_at_every_point_then_resume_converges_and_cleanup_leaves_nothing
         matrix[-1]["resumed"] = "yes"
 
     run = Runbook("run", "--resume", "-p", "deployment", DEPLOYMENT, "--no-report")
-    point("local AWS", run, lambda: cell_started(run, "02_deploy", 8),
+    point("local AWS", run, lambda: cell_started(run, "02_deploy", 9),
           lambda: os.kill(aws_pid(), signal.SIGKILL), "terraform applying the rest")
     assert runbook_cli("sandbox", "up").returncode == 0
 
     run = Runbook("run", "--resume", "-p", "deployment", DEPLOYMENT, "--no-report")
-    point("kernel: platform", run, lambda: cell_started(run, "02_deploy", 11) and not run.descendants("terraform"),
+    point("kernel: platform", run, lambda: cell_started(run, "02_deploy", 12) and not run.descendants("terraform"),
           lambda: [k.kill() for k in run.descendants("ipykernel")], "the platform install", terraform=False)
 
     run = Runbook("run", "--resume", "-p", "deployment", DEPLOYMENT, "--no-report")
