@@ -201,7 +201,7 @@ def test_type_2_cognito_apply_plans_clean_and_destroys_everything(private_aws_sa
                                                       {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"]
     assert default["IpPermissions"] == [] and default["IpPermissionsEgress"] == []
     [flow] = ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": [vpc_id]}])["FlowLogs"]
-    assert flow["TrafficType"] == "REJECT" and flow["LogGroupName"] == f"/aws/vpc/{name}/flow-logs"
+    assert flow["TrafficType"] == "REJECT" and flow["LogDestination"].endswith(f":log-group:/aws/vpc/{name}/flow-logs")
     groups = {g["logGroupName"]: g for g in logs.describe_log_groups(logGroupNamePrefix="/aws/")["logGroups"]}
     for group in (f"/aws/vpc/{name}/flow-logs", f"/aws/eks/{name}/cluster"):
         assert groups[group]["kmsKeyId"].startswith("arn:aws:kms:"), group
