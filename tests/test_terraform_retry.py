@@ -20,6 +20,18 @@ TRANSIENT = [
     "error: waiting for EKS Add-On create: timeout while waiting for state to become 'ACTIVE'",
     "error: api error RequestLimitExceeded: Request limit exceeded.",
     "error: StatusCode: 503, api error ServiceUnavailable",
+    # the AWS provider's own words once its retries are spent (RequestLimitExceeded injected by the local AWS)
+    "error (aws_subnet.this): creating EC2 Subnet: operation error EC2: CreateSubnet, exceeded maximum number of "
+    "attempts, 2, https response error StatusCode: 503, RequestID: 4434b284-4253-4739-944d-0d6bd3b06d6c, api error "
+    "RequestLimitExceeded: Request limit exceeded.",
+    "error: creating ACM Certificate: operation error ACM: ImportCertificate, exceeded maximum number of attempts, "
+    "25, https response error StatusCode: 400, RequestID: x, api error ThrottlingException: Rate exceeded",
+    "error: creating Cognito User Pool: operation error Cognito Identity Provider: CreateUserPool, https response "
+    "error StatusCode: 429, RequestID: x, TooManyRequestsException: Too many requests",
+    "error: reading EKS Cluster (demo): operation error EKS: DescribeCluster, https response error StatusCode: 503, "
+    "RequestID: x, ServiceUnavailableException: Service is unavailable. Please try again later.",
+    "error: creating IAM Role (demo-x): operation error IAM: CreateRole, https response error StatusCode: 500, "
+    "RequestID: x, api error InternalFailure: An internal error occurred.",
     "error: deleting EC2 Subnet: DependencyViolation: The subnet has dependencies and cannot be deleted.",
     "error: deleting EC2 Launch Template (lt-2819601167cc20963): operation error EC2: DeleteLaunchTemplate, https "
     "response error StatusCode: 400, api error InvalidLaunchTemplateName.NotFoundException: At least one of the "
@@ -163,3 +175,71 @@ def test_import_ids_come_from_the_identity_the_state_holds():
     assert adopt.Orphan("aws_iam_role.x", "demo-x").import_id(identity) == "demo-x"
     with pytest.raises(TerraformError, match="aws_caller_identity"):
         adopt.identity({"resources": []})
+
+
+# ---- the real AWS provider against throttling injected by the local AWS -----------------------
+
+THROTTLED_MODULE = """
+terraform {
+  required_providers {
+    aws = { source = "hashicorp/aws", version = "~> 5.100" }
+  }
+}
+
+provider "aws" {
+  region      = "%(region)s"
+  max_retries = 2 # the provider retries once (2 attempts): a third throttle in a row reaches the runbook
+}
+
+resource "aws_vpc" "this" {
+  cidr_block = "10.51.0.0/16"
+}
+
+resource "aws_subnet" "this" {
+  vpc_id     = aws_vpc.this.id
+  cidr_block = "10.51.1.0/24"
+}
+"""
+
+
+@pytest.mark.sandbox
+@pytest.mark.terraform
+def test_the_provider_retries_request_limit_exceeded_and_retry_py_knows_its_message(aws_sandbox, tmp_path):
+    """The real AWS provider against throttles injected by the local AWS, in one apply (each
+    terraform run costs ~10 s here): one throttle on CreateVpc is absorbed by the provider's own
+    retries; two on CreateSubnet outlast them (``max_retries = 2``: 2 attempts), and the message
+    the provider then reports is one retry.py classifies as transient, so the runbook's apply
+    would run again (that loop is tested above with a stand-in terraform)."""
+    import boto3
+
+    from eks_hub_sandbox.aws.faults import FaultClient
+
+    from eks_hub_runbook import targets
+    from eks_hub_runbook.aws import session
+    from eks_hub_runbook.terraform import workspace as workspaces
+
+    region = "eu-north-1"  # only this test uses it
+    directory = tmp_path / "throttled"
+    directory.mkdir()
+    (directory / "main.tf").write_text(THROTTLED_MODULE % {"region": region})
+    (directory / workspaces.OVERRIDE_FILE).write_text(targets.get("sandbox").terraform_override())
+    ws = Workspace("throttled", "sandbox", region, directory, directory, workspaces.write_cli_config(),
+                   session.subprocess_env("sandbox", region))
+    faults = FaultClient(aws_sandbox)
+    vpc = faults.inject("ec2", "CreateVpc", "RequestLimitExceeded", status=503, count=1, region=region)
+    subnet = faults.inject("ec2", "CreateSubnet", "RequestLimitExceeded", status=503, count=2, region=region)
+    ec2 = boto3.client("ec2", endpoint_url=aws_sandbox, region_name=region, aws_access_key_id="testing",
+                       aws_secret_access_key="testing")
+    try:
+        with pytest.raises(TerraformError) as failed:
+            terraform.apply(ws, log=None, bar=False, retry=RetryPolicy(attempts=1))
+        assert (faults.get(vpc["id"])["hits"], faults.get(subnet["id"])["hits"]) == (1, 2)
+        assert commands.state_list(ws) == ["aws_vpc.this"]  # the provider retried CreateVpc: created
+        errors = failed.value.errors
+        assert len(errors) == 1 and "CreateSubnet" in errors[0] and "RequestLimitExceeded" in errors[0]
+        assert all_transient(errors), errors
+    finally:
+        faults.clear(vpc["id"])
+        faults.clear(subnet["id"])
+        for found in ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": ["10.51.0.0/16"]}])["Vpcs"]:
+            ec2.delete_vpc(VpcId=found["VpcId"])  # the throwaway module's only leftover; no second terraform run

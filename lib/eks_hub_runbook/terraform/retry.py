@@ -1,6 +1,8 @@
 """Which Terraform failures are worth retrying, and how long to wait between attempts.
 
-A failure is transient only if every error it reported looks transient (throttling,
+A failure is transient only if every error it reported looks transient (throttling -
+``Throttling``, ``ThrottlingException``, ``RequestLimitExceeded``, ``TooManyRequests`` - the
+AWS SDK's "exceeded maximum number of attempts" after its own retries, ``ServiceUnavailable``,
 dropped or refused connections, timeouts, provider ``RequestError``s, 5xx answers,
 "try again" conditions, and a delete that found its object already gone: the next run's
 refresh drops it from the state, so the destroy converges). Anything else - invalid variables, configuration errors,
@@ -16,7 +18,9 @@ from dataclasses import dataclass
 TRANSIENT_PATTERNS = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"throttl",
     r"rate exceeded",
-    r"requestlimitexceeded",
+    r"request ?limit ?exceeded",  # EC2's throttling code (RequestLimitExceeded) and its message
+    r"exceeded maximum number of attempts",  # the AWS SDK gave up retrying a retryable error
+    r"priorrequestnotcomplete",
     r"too\s*many\s*requests",
     r"slow ?down",
     r"connection refused",
@@ -31,6 +35,7 @@ TRANSIENT_PATTERNS = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"serviceunavailable",
     r"service unavailable",
     r"internal ?(server )?error",
+    r"internalfailure",
     r"status ?code:? 5\d\d",
     r"\b50[0234]\b",
     r"try again",
