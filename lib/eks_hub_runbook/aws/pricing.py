@@ -23,7 +23,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import session
 
 PRICING_REGION = "us-east-1"
-_QUICK = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=3, read_timeout=10)
+# Two quick attempts (botocore's ``max_attempts`` counted retries: the same policy as before): a price
+# only informs and has a fallback table, so it must not cost the minute of backoff session's 9 attempts can.
+_QUICK = Config(retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=3, read_timeout=10)
 
 # Region code -> the Pricing API's ``location`` attribute (for the regions params.REGIONS offers).
 LOCATIONS: dict[str, str] = {
@@ -42,7 +44,7 @@ class PricingUnavailable(Exception):
 
 
 def client(target: str):
-    """A Pricing API client on ``target`` (its endpoint is in us-east-1) with one quick attempt."""
+    """A Pricing API client on ``target`` (its endpoint is in us-east-1) with two quick attempts."""
     return session.client("pricing", target, PRICING_REGION, config=_QUICK)
 
 

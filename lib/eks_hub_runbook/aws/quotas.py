@@ -24,8 +24,9 @@ from ..platform import facts
 from ..params import DeploymentParameters
 from . import session
 
-# Few retries: a missing quota API (the sandbox answers 500) must not cost minutes of backoff.
-_QUICK = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=20)
+# Three attempts, not session's nine: a missing quota API (the sandbox answers 500) must not cost
+# minutes of backoff, and a quota only informs (the documented default is the fallback).
+_QUICK = Config(retries={"total_max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=20)
 
 
 def client(service: str, target: str, region: str):
