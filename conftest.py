@@ -390,7 +390,10 @@ def pytest_runtest_makereport(item, call):
     uses_sandbox = {"kube_sandbox", "full_sandbox", "aws_sandbox"} & set(getattr(item, "fixturenames", ()))
     if not (report.failed and uses_sandbox and SESSION_STATE_DIR):
         return
-    import eks_hub_sandbox as sandbox
+    try:
+        import eks_hub_sandbox as sandbox
+    except ImportError:  # the product alone (tests/test_product_alone.py): nothing to describe
+        return
 
     lines = []
     with session_state():
