@@ -90,27 +90,25 @@ def papermill_output_path(parent_pid: str | None = None) -> str | None:
     ``-`` means standard output. None when the kernel was not started by the papermill CLI
     (JupyterLab, nbval, ``runbook run``) or its command line cannot be read.
     """
-    pid = parent_pid or os.environ.get("JPY_PARENT_PID")
-    if not pid:
-        return None
-    try:
-        argv = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
-    except OSError:
-        return None
-    return output_path_from_argv(argv)
+    argv = _parent_argv(parent_pid)
+    return None if argv is None else output_path_from_argv(argv)
 
 
 def papermill_input_path(parent_pid: str | None = None) -> str | None:
     """The notebook the papermill that started this kernel runs (its INPUT_PATH), else None."""
+    positional = _positional(_parent_argv(parent_pid) or [])
+    return positional[0] if positional else None
+
+
+def _parent_argv(parent_pid: str | None) -> list[str] | None:
+    """The command line of the process that started this kernel (``JPY_PARENT_PID``), else None."""
     pid = parent_pid or os.environ.get("JPY_PARENT_PID")
     if not pid:
         return None
     try:
-        argv = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+        return [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
     except OSError:
         return None
-    positional = _positional(argv)
-    return positional[0] if positional else None
 
 
 def output_path_from_argv(argv: Sequence[str]) -> str | None:
