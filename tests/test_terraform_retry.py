@@ -151,6 +151,32 @@ def test_an_efs_file_system_created_before_terraform_was_killed_is_an_orphan_fou
                          "demo") == []
 
 
+@pytest.mark.parametrize("address, text, name", [
+    ("aws_eks_cluster.this", "creating EKS Cluster (demo): operation error EKS: CreateCluster, https response error "
+     "StatusCode: 409, RequestID: x, ResourceInUseException: Cluster already exists with name: demo", "demo"),
+    ("aws_eks_node_group.core", "creating EKS Node Group (demo:core): operation error EKS: CreateNodegroup, https response "
+     "error StatusCode: 409, RequestID: x, ResourceInUseException: NodeGroup already exists with name core and cluster "
+     "name demo", "demo:core"),
+    ('aws_eks_addon.this["vpc-cni"]', "creating EKS Add-On (demo:vpc-cni): operation error EKS: CreateAddon, https response "
+     "error StatusCode: 409, RequestID: x, ResourceInUseException: Addon already exists: vpc-cni", "demo:vpc-cni"),
+    ("aws_security_group.efs", "creating Security Group (demo-efs): operation error EC2: CreateSecurityGroup, https "
+     "response error StatusCode: 400, RequestID: x, api error InvalidGroup.Duplicate: The security group 'demo-efs' "
+     "already exists", "demo-efs"),
+], ids=["cluster", "node-group", "add-on", "security-group"])
+def test_what_terraform_killed_mid_create_left_in_eks_and_ec2_is_adopted(address, text, name):
+    """The fault matrix's findings: terraform SIGKILLed while the node group, an add-on or the EFS
+    security group was being created left it in AWS only; every resume then failed on its name."""
+    from eks_hub_runbook.terraform import adopt
+
+    found = adopt.orphans([terraform.Diagnostic("error", text, address=address)], "demo")
+    assert found == [adopt.Orphan(address, name)]
+    if address.startswith("aws_eks"):
+        assert found[0].import_id({"account_id": "1", "partition": "aws"}) == name
+        # EKS's ResourceInUseException without "already exists" (a cluster being deleted) is not adopted
+        busy = text.split("ResourceInUseException")[0] + "ResourceInUseException: Cluster is being deleted"
+        assert adopt.orphans([terraform.Diagnostic("error", busy, address=address)], "demo") == []
+
+
 @pytest.mark.parametrize("diagnostics", [
     [terraform.Diagnostic("error", TAKEN, address="aws_iam_policy.karpenter_controller"),
      terraform.Diagnostic("error", "creating EKS Cluster (demo): InvalidParameterException", address="aws_eks_cluster.this")],

@@ -27,6 +27,7 @@ from .commands import (
     plan,
     plan_after_apply_is_empty,
     run,
+    state_ids,
     state_list,
     validate,
 )
@@ -41,5 +42,5 @@ __all__ = [
     "RetryPolicy", "RunResult", "SECRET_VARIABLES", "Stage", "StageResult", "Workspace", "all_transient", "apply",
     "deploy", "describe", "destroy", "ensure_initialized", "fmt_check", "init", "is_transient", "output",
     "parse_line", "plan", "plan_after_apply_is_empty", "prepare", "provider_mirror", "remove", "render_variables",
-    "run", "secret_environment", "state_list", "teardown", "validate", "write_cli_config",
+    "run", "secret_environment", "state_ids", "state_list", "teardown", "validate", "write_cli_config",
 ]

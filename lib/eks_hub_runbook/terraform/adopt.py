@@ -23,14 +23,24 @@ IMPORT_IDS = {
     "aws_iam_policy": "arn:{partition}:iam::{account_id}:policy/{name}",
     "aws_iam_role": "{name}",
     "aws_cloudwatch_log_group": "{name}",
+    # EKS: the provider's error names them by their import id ("<cluster>", "<cluster>:<node group>",
+    # "<cluster>:<add-on>"); the cluster is named after the deployment.
+    "aws_eks_cluster": "{name}",
+    "aws_eks_node_group": "{name}",
+    "aws_eks_addon": "{name}",
 }
-# Types whose import id AWS must be asked for (an id, not the name): type -> the lookup.
-LOOKUPS = ("aws_efs_file_system",)
-# The provider's "creating <what> (<name>): ... <code>" errors for a name that is taken, and EFS's
+# Types whose import id AWS must be asked for (an id, not the name): see :func:`_lookup`.
+LOOKUPS = ("aws_efs_file_system", "aws_security_group")
+# The provider's "creating <what> (<name>): ... <code>" errors for a name that is taken (EKS says
+# "ResourceInUseException: Cluster/NodeGroup/Addon already exists", a code it also uses for other
+# conflicts: only with "already exists"), and EFS's
 # idempotency token error ("FileSystemAlreadyExists: File system with <token> already exists").
 _ALREADY_EXISTS = (
     re.compile(r"creating [^(]*\((?P<name>[^)]+)\).*(EntityAlreadyExists|ResourceAlreadyExists)", re.IGNORECASE | re.DOTALL),
+    re.compile(r"creating EKS [^(]*\((?P<name>[^)]+)\).*ResourceInUseException:[^\n]*already exists", re.IGNORECASE | re.DOTALL),
     re.compile(r"FileSystemAlreadyExists: File system with (?P<name>\S+) already exists", re.DOTALL),
+    # a security group's name is unique in its VPC: "creating Security Group (<name>): ... InvalidGroup.Duplicate"
+    re.compile(r"creating Security Group \((?P<name>[^)]+)\).*InvalidGroup\.Duplicate", re.DOTALL),
 )
 
 
@@ -45,11 +55,13 @@ class Orphan:
     def resource_type(self) -> str:
         return self.address.split("[")[0].split(".")[-2]
 
-    def import_id(self, identity: dict[str, str], target: str = "", region: str = "") -> str:
+    def import_id(self, identity: dict[str, str], target: str = "", region: str = "", deployment: str = "") -> str:
         """How ``terraform import`` names it (``identity`` from :func:`identity`); for the types in
-        :data:`LOOKUPS`, asked of AWS on ``target`` in ``region``."""
-        if self.resource_type in LOOKUPS:
+        :data:`LOOKUPS`, asked of AWS on ``target`` in ``region`` (among ``deployment``'s resources)."""
+        if self.resource_type == "aws_efs_file_system":
             return _efs_file_system_id(self.name, target, region)
+        if self.resource_type == "aws_security_group":
+            return _security_group_id(self.name, deployment, target, region)
         return IMPORT_IDS[self.resource_type].format(name=self.name, **identity)
 
 
@@ -61,6 +73,18 @@ def _efs_file_system_id(creation_token: str, target: str, region: str) -> str:
     if len(systems) != 1:
         raise TerraformError(f"cannot adopt the EFS file system {creation_token!r}: AWS has {len(systems)} with that token")
     return systems[0]["FileSystemId"]
+
+
+def _security_group_id(name: str, deployment: str, target: str, region: str) -> str:
+    """The id of the security group ``name`` that carries ``deployment``'s tag."""
+    from ..aws.session import client
+    from ..aws.tags import DEPLOYMENT_TAG
+
+    groups = client("ec2", target, region).describe_security_groups(Filters=[
+        {"Name": "group-name", "Values": [name]}, {"Name": f"tag:{DEPLOYMENT_TAG}", "Values": [deployment]}])["SecurityGroups"]
+    if len(groups) != 1:
+        raise TerraformError(f"cannot adopt the security group {name!r}: AWS has {len(groups)} of {deployment!r} with that name")
+    return groups[0]["GroupId"]
 
 
 def orphans(diagnostics: list[Diagnostic], deployment: str) -> list[Orphan]:

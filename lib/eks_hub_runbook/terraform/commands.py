@@ -170,7 +170,7 @@ def _adopt(workspace: Workspace, found: list[adopt.Orphan], log: LogCallback | N
     """``terraform import`` each orphan an apply reported (see :mod:`.adopt`)."""
     identity = adopt.identity(json.loads(_capture(workspace, "state", "pull").stdout or "{}"))
     for orphan in found:
-        import_id = orphan.import_id(identity, workspace.target, workspace.region)
+        import_id = orphan.import_id(identity, workspace.target, workspace.region, workspace.deployment)
         process = _capture(workspace, "import", "-input=false", "-no-color", LOCK_TIMEOUT, orphan.address, import_id)
         if process.returncode != 0:
             raise TerraformError(f"terraform import {orphan.address} {import_id} failed:\n"
@@ -294,6 +294,24 @@ def state_list(workspace: Workspace) -> list[str]:
     if process.returncode != 0:
         raise TerraformError(f"terraform state list failed: {process.stderr.strip()}")
     return [line for line in process.stdout.splitlines() if line.strip()]
+
+
+def state_ids(workspace: Workspace) -> set[str]:
+    """Every ``id`` and ``arn`` of the managed resources in the workspace's state (empty before the
+    first apply): what Terraform knows it created, for telling strays apart (:func:`..aws.sweep.strays`)."""
+    if not workspace.state_file.exists():
+        return set()
+    process = _capture(workspace, "state", "pull")
+    if process.returncode != 0:
+        raise TerraformError(f"terraform state pull failed: {process.stderr.strip()}")
+    ids = set()
+    for resource in json.loads(process.stdout or "{}").get("resources", []):
+        if resource.get("mode") != "managed":
+            continue
+        for instance in resource.get("instances") or []:
+            attributes = instance.get("attributes") or {}
+            ids.update(str(attributes[key]) for key in ("id", "arn") if attributes.get(key))
+    return ids
 
 
 def plan_after_apply_is_empty(workspace: Workspace, log: LogCallback | None = None) -> bool:
