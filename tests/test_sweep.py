@@ -330,3 +330,30 @@ def test_05s_sweep_cell_says_nothing_left_after_a_clean_destroy(private_aws_sand
     exec(compile(source, "05-sweep", "exec"), scope)  # noqa: S102 - the notebook's own cell
     assert scope["swept"] == []
     assert scope["progress"].rows() and list(nb.table(cleanup.sweep_rows(scope["swept"]))["result"]) == ["nothing left to sweep"]
+
+
+@pytest.mark.sandbox
+def test_strays_of_a_killed_apply_are_swept_and_what_the_state_holds_is_kept(private_aws_sandbox):
+    """A terraform killed mid-create leaves a VPC / KMS key the state never recorded; the resume makes
+    another. After the resume, ``sweep_strays`` deletes the unrecorded copies only (the fault matrix's finding)."""
+    ec2, kms = client("ec2", "sandbox", REGION), client("kms", "sandbox", REGION)
+    kept_vpc = ec2.create_vpc(CidrBlock="10.53.0.0/16", TagSpecifications=_spec("vpc", _tags("strays")))["Vpc"]["VpcId"]
+    stray_vpc = ec2.create_vpc(CidrBlock="10.53.0.0/16", TagSpecifications=_spec("vpc", _tags("strays")))["Vpc"]["VpcId"]
+    stray_subnet = ec2.create_subnet(VpcId=stray_vpc, CidrBlock="10.53.1.0/24",
+                                     TagSpecifications=_spec("subnet", _tags("strays")))["Subnet"]["SubnetId"]
+    keys = [kms.create_key(Tags=[{"TagKey": DEPLOYMENT_TAG, "TagValue": "strays"}])["KeyMetadata"]["Arn"] for _ in range(2)]
+    # a controller's resource (cluster tag only) is not a stray even if the state does not know it
+    controllers = ec2.create_vpc(CidrBlock="10.52.0.0/16", TagSpecifications=_spec(
+        "vpc", [{"Key": "kubernetes.io/cluster/strays", "Value": "owned"}]))["Vpc"]["VpcId"]
+
+    found = sweep.strays(leftovers.scan("strays", "sandbox", REGION), {kept_vpc, keys[0]})
+    assert {r["id"] for r in found} == {stray_vpc, stray_subnet, keys[1]}
+    rows = sweep.sweep_strays("strays", "sandbox", REGION, {kept_vpc, keys[0]}, delay=0.01)
+    assert {(r["kind"], r["id"], r["result"]) for r in rows} == {
+        ("vpc", stray_vpc, "deleted"), ("subnet", stray_subnet, "deleted"), ("key", keys[1], "deleted")}
+    left = {r["id"] for r in leftovers.scan("strays", "sandbox", REGION)}
+    assert left == {kept_vpc, keys[0], controllers}
+    assert kms.describe_key(KeyId=keys[1])["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    assert sweep.sweep_strays("strays", "sandbox", REGION, {kept_vpc, keys[0]}, delay=0.01) == []
+    with pytest.raises(ValueError, match="complete Terraform state"):
+        sweep.sweep_strays("strays", "sandbox", REGION, set())

@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping
 from . import targets
 from .aws import acm
 from .aws.session import client
-from .errors import ParameterError, PlatformError
+from .errors import ParameterError, PlatformError, RunbookError
 from .params import DeploymentParameters
 
 ProgressCallback = Callable[[str, str, str], None]
@@ -220,12 +220,31 @@ class _StageLog:
 
 
 def apply(ws, progress: ProgressCallback | None = None) -> list[dict[str, Any]]:
-    """Staged apply (network, cluster, everything), retried on transient errors. Rows per stage."""
+    """Staged apply (network, cluster, everything), retried on transient errors. Rows per stage.
+
+    Then the strays of an earlier apply killed mid-create are deleted (:func:`.aws.sweep.strays`: a
+    VPC, subnet, gateway or KMS key AWS made but the state never recorded, which the resume made
+    again); a last row says how many, when there were any."""
     from . import terraform
+    from .aws import sweep
 
     report = progress or (lambda *_: None)
     results = terraform.deploy(ws, log=_StageLog(report, "apply"), bar=False)
-    return [r.as_row() for r in results]
+    rows = [r.as_row() for r in results]
+    started = time.monotonic()
+    swept = sweep.sweep_strays(ws.deployment, ws.target, ws.region, terraform.state_ids(ws))
+    if swept:
+        done = [row for row in swept if row["result"] in ("deleted", "gone")]
+        for row in swept:
+            print(f"stray {row['service']} {row['kind']} {row['id']}: {row['result']}", flush=True)
+        failed = [row for row in swept if row not in done]
+        if failed:
+            raise RunbookError(f"could not delete {len(failed)} stray resource(s) an interrupted apply left: "
+                               + ", ".join(f"{r['kind']} {r['id']} ({r['result']})" for r in failed)
+                               + ". Fix: run this notebook again, or delete them by hand (05_cleanup's sweep also does).")
+        rows.append({"stage": "strays", "command": "sweep", "resources": len(done), "attempts": 1,
+                     "seconds": round(time.monotonic() - started, 1)})
+    return rows
 
 
 def outputs(ws):

@@ -493,15 +493,55 @@ def delete(aws: Clients, item: Item) -> str:
 ProgressCallback = Callable[[str, str, str], None]
 
 
+def _narrow(rows: list[Row], only: Callable[[list[Row]], list[Row]] | None) -> list[Row]:
+    return rows if only is None else [row for row in rows if row["type"] == "scan-error"] + only(rows)
+
+
+# ---- strays: what a killed apply created and the resume created again ---------------------------
+
+# Kinds only Terraform creates (no controller does) that have no unique name: an apply killed
+# between AWS creating one and Terraform recording it leaves a copy the state does not know, which
+# cannot be adopted by name (:mod:`..terraform.adopt`), and the resume creates another. Services
+# to scan for them: STRAY_SERVICES.
+STRAY_KINDS = frozenset({
+    ("ec2", "vpc"), ("ec2", "subnet"), ("ec2", "route-table"), ("ec2", "internet-gateway"),
+    ("ec2", "nat-gateway"), ("ec2", "elastic-ip"), ("kms", "key"),
+})
+STRAY_SERVICES = ("ec2", "kms")
+
+
+def strays(rows: Iterable[Row], tracked: Iterable[str]) -> list[Row]:
+    """The scan's rows of :data:`STRAY_KINDS` that carry the deployment's own tag (not a
+    controller's) and whose id Terraform's state does not hold (``tracked``: every ``id`` and
+    ``arn`` in the state)."""
+    known = set(tracked)
+    return [row for row in rows if (row["service"], row["type"]) in STRAY_KINDS
+            and row.get("match") == f"tag {leftovers.DEPLOYMENT_TAG}" and row["id"] not in known]
+
+
+def sweep_strays(deployment: str, target: str, region: str, tracked: Iterable[str], passes: int = 10,
+                 delay: float = 5.0) -> list[Row]:
+    """Delete the :func:`strays` of a deployment whose apply just succeeded (so the state holds
+    Terraform's own copy of each): the rows of :func:`sweep`, empty when there were none.
+    Only call it with a complete state: a resource missing from it would count as a stray."""
+    known = frozenset(tracked)
+    if not known:
+        raise ValueError("sweep_strays needs the ids of a complete Terraform state; got none")
+    return sweep(deployment, target, region, passes=passes, delay=delay,
+                 only=lambda rows: strays(rows, known), services=STRAY_SERVICES)
+
+
 def sweep(deployment: str, target: str, region: str, keep: Iterable[str] = (), passes: int = 60,
-          delay: float = 20.0, progress: ProgressCallback | None = None) -> list[Row]:
+          delay: float = 20.0, progress: ProgressCallback | None = None,
+          only: Callable[[list[Row]], list[Row]] | None = None, services: Iterable[str] | None = None) -> list[Row]:
     """Delete every resource of ``deployment`` the leftovers scan finds, in :data:`ORDER`. Idempotent.
 
     Each pass scans (and lists the children of clusters and file systems), then deletes what it
     found in order. A pass that deleted something is followed by the next at once; one that only
     waited (dependencies still there, AWS still deleting) waits ``delay`` seconds first. It stops
     when a scan finds nothing, every remaining resource failed for good, or after ``passes`` passes.
-    ``keep`` holds ids not to delete (a certificate kept for the next deployment).
+    ``keep`` holds ids not to delete (a certificate kept for the next deployment); ``only`` narrows
+    each scan's rows (e.g. :func:`strays`), ``services`` the services scanned.
 
     Returns one row per resource (``service``, ``kind``, ``id``, ``action``, ``result``), in
     deletion order: ``deleted`` or ``gone`` (done), ``still deleting`` / ``still in use (<code>)``
@@ -516,7 +556,7 @@ def sweep(deployment: str, target: str, region: str, keep: Iterable[str] = (), p
     failed: set[tuple[str, str, str]] = set()
     for number in range(1, passes + 1):
         report(step, "running", f"pass {number}: scanning")
-        rows = leftovers.scan(deployment, target, region, strict=False)
+        rows = _narrow(leftovers.scan(deployment, target, region, services, strict=False), only)
         scan_errors.update({row["service"]: row for row in rows if row["type"] == "scan-error"})
         items = [item for item in plan(rows + children(aws, rows), keep) if item.key not in failed]
         if not items:
@@ -532,7 +572,7 @@ def sweep(deployment: str, target: str, region: str, keep: Iterable[str] = (), p
         if number < passes and not progressed:
             time.sleep(delay)
     else:
-        rows = leftovers.scan(deployment, target, region, strict=False)
+        rows = _narrow(leftovers.scan(deployment, target, region, services, strict=False), only)
     remaining = {item.key for item in plan(rows + children(aws, rows), keep)}
     table = []
     for key, (item, outcome) in sorted(results.items(), key=lambda kv: RANK[(kv[1][0].service, kv[1][0].kind)]):
