@@ -106,6 +106,7 @@ def test_apply_reports_each_stage_and_returns_its_rows(monkeypatch):
         return [terraform.StageResult("network", "apply", 12, 1, 61.04), terraform.StageResult("cluster", "apply", 3, 2, 600.0)]
 
     monkeypatch.setattr(terraform, "deploy", fake_deploy)
+    monkeypatch.setattr(deploy, "remove_strays", lambda ws: [])  # none (tests/test_sweep.py covers them)
     reports = []
     rows = deploy.apply("ws", progress=lambda *r: reports.append(r))
     assert rows == [{"stage": "network", "command": "apply", "resources": 12, "attempts": 1, "seconds": 61.0},

@@ -226,25 +226,32 @@ def apply(ws, progress: ProgressCallback | None = None) -> list[dict[str, Any]]:
     VPC, subnet, gateway or KMS key AWS made but the state never recorded, which the resume made
     again); a last row says how many, when there were any."""
     from . import terraform
-    from .aws import sweep
 
     report = progress or (lambda *_: None)
     results = terraform.deploy(ws, log=_StageLog(report, "apply"), bar=False)
-    rows = [r.as_row() for r in results]
+    return [r.as_row() for r in results] + remove_strays(ws)
+
+
+def remove_strays(ws) -> list[dict[str, Any]]:
+    """Delete what an earlier apply, SIGKILLed mid-create, left in AWS unrecorded and the resume made
+    again (:func:`.aws.sweep.strays`); call it once the apply succeeded. One stage row when there
+    were strays, none otherwise; a stray that cannot be deleted raises, naming it."""
+    from . import terraform
+    from .aws import sweep
+
     started = time.monotonic()
     swept = sweep.sweep_strays(ws.deployment, ws.target, ws.region, terraform.state_ids(ws))
-    if swept:
-        done = [row for row in swept if row["result"] in ("deleted", "gone")]
-        for row in swept:
-            print(f"stray {row['service']} {row['kind']} {row['id']}: {row['result']}", flush=True)
-        failed = [row for row in swept if row not in done]
-        if failed:
-            raise RunbookError(f"could not delete {len(failed)} stray resource(s) an interrupted apply left: "
-                               + ", ".join(f"{r['kind']} {r['id']} ({r['result']})" for r in failed)
-                               + ". Fix: run this notebook again, or delete them by hand (05_cleanup's sweep also does).")
-        rows.append({"stage": "strays", "command": "sweep", "resources": len(done), "attempts": 1,
-                     "seconds": round(time.monotonic() - started, 1)})
-    return rows
+    if not swept:
+        return []
+    for row in swept:
+        print(f"stray {row['service']} {row['kind']} {row['id']}: {row['result']}", flush=True)
+    failed = [row for row in swept if row["result"] not in ("deleted", "gone")]
+    if failed:
+        raise RunbookError(f"could not delete {len(failed)} stray resource(s) an interrupted apply left: "
+                           + ", ".join(f"{r['kind']} {r['id']} ({r['result']})" for r in failed)
+                           + ". Fix: run this notebook again, or delete them by hand (05_cleanup's sweep also does).")
+    return [{"stage": "strays", "command": "sweep", "resources": len(swept), "attempts": 1,
+             "seconds": round(time.monotonic() - started, 1)}]
 
 
 def outputs(ws):
