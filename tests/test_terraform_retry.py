@@ -162,7 +162,10 @@ def test_an_efs_file_system_created_before_terraform_was_killed_is_an_orphan_fou
     ("aws_security_group.efs", "creating Security Group (demo-efs): operation error EC2: CreateSecurityGroup, https "
      "response error StatusCode: 400, RequestID: x, api error InvalidGroup.Duplicate: The security group 'demo-efs' "
      "already exists", "demo-efs"),
-], ids=["cluster", "node-group", "add-on", "security-group"])
+    ("aws_subnet.private[0]", "creating EC2 Subnet: operation error EC2: CreateSubnet, https response error StatusCode: "
+     "400, RequestID: x, api error InvalidSubnet.Conflict: The CIDR '10.1.0.0/24' conflicts with another subnet",
+     "10.1.0.0/24"),
+], ids=["cluster", "node-group", "add-on", "security-group", "subnet"])
 def test_what_terraform_killed_mid_create_left_in_eks_and_ec2_is_adopted(address, text, name):
     """The fault matrix's findings: terraform SIGKILLed while the node group, an add-on or the EFS
     security group was being created left it in AWS only; every resume then failed on its name."""

@@ -6,8 +6,8 @@ later apply fails to create: "EntityAlreadyExists". For resource types whose nam
 unique and carry the deployment's name, such a resource is ours: the apply imports it into the
 state (``terraform import``, in ``commands``) and runs again, instead of failing forever.
 
-Only names that start with the deployment's name are adopted, so a resource someone else
-created is never taken over.
+Only names that start with the deployment's name are adopted (or, for :data:`TAGGED_LOOKUPS`,
+resources found by the deployment's tag), so a resource someone else created is never taken over.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ IMPORT_IDS = {
     "aws_eks_addon": "{name}",
 }
 # Types whose import id AWS must be asked for (an id, not the name): see :func:`_lookup`.
-LOOKUPS = ("aws_efs_file_system", "aws_security_group")
+LOOKUPS = ("aws_efs_file_system", "aws_security_group", "aws_subnet")
+# Of those, the types whose lookup only finds resources carrying the deployment's tag (their "name"
+# in the error is not the deployment's: a subnet's CIDR block).
+TAGGED_LOOKUPS = ("aws_security_group", "aws_subnet")
 # The provider's "creating <what> (<name>): ... <code>" errors for a name that is taken (EKS says
 # "ResourceInUseException: Cluster/NodeGroup/Addon already exists", a code it also uses for other
 # conflicts: only with "already exists"), and EFS's
@@ -41,6 +44,8 @@ _ALREADY_EXISTS = (
     re.compile(r"FileSystemAlreadyExists: File system with (?P<name>\S+) already exists", re.DOTALL),
     # a security group's name is unique in its VPC: "creating Security Group (<name>): ... InvalidGroup.Duplicate"
     re.compile(r"creating Security Group \((?P<name>[^)]+)\).*InvalidGroup\.Duplicate", re.DOTALL),
+    # a subnet's CIDR block is unique in its VPC: "creating EC2 Subnet: ... InvalidSubnet.Conflict: The CIDR '<cidr>' conflicts"
+    re.compile(r"creating EC2 Subnet\b.*InvalidSubnet\.Conflict: The CIDR '(?P<name>[^']+)' conflicts", re.DOTALL),
 )
 
 
@@ -62,6 +67,8 @@ class Orphan:
             return _efs_file_system_id(self.name, target, region)
         if self.resource_type == "aws_security_group":
             return _security_group_id(self.name, deployment, target, region)
+        if self.resource_type == "aws_subnet":
+            return _subnet_id(self.name, deployment, target, region)
         return IMPORT_IDS[self.resource_type].format(name=self.name, **identity)
 
 
@@ -87,6 +94,18 @@ def _security_group_id(name: str, deployment: str, target: str, region: str) -> 
     return groups[0]["GroupId"]
 
 
+def _subnet_id(cidr: str, deployment: str, target: str, region: str) -> str:
+    """The id of ``deployment``'s subnet with the CIDR block ``cidr``."""
+    from ..aws.session import client
+    from ..aws.tags import DEPLOYMENT_TAG
+
+    subnets = client("ec2", target, region).describe_subnets(Filters=[
+        {"Name": "cidr-block", "Values": [cidr]}, {"Name": f"tag:{DEPLOYMENT_TAG}", "Values": [deployment]}])["Subnets"]
+    if len(subnets) != 1:
+        raise TerraformError(f"cannot adopt the subnet {cidr}: AWS has {len(subnets)} of {deployment!r} with that CIDR block")
+    return subnets[0]["SubnetId"]
+
+
 def orphans(diagnostics: list[Diagnostic], deployment: str) -> list[Orphan]:
     """The "already exists" errors of an apply as orphans to adopt; empty unless *every* error
     is one (anything else must be fixed, not retried) and every name is the deployment's."""
@@ -98,7 +117,8 @@ def orphans(diagnostics: list[Diagnostic], deployment: str) -> list[Orphan]:
         if not (match and diagnostic.address):
             return []
         orphan = Orphan(diagnostic.address, match["name"])
-        if orphan.resource_type not in (*IMPORT_IDS, *LOOKUPS) or not orphan.name.startswith(deployment):
+        ours = orphan.resource_type in TAGGED_LOOKUPS or orphan.name.startswith(deployment)
+        if orphan.resource_type not in (*IMPORT_IDS, *LOOKUPS) or not ours:
             return []
         found.append(orphan)
     return found
