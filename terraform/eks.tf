@@ -197,6 +197,10 @@ resource "aws_eks_addon" "this" {
   addon_version               = lookup(var.addon_versions, each.key, null)
   resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "OVERWRITE"
+  # The VPC CNI's network policy agent enforces the hub's NetworkPolicies (z2jh's hub, proxy and
+  # user-server policies: a user server reaches neither another user's server nor the metadata
+  # service); without it EKS stores them and enforces nothing.
+  configuration_values = each.key == "vpc-cni" ? jsonencode({ enableNetworkPolicy = "true" }) : null
 
   # Nodes first (coredns and the CSI controllers need somewhere to run), and the
   # pod identities first so the CSI controllers start with their credentials.

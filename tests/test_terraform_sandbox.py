@@ -74,6 +74,9 @@ def _check_common(endpoint: str, outputs: terraform.Outputs, name: str) -> None:
     assert cluster["resourcesVpcConfig"]["publicAccessCidrs"] == ["0.0.0.0/0"]
     assert sorted(eks.list_addons(clusterName=name)["addons"]) == sorted(
         ["vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver", "aws-efs-csi-driver"])
+    # The VPC CNI enforces the hub's NetworkPolicies (its network policy agent is on).
+    cni = eks.describe_addon(clusterName=name, addonName="vpc-cni")["addon"]
+    assert json.loads(cni["configurationValues"]) == {"enableNetworkPolicy": "true"}
     core = eks.describe_nodegroup(clusterName=name, nodegroupName="core")["nodegroup"]
     assert core["labels"] == {"NodeGroupType": "core"} and core["instanceTypes"] == ["m5.xlarge"]
     assert core["scalingConfig"] == {"minSize": 2, "maxSize": 8, "desiredSize": 2}
