@@ -242,6 +242,29 @@ def core_node():
     return ensure_core_node
 
 
+@pytest.fixture(scope="session")
+def private_cluster(tmp_path_factory):
+    """``with private_cluster("name") as api:`` a cluster emulator in a state folder of its own (no
+    local AWS) with one core node, stopped at the end: what runs there never meets the session sandbox."""
+
+    @contextmanager
+    def start(name: str):
+        import eks_hub_sandbox as sandbox
+        from eks_hub_runbook.platform import install
+
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("RUNBOOK_STATE_DIR", str(tmp_path_factory.mktemp(name)))
+            sandbox.up(only=("kube",))
+            try:
+                api = install.api_client(sandbox.kubeconfig_path())
+                ensure_core_node(api)
+                yield api
+            finally:
+                sandbox.down()
+
+    return start
+
+
 @pytest.fixture(scope="module")
 def platform_outputs(sandbox_outputs):
     """``sandbox_outputs`` with the core node the hub runs on (see ``ensure_core_node``)."""

@@ -26,20 +26,13 @@ def _in_memory(hub_values: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def own_cluster(tmp_path_factory, core_node):
+def own_cluster(private_cluster):
     """A state folder of its own with a cluster emulator: these hubs never meet the session sandbox."""
     from kubernetes import client
 
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("RUNBOOK_STATE_DIR", str(tmp_path_factory.mktemp("hub-client-state")))
-        sandbox.up(only=("kube",))
-        try:
-            api = install.api_client(sandbox.kubeconfig_path())
-            core_node(api)
-            client.CoreV1Api(api).create_namespace({"metadata": {"name": "jupyterhub"}})
-            yield api
-        finally:
-            sandbox.down()
+    with private_cluster("hub-client-state") as api:
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": "jupyterhub"}})
+        yield api
 
 
 @pytest.fixture(scope="module")

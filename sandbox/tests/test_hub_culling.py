@@ -35,29 +35,24 @@ def _hub_values(p, outputs) -> dict:
 
 
 @pytest.fixture(scope="module")
-def culling_hub(tmp_path_factory, core_node, kubectl_for, terraform_outputs):
+def culling_hub(tmp_path_factory, private_cluster, kubectl_for, terraform_outputs):
     """The hub (cull_timeout_minutes 0.1) and Karpenter's pools on a cluster of the module's own;
     the GPU pool consolidates an empty node after 1 s (the platform's: 5 minutes)."""
     p = runbook_params.resolve(cull_timeout_minutes=0.1)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("RUNBOOK_STATE_DIR", str(tmp_path_factory.mktemp("hub-culling-state")))
-        sandbox.up(only=("kube",))
+    with private_cluster("hub-culling-state") as api:
+        kubectl = kubectl_for(sandbox.kubeconfig_path(), tmp_path_factory.mktemp("kubectl-home"))
+        kubectl("apply", "-f", str(third_party.folder(third_party.KARPENTER)))
+        objects = [o for o in manifests.render_group("base", p, terraform_outputs) if o["kind"] not in SKIPPED_KINDS]
+        for obj in manifests.render_group("karpenter", p, terraform_outputs):
+            if obj["kind"] == "NodePool" and obj["metadata"]["name"] == POOL:
+                obj["spec"]["disruption"]["consolidateAfter"] = "1s"
+            objects.append(obj)
+        install.apply_objects(api, objects)
         try:
-            api = install.api_client(sandbox.kubeconfig_path())
-            core_node(api)
-            kubectl = kubectl_for(sandbox.kubeconfig_path(), tmp_path_factory.mktemp("kubectl-home"))
-            kubectl("apply", "-f", str(third_party.folder(third_party.KARPENTER)))
-            objects = [o for o in manifests.render_group("base", p, terraform_outputs) if o["kind"] not in SKIPPED_KINDS]
-            for obj in manifests.render_group("karpenter", p, terraform_outputs):
-                if obj["kind"] == "NodePool" and obj["metadata"]["name"] == POOL:
-                    obj["spec"]["disruption"]["consolidateAfter"] = "1s"
-                objects.append(obj)
-            install.apply_objects(api, objects)
             sandbox_hub.start(_hub_values(p, terraform_outputs))
             yield api, sandbox_dir(), p
         finally:
             sandbox_hub.stop()
-            sandbox.down()
 
 
 def _culler_commands(cluster_dir: Path) -> list[list[str]]:
