@@ -79,7 +79,7 @@ class Runbook:
                 raise AssertionError(f"runbook ended before {what}:\n{self.output[-5000:]}")
             if predicate():
                 return
-            time.sleep(0.5)
+            time.sleep(0.02)  # a file read: cheap, and the windows between two events are short
         self.process.kill()
         raise AssertionError(f"never saw {what}:\n{self.output[-5000:]}")
 
@@ -107,6 +107,29 @@ def scan() -> list[dict[str, str]]:
     return leftovers.scan(DEPLOYMENT, "sandbox", REGION)
 
 
+def state_ids() -> set[str]:
+    """Every ``id`` and ``arn`` terraform's state holds (read from the state file, as it was left)."""
+    import json
+
+    from eks_hub_runbook import paths
+
+    state = paths.deployment_dir(DEPLOYMENT, create=False) / "terraform-sandbox" / "terraform.tfstate"
+    document = json.loads(state.read_text()) if state.exists() else {}
+    return {str(attributes[key]) for resource in document.get("resources", []) if resource.get("mode") == "managed"
+            for instance in resource.get("instances") or [] for attributes in [instance.get("attributes") or {}]
+            for key in ("id", "arn") if attributes.get(key)}
+
+
+def orphans() -> list[dict[str, str]]:
+    """What terraform created in the local AWS (the deployment's own tag, not a controller's) that its
+    state does not hold."""
+    from eks_hub_runbook.aws.tags import DEPLOYMENT_TAG
+
+    known = state_ids()
+    return [row for row in scan() if row["match"] == f"tag {DEPLOYMENT_TAG}"
+            and row["id"] not in known and row["name"] not in known]
+
+
 def summary(rows) -> str:
     counts = Counter(f"{r['service']}/{r['type']}" for r in rows)
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"
@@ -123,30 +146,47 @@ def client(service: str):
     return session.client(service, "sandbox", REGION)
 
 
-def has_vpc() -> bool:
-    return any(r["service"] == "ec2" and r["type"] == "vpc" for r in scan())
+class TerraformLog:
+    """The deployment's terraform log (``<state>/deployments/<name>/terraform-sandbox/logs/terraform.log``),
+    where the runbook writes one line per event of terraform's ``-json`` stream as it happens
+    (``aws_vpc.this: created in 0s [vpc-...]``, ``aws_eks_node_group.core: creating...``, ``=== apply: everything``).
+    Read from where it ended when this object was made, so one run's lines only."""
+
+    def __init__(self):
+        from eks_hub_runbook import paths
+
+        self.path = paths.deployment_dir(DEPLOYMENT, create=False) / "terraform-sandbox" / "logs" / "terraform.log"
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+        self.lines: list[str] = []
+        self._partial = ""
+
+    def read(self) -> list[str]:
+        if self.path.exists():
+            with self.path.open(encoding="utf-8") as handle:
+                handle.seek(self.offset)
+                text = handle.read()
+                self.offset = handle.tell()
+            text, self._partial = self._partial + text, ""
+            *complete, rest = text.split("\n")
+            self._partial = rest
+            self.lines.extend(complete)
+        return self.lines
+
+    def saw(self, start: str, contains: str = "") -> bool:
+        """A line starting with ``start`` (and containing ``contains``) was written."""
+        return any(line.startswith(start) and contains in line for line in self.read())
+
+    def after(self, marker: str, start: str) -> bool:
+        """A line starting with ``start`` came after the line starting with ``marker``."""
+        lines = self.read()
+        marks = [i for i, line in enumerate(lines) if line.startswith(marker)]
+        return bool(marks) and any(line.startswith(start) for line in lines[marks[0] + 1:])
 
 
-def cluster_without_nodes() -> bool:
-    """The EKS cluster exists and its node group is not ACTIVE yet (the sandbox's node group comes up
-    within seconds of the cluster, so "being created" counts too)."""
-    eks = client("eks")
-    for cluster in eks.list_clusters()["clusters"]:
-        groups = eks.list_nodegroups(clusterName=cluster)["nodegroups"]
-        if not groups or any(eks.describe_nodegroup(clusterName=cluster, nodegroupName=g)["nodegroup"]["status"] != "ACTIVE"
-                             for g in groups):
-            return True
-    return False
-
-
-def addons_creating() -> bool:
-    eks = client("eks")
-    return any(eks.list_addons(clusterName=c)["addons"] for c in eks.list_clusters()["clusters"])
-
-
-def cell_started(runbook: Runbook, notebook: str, number: int) -> bool:
-    """The runner printed ``[<notebook> <number>/<cells>]``: it counts papermill's injected-parameters cell."""
-    return any(line.startswith(f"[{notebook} {number}/") for line in runbook.lines)
+def cell_started(runbook: Runbook, source: str) -> bool:
+    """The runner announced the code cell whose first line starts with ``source``
+    (``[02_deploy 14/29] with nb.Progress("platform", ...``)."""
+    return any(line.startswith("[") and f"] {source}" in line for line in runbook.lines)
 
 
 def aws_pid() -> int:
@@ -160,65 +200,102 @@ def aws_pid() -> int:
 def test_sigkill_at_every_point_then_resume_converges_and_cleanup_leaves_nothing(env, record_property, capsys):
     matrix: list[dict[str, str]] = []
 
-    def point(name: str, runbook: Runbook, trigger, kill, what: str, terraform: bool = True) -> None:
-        runbook.wait_for(lambda: (not terraform or bool(runbook.descendants("terraform"))) and trigger(), what)
-        kill()
-        code = runbook.wait()
-        assert code != 0, runbook.output[-3000:]
-        matrix.append({"point": name, "orphaned": summary(scan()) if name != "local AWS" else "(moto lost its state)"})
+    def point(name: str, args: tuple[str, ...], trigger, kill, what: str) -> None:
+        log = TerraformLog()
+        run = Runbook(*args)
+        run.wait_for(lambda: trigger(log, run), what)
+        kill(run)
+        code = run.wait()
+        assert code != 0, run.output[-3000:]
+        if name == "local AWS":
+            matrix.append({"point": name, "orphaned": "(moto lost its state)", "rows": []})
+        else:
+            left = orphans()
+            matrix.append({"point": name, "orphaned": summary(left), "rows": left})
 
-    run = Runbook("run", "02", "-p", "deployment", DEPLOYMENT, "--no-report")
-    point("terraform: network", run, has_vpc, run.kill_terraform, "a VPC")
-    steps = [
-        ("terraform: mid cluster", cluster_without_nodes, "the EKS cluster without its node group"),
-        ("terraform: add-ons", addons_creating, "the cluster's add-ons being created"),
-    ]
-    for name, trigger, what in steps:
-        run = Runbook("run", "--resume", "-p", "deployment", DEPLOYMENT, "--no-report")
-        point(name, run, trigger, run.kill_terraform, what)
-        matrix[-1]["resumed"] = "yes"
+    def kill_terraform(run: Runbook) -> None:
+        run.kill_terraform()
 
-    run = Runbook("run", "--resume", "-p", "deployment", DEPLOYMENT, "--no-report")
-    point("local AWS", run, lambda: cell_started(run, "02_deploy", 9),
-          lambda: os.kill(aws_pid(), signal.SIGKILL), "terraform applying the rest")
+    def kill_aws(run: Runbook) -> None:
+        os.kill(aws_pid(), signal.SIGKILL)
+
+    def kill_kernel(run: Runbook) -> None:
+        kernels = run.descendants("ipykernel")
+        assert kernels, "no kernel to kill"
+        for kernel in kernels:
+            kernel.kill()
+
+    first = ("run", "02", "-p", "deployment", DEPLOYMENT, "--no-report")
+    resume = ("run", "--resume", "-p", "deployment", DEPLOYMENT, "--no-report")
+    # early network: the VPC is created, its subnets, gateways and the foundations are in flight
+    point("terraform: network", first, lambda log, _: log.saw("aws_vpc.this: created"), kill_terraform,
+          "the VPC created")
+    # mid cluster: the cluster is ACTIVE (in the state), its node group being created (in AWS, not in the state)
+    point("terraform: mid cluster", resume, lambda log, _: log.saw("aws_eks_node_group.core: creating"), kill_terraform,
+          "the node group being created")
+    # add-ons: an add-on being created
+    point("terraform: add-ons", resume, lambda log, _: log.saw("aws_eks_addon.this[", ": creating"), kill_terraform,
+          "an add-on being created")
+    # the local AWS, mid-apply of the rest: SIGKILLed (moto loses everything) and started again at once,
+    # as a crashed service comes back; the run retries ("connection refused" is transient) and its
+    # next attempt finds nothing of what the state holds: refresh drops it, the apply recreates it.
+    # If the run still fails, the resume below goes on from there.
+    log = TerraformLog()
+    run = Runbook(*resume)
+    run.wait_for(lambda: log.after("=== apply: everything", "aws_"), "terraform applying the rest")
+    kill_aws(run)
     assert runbook_cli("sandbox", "up").returncode == 0
-
-    run = Runbook("run", "--resume", "-p", "deployment", DEPLOYMENT, "--no-report")
-    point("kernel: platform", run, lambda: cell_started(run, "02_deploy", 12) and not run.descendants("terraform"),
-          lambda: [k.kill() for k in run.descendants("ipykernel")], "the platform install", terraform=False)
+    survived = run.wait() == 0
+    matrix.append({"point": "local AWS", "orphaned": "(moto lost its state)", "rows": [],
+                   "converged": "in the same run" if survived else "on resume"})
+    # the kernel, in the platform install (terraform done)
+    # (a run that survived is finished: the platform point starts a new one)
+    point("kernel: platform", first if survived else resume,
+          lambda log, run: log.saw("=== apply: everything:") and cell_started(run, 'with nb.Progress("platform"'),
+          kill_kernel, "the platform install")
 
     run = Runbook("run", "--resume", "-p", "deployment", DEPLOYMENT, "--no-report")
     assert run.wait() == 0, run.output[-5000:]
     record = archive.find_run("latest")
     assert record.status == "succeeded"
-    assert record.notebook("02_deploy")["attempt"] == 6, "one attempt per fault, and the one that finished"
+    attempts = 2 if survived else 6
+    assert record.notebook("02_deploy")["attempt"] == attempts, "one attempt per fault, and the one that finished"
     rows = scan()
     assert duplicates(rows) == [], duplicates(rows)
     per_type = Counter(f"{r['service']}/{r['type']}" for r in rows)
-    for kind in ("ec2/vpc",):
+    for kind in ("ec2/vpc", "eks/cluster", "efs/file-system"):
         assert per_type[kind] == 1, per_type
-    assert client("eks").list_clusters()["clusters"] == [DEPLOYMENT] or len(client("eks").list_clusters()["clusters"]) == 1
+    assert Counter(r["name"] for r in rows if r["type"] == "key")[f"alias/{DEPLOYMENT}-eks-secrets"] == 1, rows
+    assert client("eks").list_clusters()["clusters"] == [DEPLOYMENT]
+    known, existing = state_ids(), {r["id"] for r in rows}
     for entry in matrix:
-        entry.setdefault("after resume", summary(rows))
+        adopted = [r for r in entry["rows"] if r["id"] in known or r["name"] in known]
+        removed = [r for r in entry["rows"] if r["id"] not in existing]
+        entry["resume"] = f"adopted: {summary(adopted)}; removed: {summary(removed)}" + (
+            f"; converged {entry['converged']}" if "converged" in entry else "")
+        assert len(adopted) + len(removed) == len(entry["rows"]), (entry["point"], entry["rows"], rows)
+    assert orphans() == [], "the resume left resources terraform does not know"
     # the resume's last plan showed no changes (02's convergence check passed: the run succeeded with it)
 
+    log = TerraformLog()
     cleanup = Runbook("run", "05", "-p", "deployment", DEPLOYMENT, "-p", "confirm", "True", "-p", "keep_sandbox", "True",
                       "--no-report")
-    cleanup.wait_for(lambda: bool(cleanup.descendants("terraform")), "the destroy")
-    for kernel in cleanup.descendants("ipykernel"):
-        kernel.kill()
+    cleanup.wait_for(lambda: log.after("=== destroy: cluster (", "aws_"),
+                     "the cluster's destroy")
+    kill_kernel(cleanup)
     assert cleanup.wait() != 0
     orphaned = scan()
     again = Runbook("run", "05", "-p", "deployment", DEPLOYMENT, "-p", "confirm", "True", "-p", "keep_sandbox", "True",
                     "--no-report")
     code = again.wait()
     final = scan()
-    matrix.append({"point": "kernel: 05 mid-destroy", "orphaned": summary(orphaned), "after resume": "-",
-                   "final leftovers": summary(final)})
+    matrix.append({"point": "kernel: 05 mid-destroy", "orphaned": summary(orphaned), "rows": orphaned,
+                   "resume": f"05 again removed: {summary([r for r in orphaned if r not in final])}"})
     for entry in matrix:
         entry.setdefault("final leftovers", summary(final))
 
-    table = "\n".join(f"{e['point']:<24} | orphaned: {e['orphaned']:<60} | final: {e['final leftovers']}" for e in matrix)
+    table = "\n".join(f"{e['point']:<24} | orphaned: {e['orphaned']} | {e['resume']} | final leftovers: {e['final leftovers']}"
+                      for e in matrix)
     record_property("fault_matrix", table)
     with capsys.disabled():
         print("\nfault matrix\n" + table)
