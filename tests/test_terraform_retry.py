@@ -165,7 +165,10 @@ def test_an_efs_file_system_created_before_terraform_was_killed_is_an_orphan_fou
     ("aws_subnet.private[0]", "creating EC2 Subnet: operation error EC2: CreateSubnet, https response error StatusCode: "
      "400, RequestID: x, api error InvalidSubnet.Conflict: The CIDR '10.1.0.0/24' conflicts with another subnet",
      "10.1.0.0/24"),
-], ids=["cluster", "node-group", "add-on", "security-group", "subnet"])
+    ('aws_eks_pod_identity_association.this["karpenter"]', "creating EKS Pod Identity Association (demo): operation "
+     "error EKS: CreatePodIdentityAssociation, https response error StatusCode: 409, RequestID: x, "
+     "ResourceInUseException: Association already exists: a-0123abcd", "a-0123abcd"),
+], ids=["cluster", "node-group", "add-on", "security-group", "subnet", "pod-identity-association"])
 def test_what_terraform_killed_mid_create_left_in_eks_and_ec2_is_adopted(address, text, name):
     """The fault matrix's findings: terraform SIGKILLed while the node group, an add-on or the EFS
     security group was being created left it in AWS only; every resume then failed on its name."""
@@ -173,7 +176,7 @@ def test_what_terraform_killed_mid_create_left_in_eks_and_ec2_is_adopted(address
 
     found = adopt.orphans([terraform.Diagnostic("error", text, address=address)], "demo")
     assert found == [adopt.Orphan(address, name)]
-    if address.startswith("aws_eks"):
+    if address.startswith("aws_eks") and "pod_identity" not in address:
         assert found[0].import_id({"account_id": "1", "partition": "aws"}) == name
         # EKS's ResourceInUseException without "already exists" (a cluster being deleted) is not adopted
         busy = text.split("ResourceInUseException")[0] + "ResourceInUseException: Cluster is being deleted"

@@ -30,16 +30,19 @@ IMPORT_IDS = {
     "aws_eks_addon": "{name}",
 }
 # Types whose import id AWS must be asked for (an id, not the name): see :func:`_lookup`.
-LOOKUPS = ("aws_efs_file_system", "aws_security_group", "aws_subnet")
-# Of those, the types whose lookup only finds resources carrying the deployment's tag (their "name"
-# in the error is not the deployment's: a subnet's CIDR block).
-TAGGED_LOOKUPS = ("aws_security_group", "aws_subnet")
+LOOKUPS = ("aws_efs_file_system", "aws_security_group", "aws_subnet", "aws_eks_pod_identity_association")
+# Of those, the types whose lookup only finds the deployment's own (by its tag, or in its cluster):
+# their "name" in the error is not the deployment's (a subnet's CIDR block, an association's id).
+TAGGED_LOOKUPS = ("aws_security_group", "aws_subnet", "aws_eks_pod_identity_association")
 # The provider's "creating <what> (<name>): ... <code>" errors for a name that is taken (EKS says
 # "ResourceInUseException: Cluster/NodeGroup/Addon already exists", a code it also uses for other
 # conflicts: only with "already exists"), and EFS's
 # idempotency token error ("FileSystemAlreadyExists: File system with <token> already exists").
 _ALREADY_EXISTS = (
     re.compile(r"creating [^(]*\((?P<name>[^)]+)\).*(EntityAlreadyExists|ResourceAlreadyExists)", re.IGNORECASE | re.DOTALL),
+    # a pod identity association (one per service account): "ResourceInUseException: Association already exists: <id>"
+    re.compile(r"creating EKS Pod Identity Association.*ResourceInUseException:[^\n]*Association already exists: "
+               r"(?P<name>a-[0-9a-z]+)", re.IGNORECASE | re.DOTALL),
     re.compile(r"creating EKS [^(]*\((?P<name>[^)]+)\).*ResourceInUseException:[^\n]*already exists", re.IGNORECASE | re.DOTALL),
     re.compile(r"FileSystemAlreadyExists: File system with (?P<name>\S+) already exists", re.DOTALL),
     # a security group's name is unique in its VPC: "creating Security Group (<name>): ... InvalidGroup.Duplicate"
@@ -69,6 +72,8 @@ class Orphan:
             return _security_group_id(self.name, deployment, target, region)
         if self.resource_type == "aws_subnet":
             return _subnet_id(self.name, deployment, target, region)
+        if self.resource_type == "aws_eks_pod_identity_association":
+            return _pod_identity_association_id(self.name, deployment, target, region)
         return IMPORT_IDS[self.resource_type].format(name=self.name, **identity)
 
 
@@ -104,6 +109,15 @@ def _subnet_id(cidr: str, deployment: str, target: str, region: str) -> str:
     if len(subnets) != 1:
         raise TerraformError(f"cannot adopt the subnet {cidr}: AWS has {len(subnets)} of {deployment!r} with that CIDR block")
     return subnets[0]["SubnetId"]
+
+
+def _pod_identity_association_id(association_id: str, cluster: str, target: str, region: str) -> str:
+    """``<cluster>,<association id>`` once the association is found in ``cluster`` (named after the
+    deployment); an association elsewhere raises (EKS's NotFound)."""
+    from ..aws.session import client
+
+    client("eks", target, region).describe_pod_identity_association(clusterName=cluster, associationId=association_id)
+    return f"{cluster},{association_id}"
 
 
 def orphans(diagnostics: list[Diagnostic], deployment: str) -> list[Orphan]:
