@@ -1,14 +1,20 @@
 """The fault matrix on the sandbox: SIGKILL at every point of a deployment's life, then resume and cleanup.
 
 One deployment lifecycle, chained so the whole matrix costs one deployment: terraform SIGKILLed
-(not SIGINT: no chance to save its state) in the network stage, mid cluster (the EKS cluster
-exists, its node group not yet), in the add-ons; the local AWS SIGKILLed mid-apply (moto loses
-everything: the resume must recreate it); the kernel SIGKILLed while the platform installs (no
-terraform runs). After each, `runbook run --resume` goes on; at the end the plan shows no
-changes and each resource exists once. Then 05 is SIGKILLed mid-destroy and run again: nothing
-is left. Each point waits for its trigger in the local AWS or the runner's output, so it is
-deterministic. The matrix (point, what was orphaned, what the resume/cleanup left) is printed
-and attached to the test's report (``record_property``).
+(not SIGINT: no chance to save its state) in the network stage (right after the VPC is created,
+with subnets, the EFS security group and the KMS key in flight), mid cluster (the node group being
+created), in the add-ons (one being created); the local AWS SIGKILLed as the last stage starts and
+brought back at once (moto loses everything: refresh drops it from the state, the apply recreates
+it); the kernel SIGKILLed while the platform installs (terraform done). After each, `runbook run
+--resume` goes on; at the end the run succeeds (02's convergence check: the plan after the apply
+shows no changes), each resource exists once and nothing tagged for the deployment is missing from
+the state. Then 05's kernel is SIGKILLed mid-destroy and 05 run again: the leftovers scan is empty.
+
+Each point waits for its trigger in the terraform log the runbook writes as terraform's ``-json``
+events arrive (``<state>/deployments/<name>/terraform-sandbox/logs/terraform.log``), polled every
+20 ms, so it is deterministic. The matrix (point, what was orphaned - tagged for the deployment but
+not in the state -, what the resume adopted or removed, the final leftovers) is printed and attached
+to the test's report (``record_property``).
 """
 
 from __future__ import annotations
@@ -87,7 +93,7 @@ class Runbook:
         found = []
         for child in psutil.Process(self.process.pid).children(recursive=True):
             try:
-                if any(word in part for part in child.cmdline()[:3]):
+                if any(word in part for part in child.cmdline()[:5]):  # the kernel: python -Xfrozen_modules=off -m ipykernel_launcher
                     found.append(child)
             except psutil.NoSuchProcess:
                 continue

@@ -165,7 +165,8 @@ def test_an_efs_file_system_created_before_terraform_was_killed_is_an_orphan_fou
     ("aws_subnet.private[0]", "creating EC2 Subnet: operation error EC2: CreateSubnet, https response error StatusCode: "
      "400, RequestID: x, api error InvalidSubnet.Conflict: The CIDR '10.1.0.0/24' conflicts with another subnet",
      "10.1.0.0/24"),
-    ('aws_eks_pod_identity_association.this["karpenter"]', "creating EKS Pod Identity Association (demo): operation "
+    ('aws_eks_pod_identity_association.this["karpenter"]', "creating AWS EKS (Elastic Kubernetes) Pod Identity "
+     "Association (<unknown>): operation "
      "error EKS: CreatePodIdentityAssociation, https response error StatusCode: 409, RequestID: x, "
      "ResourceInUseException: Association already exists: a-0123abcd", "a-0123abcd"),
 ], ids=["cluster", "node-group", "add-on", "security-group", "subnet", "pod-identity-association"])

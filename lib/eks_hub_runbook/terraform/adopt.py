@@ -41,7 +41,8 @@ TAGGED_LOOKUPS = ("aws_security_group", "aws_subnet", "aws_eks_pod_identity_asso
 _ALREADY_EXISTS = (
     re.compile(r"creating [^(]*\((?P<name>[^)]+)\).*(EntityAlreadyExists|ResourceAlreadyExists)", re.IGNORECASE | re.DOTALL),
     # a pod identity association (one per service account): "ResourceInUseException: Association already exists: <id>"
-    re.compile(r"creating EKS Pod Identity Association.*ResourceInUseException:[^\n]*Association already exists: "
+    # (the provider says "creating AWS EKS (Elastic Kubernetes) Pod Identity Association (<unknown>): ...")
+    re.compile(r"creating (AWS )?EKS\b.*Pod Identity Association.*ResourceInUseException:[^\n]*Association already exists: "
                r"(?P<name>a-[0-9a-z]+)", re.IGNORECASE | re.DOTALL),
     re.compile(r"creating EKS [^(]*\((?P<name>[^)]+)\).*ResourceInUseException:[^\n]*already exists", re.IGNORECASE | re.DOTALL),
     re.compile(r"FileSystemAlreadyExists: File system with (?P<name>\S+) already exists", re.DOTALL),
