@@ -402,6 +402,103 @@ def karpenter_pool(kubectl, karpenter_crds):
         kubectl("delete", "ec2nodeclass", name, "--ignore-not-found", "--wait=false", check=False)
 
 
+# --- `runbook` in a subprocess (the reliability checks, the fault matrix) ----------------------
+
+class RunbookProcess:
+    """``runbook <args>`` in a subprocess with the current environment, its output collected as it
+    streams, and the processes it started (kernel, terraform) at hand to be killed."""
+
+    def __init__(self, *args: str):
+        import subprocess
+        import sys
+        import threading
+
+        self.process = subprocess.Popen([sys.executable, "-m", "eks_hub_runbook.cli", *args], cwd=REPO_ROOT,
+                                        env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
+        self._reader.start()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait(self, timeout: float = 1800) -> int:
+        import subprocess
+
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError(f"runbook did not finish in {timeout:.0f} s:\n{self.output[-5000:]}") from None
+        self._reader.join(timeout=10)
+        return code
+
+    def wait_for(self, predicate, what: str, timeout: float = 900, every: float = 1.0) -> None:
+        """Until ``predicate()``, checked every ``every`` s; the runbook ending first is an error."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"runbook ended before {what}:\n{self.output[-5000:]}")
+            if predicate():
+                return
+            time.sleep(every)
+        self.process.kill()
+        raise AssertionError(f"timed out waiting for {what}:\n{self.output[-5000:]}")
+
+    def descendants(self, word: str) -> list:
+        """The processes under it with ``word`` early in their command line (the kernel:
+        ``python -Xfrozen_modules=off -m ipykernel_launcher``; ``terraform``)."""
+        import psutil
+
+        found = []
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                if any(word in part for part in child.cmdline()[:5]):
+                    found.append(child)
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+    def kernel(self):
+        """Its notebook kernel, or None."""
+        kernels = self.descendants("ipykernel")
+        return kernels[0] if kernels else None
+
+    def kill_terraform(self) -> int:
+        """SIGKILL the terraform it runs (not SIGINT: no chance to write its state); how many."""
+        import signal
+
+        applying = [p for p in self.descendants("terraform") if p.name() == "terraform"]
+        assert applying, "no terraform process to kill"
+        for process in applying:
+            os.kill(process.pid, signal.SIGKILL)
+        return len(applying)
+
+
+@pytest.fixture(scope="session")
+def runbook_process():
+    """:class:`RunbookProcess`: ``runbook_process("run", "02", ...)``."""
+    return RunbookProcess
+
+
+def local_aws_pid() -> int:
+    """The pid of the running local AWS of the current state folder."""
+    import eks_hub_sandbox as sandbox
+
+    status = next(s for s in sandbox.status() if s.name == "aws")
+    assert status.running and status.pid
+    return status.pid
+
+
+@pytest.fixture(scope="session")
+def aws_pid():
+    """:func:`local_aws_pid`, for tests that kill the local AWS."""
+    return local_aws_pid
+
+
 # --- diagnostics -----------------------------------------------------------------------------
 
 @pytest.hookimpl(hookwrapper=True)

@@ -23,12 +23,9 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 
-import psutil
 import pytest
 
 from eks_hub_runbook import environment
@@ -53,58 +50,6 @@ def env(tmp_path_factory):
 def runbook_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "eks_hub_runbook.cli", *args], cwd=REPO, env=dict(os.environ),
                           capture_output=True, text=True, timeout=timeout)
-
-
-class Runbook:
-    """`runbook ...` in a subprocess, its output collected as it streams."""
-
-    def __init__(self, *args: str):
-        self.process = subprocess.Popen([sys.executable, "-m", "eks_hub_runbook.cli", *args], cwd=REPO, env=dict(os.environ),
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
-        self._reader.start()
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait(self, timeout: float = 1500) -> int:
-        try:
-            code = self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise AssertionError(f"runbook did not finish:\n{self.output[-5000:]}") from None
-        self._reader.join(timeout=10)
-        return code
-
-    def wait_for(self, predicate, what: str, timeout: float = 900) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"runbook ended before {what}:\n{self.output[-5000:]}")
-            if predicate():
-                return
-            time.sleep(0.02)  # a file read: cheap, and the windows between two events are short
-        self.process.kill()
-        raise AssertionError(f"never saw {what}:\n{self.output[-5000:]}")
-
-    def descendants(self, word: str) -> list[psutil.Process]:
-        found = []
-        for child in psutil.Process(self.process.pid).children(recursive=True):
-            try:
-                if any(word in part for part in child.cmdline()[:5]):  # the kernel: python -Xfrozen_modules=off -m ipykernel_launcher
-                    found.append(child)
-            except psutil.NoSuchProcess:
-                continue
-        return found
-
-    def kill_terraform(self) -> int:
-        applying = [p for p in self.descendants("terraform") if p.name() == "terraform"]
-        assert applying, "no terraform process to kill"
-        for process in applying:
-            os.kill(process.pid, signal.SIGKILL)
-        return len(applying)
 
 
 def scan() -> list[dict[str, str]]:
@@ -189,27 +134,20 @@ class TerraformLog:
         return bool(marks) and any(line.startswith(start) for line in lines[marks[0] + 1:])
 
 
-def cell_started(runbook: Runbook, source: str) -> bool:
+def cell_started(runbook, source: str) -> bool:
     """The runner announced the code cell whose first line starts with ``source``
     (``[02_deploy 14/29] with nb.Progress("platform", ...``)."""
     return any(line.startswith("[") and f"] {source}" in line for line in runbook.lines)
 
 
-def aws_pid() -> int:
-    import eks_hub_sandbox as sandbox
-
-    status = next(s for s in sandbox.status() if s.name == "aws")
-    assert status.running and status.pid
-    return status.pid
-
-
-def test_sigkill_at_every_point_then_resume_converges_and_cleanup_leaves_nothing(env, record_property, capsys):
+def test_sigkill_at_every_point_then_resume_converges_and_cleanup_leaves_nothing(env, record_property, capsys,
+                                                                                  runbook_process, aws_pid):
     matrix: list[dict[str, str]] = []
 
     def point(name: str, args: tuple[str, ...], trigger, kill, what: str) -> None:
         log = TerraformLog()
-        run = Runbook(*args)
-        run.wait_for(lambda: trigger(log, run), what)
+        run = runbook_process(*args)
+        run.wait_for(lambda: trigger(log, run), what, every=0.02)  # a file read: cheap, windows are short
         kill(run)
         code = run.wait()
         assert code != 0, run.output[-3000:]
@@ -219,13 +157,13 @@ def test_sigkill_at_every_point_then_resume_converges_and_cleanup_leaves_nothing
             left = orphans()
             matrix.append({"point": name, "orphaned": summary(left), "rows": left})
 
-    def kill_terraform(run: Runbook) -> None:
+    def kill_terraform(run) -> None:
         run.kill_terraform()
 
-    def kill_aws(run: Runbook) -> None:
+    def kill_aws(run) -> None:
         os.kill(aws_pid(), signal.SIGKILL)
 
-    def kill_kernel(run: Runbook) -> None:
+    def kill_kernel(run) -> None:
         kernels = run.descendants("ipykernel")
         assert kernels, "no kernel to kill"
         for kernel in kernels:
@@ -264,15 +202,15 @@ def test_sigkill_at_every_point_then_resume_converges_and_cleanup_leaves_nothing
     # instead, the provider waits out its read-after-create timeouts - 2 to 3 minutes for IAM and KMS -
     # and so does the resume: too slow for CI.) If the run still fails, one more resume goes on.
     log = TerraformLog()
-    run = Runbook(*resume)
-    run.wait_for(lambda: log.saw("=== apply: everything ("), "terraform starting the last stage")
+    run = runbook_process(*resume)
+    run.wait_for(lambda: log.saw("=== apply: everything ("), "terraform starting the last stage", every=0.02)
     kill_aws(run)
     assert runbook_cli("sandbox", "up").returncode == 0
     survived = run.wait() == 0
     matrix.append({"point": "local AWS", "orphaned": "(moto lost its state)", "rows": [],
                    "resume": f"recreated, converged {'in the same run' if survived else 'on resume'}"})
     if not survived:
-        run = Runbook(*resume)
+        run = runbook_process(*resume)
         assert run.wait() == 0, run.output[-5000:]
     record = archive.find_run("latest")
     assert record.status == "succeeded"
@@ -288,15 +226,14 @@ def test_sigkill_at_every_point_then_resume_converges_and_cleanup_leaves_nothing
     # the resume's last plan showed no changes (02's convergence check passed: the run succeeded with it)
 
     log = TerraformLog()
-    cleanup = Runbook("run", "05", "-p", "deployment", DEPLOYMENT, "-p", "confirm", "True", "-p", "keep_sandbox", "True",
-                      "--no-report")
-    cleanup.wait_for(lambda: log.after("=== destroy: cluster (", "aws_"),
-                     "the cluster's destroy")
+    cleanup = runbook_process("run", "05", "-p", "deployment", DEPLOYMENT, "-p", "confirm", "True", "-p", "keep_sandbox", "True",
+                              "--no-report")
+    cleanup.wait_for(lambda: log.after("=== destroy: cluster (", "aws_"), "the cluster's destroy", every=0.02)
     kill_kernel(cleanup)
     assert cleanup.wait() != 0
     orphaned = scan()
-    again = Runbook("run", "05", "-p", "deployment", DEPLOYMENT, "-p", "confirm", "True", "-p", "keep_sandbox", "True",
-                    "--no-report")
+    again = runbook_process("run", "05", "-p", "deployment", DEPLOYMENT, "-p", "confirm", "True", "-p", "keep_sandbox", "True",
+                            "--no-report")
     code = again.wait()
     final = scan()
     matrix.append({"point": "kernel: 05 mid-destroy", "orphaned": summary(orphaned), "rows": orphaned,

@@ -16,12 +16,9 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 
-import psutil
 import pytest
 
 from eks_hub_runbook import environment
@@ -44,56 +41,8 @@ def env(tmp_path_factory):
         yield dict(os.environ)
 
 
-class Runbook:
-    """`runbook ...` in a subprocess whose output is collected as it streams."""
-
-    def __init__(self, env: dict[str, str], *args: str):
-        self.process = subprocess.Popen([sys.executable, "-m", "eks_hub_runbook.cli", *args], cwd=REPO, env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait(self, timeout: float = 1800) -> int:
-        try:
-            code = self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise AssertionError(f"runbook did not finish in {timeout:.0f} s:\n{self.output[-5000:]}") from None
-        self._reader.join(timeout=10)
-        return code
-
-    def wait_for(self, predicate, what: str, timeout: float = 900) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"runbook ended before {what}:\n{self.output[-5000:]}")
-            if predicate():
-                return
-            time.sleep(1)
-        self.process.kill()
-        raise AssertionError(f"timed out waiting for {what}:\n{self.output[-5000:]}")
-
-    def kernel(self) -> psutil.Process | None:
-        for child in psutil.Process(self.process.pid).children(recursive=True):
-            try:
-                if any("ipykernel" in part for part in child.cmdline()):
-                    return child
-            except psutil.NoSuchProcess:
-                continue
-        return None
-
-
-def run(env, *args: str, timeout: float = 1800) -> tuple[int, str]:
-    runbook = Runbook(env, *args)
+def run(runbook_process, *args: str, timeout: float = 1800) -> tuple[int, str]:
+    runbook = runbook_process(*args)
     return runbook.wait(timeout), runbook.output
 
 
@@ -109,16 +58,8 @@ def duplicates(rows: list[dict[str, str]]) -> list[tuple]:
     return [key for key, count in counts.items() if count > 1]
 
 
-def aws_pid() -> int:
-    import eks_hub_sandbox as sandbox
-
-    status = next(s for s in sandbox.status() if s.name == "aws")
-    assert status.running and status.pid
-    return status.pid
-
-
-def test_local_aws_killed_mid_apply_then_resume_completes_without_duplicates(env):
-    deploy = Runbook(env, "run", "02", "-p", "deployment", "rel-aws", "--no-report")
+def test_local_aws_killed_mid_apply_then_resume_completes_without_duplicates(env, runbook_process, aws_pid):
+    deploy = runbook_process("run", "02", "-p", "deployment", "rel-aws", "--no-report")
     deploy.wait_for(lambda: len(resources("rel-aws")) >= 3, "the apply to create resources")
     os.kill(aws_pid(), signal.SIGKILL)
     code = deploy.wait()
@@ -130,9 +71,9 @@ def test_local_aws_killed_mid_apply_then_resume_completes_without_duplicates(env
     assert "terraform apply" in failure["evalue"] or "terraform" in failure["evalue"], failure
     assert "runbook run --resume" in deploy.output and "02_deploy" in deploy.output
 
-    code, out = run(env, "sandbox", "up", timeout=300)
+    code, out = run(runbook_process, "sandbox", "up", timeout=300)
     assert code == 0, out
-    code, out = run(env, "run", "--resume", "-p", "deployment", "rel-aws", "--no-report")
+    code, out = run(runbook_process, "run", "--resume", "-p", "deployment", "rel-aws", "--no-report")
     assert code == 0, out
     record = archive.find_run(run_record.run_id)
     assert record.status == "succeeded" and record.notebook("02_deploy")["attempt"] == 2
@@ -140,8 +81,8 @@ def test_local_aws_killed_mid_apply_then_resume_completes_without_duplicates(env
     assert rows and duplicates(rows) == [], duplicates(rows)
 
 
-def test_kernel_killed_mid_notebook_is_recorded_then_resume_completes(env):
-    deploy = Runbook(env, "run", "02", "-p", "deployment", "rel-aws", "--no-report")
+def test_kernel_killed_mid_notebook_is_recorded_then_resume_completes(env, runbook_process):
+    deploy = runbook_process("run", "02", "-p", "deployment", "rel-aws", "--no-report")
     # wait until a cell after the parameters and validation cells is running
     deploy.wait_for(lambda: sum("[02_deploy " in line for line in deploy.lines) >= 5 and deploy.kernel() is not None,
                     "02_deploy to be under way")
@@ -164,14 +105,14 @@ def test_kernel_killed_mid_notebook_is_recorded_then_resume_completes(env):
     assert all(c["status"] == "pending" for c in code_cells[stopped[0] + 1:])
     assert "killed at 02_deploy" in deploy.output
 
-    code, out = run(env, "run", "--resume", "--run", record.run_id, "--no-report")
+    code, out = run(runbook_process, "run", "--resume", "--run", record.run_id, "--no-report")
     assert code == 0, out
     assert archive.find_run(record.run_id).status == "succeeded"
     assert duplicates(resources("rel-aws")) == []
 
 
-def test_cleanup_after_a_partial_deploy_leaves_nothing_and_twice_is_a_no_op(env):
-    deploy = Runbook(env, "run", "02", "-p", "deployment", "rel-partial", "--no-report")
+def test_cleanup_after_a_partial_deploy_leaves_nothing_and_twice_is_a_no_op(env, runbook_process):
+    deploy = runbook_process("run", "02", "-p", "deployment", "rel-partial", "--no-report")
     deploy.wait_for(lambda: len(resources("rel-partial")) >= 3, "the apply to create resources")
     deploy.process.send_signal(signal.SIGTERM)
     assert deploy.wait() == 130, deploy.output
@@ -180,12 +121,12 @@ def test_cleanup_after_a_partial_deploy_leaves_nothing_and_twice_is_a_no_op(env)
     assert resources("rel-partial"), "a partial deploy left resources to clean up"
 
     for attempt in (1, 2):
-        code, out = run(env, "run", "05", "-p", "deployment", "rel-partial", "-p", "confirm", "True", *KEEP, "--no-report")
+        code, out = run(runbook_process, "run", "05", "-p", "deployment", "rel-partial", "-p", "confirm", "True", *KEEP, "--no-report")
         assert code == 0, f"cleanup #{attempt}:\n{out}"
         assert resources("rel-partial") == [], f"cleanup #{attempt} left resources"
     record = archive.find_run("latest")
     assert record.status == "succeeded"
 
-    code, out = run(env, "run", "05", "-p", "deployment", "rel-aws", "-p", "confirm", "True", *KEEP, "--no-report")
+    code, out = run(runbook_process, "run", "05", "-p", "deployment", "rel-aws", "-p", "confirm", "True", *KEEP, "--no-report")
     assert code == 0, out
     assert resources("rel-aws") == []
