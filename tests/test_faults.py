@@ -59,13 +59,14 @@ def scan() -> list[dict[str, str]]:
 
 
 def state_ids() -> set[str]:
-    """Every ``id`` and ``arn`` terraform's state holds (read from the state file, as it was left)."""
-    import json
-
+    """Every ``id`` and ``arn`` terraform's state holds, as the resume will see it: the state file as it
+    was left or, when the kill left it empty or cut short, the backup the resume restores."""
     from eks_hub_runbook import paths
+    from eks_hub_runbook.terraform import workspace
 
-    state = paths.deployment_dir(DEPLOYMENT, create=False) / "terraform-sandbox" / "terraform.tfstate"
-    document = json.loads(state.read_text()) if state.exists() else {}
+    directory = paths.deployment_dir(DEPLOYMENT, create=False) / "terraform-sandbox"
+    document = (workspace.load_state(directory / workspace.STATE_FILE)
+                or workspace.load_state(directory / workspace.STATE_BACKUP) or {})
     return {str(attributes[key]) for resource in document.get("resources", []) if resource.get("mode") == "managed"
             for instance in resource.get("instances") or [] for attributes in [instance.get("attributes") or {}]
             for key in ("id", "arn") if attributes.get(key)}

@@ -48,7 +48,7 @@ class Workspace:
 
     @property
     def state_file(self) -> Path:
-        return self.directory / "terraform.tfstate"
+        return self.directory / STATE_FILE
 
     def env(self) -> dict[str, str]:
         """Environment of a terraform process: the caller's, the target's AWS settings, the CLI config."""
@@ -109,6 +109,9 @@ def prepare(params: DeploymentParameters, certificate_arn: str = "", secrets: di
 
     directory = paths.deployment_dir(params.deployment) / f"terraform-{params.target}"
     directory.mkdir(parents=True, exist_ok=True)
+    recovered = recover_state(directory)
+    if recovered:
+        print(f"note: {recovered}")
     module_dir = Path(module_dir).resolve()
     wanted = {p.name: p for p in sorted(module_dir.glob("*.tf")) if not p.name.endswith("_override.tf")}
     for existing in directory.glob("*.tf"):
@@ -144,6 +147,37 @@ def prepare(params: DeploymentParameters, certificate_arn: str = "", secrets: di
         cli_config=write_cli_config(),
         environment=environment,
     )
+
+
+STATE_FILE, STATE_BACKUP, STATE_BROKEN = "terraform.tfstate", "terraform.tfstate.backup", "terraform.tfstate.broken"
+
+
+def load_state(path: Path) -> dict | None:
+    """A Terraform state file's document, or None when it is missing, empty or cut short."""
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) and "version" in document else None
+
+
+def recover_state(directory: Path) -> str:
+    """Terraform writes its local state in place: one SIGKILLed while writing leaves the file empty
+    or cut short, and the next run would plan everything anew. Such a file is moved aside
+    (``terraform.tfstate.broken``) and the backup Terraform made when that run started is put in its
+    place; what the killed run created after it is adopted or removed as a stray by the resume.
+    Returns what was done, for the caller to show ('' when the state was fine or absent)."""
+    state = directory / STATE_FILE
+    if not state.exists() or load_state(state) is not None:
+        return ""
+    state.replace(directory / STATE_BROKEN)
+    backup = directory / STATE_BACKUP
+    if load_state(backup) is not None:
+        shutil.copy2(backup, state)
+        return (f"{STATE_FILE} was left empty or cut short by a killed terraform: kept as {STATE_BROKEN}, "
+                f"the state from the start of that run ({STATE_BACKUP}) restored")
+    return (f"{STATE_FILE} was left empty or cut short by a killed terraform and there is no backup: kept as "
+            f"{STATE_BROKEN}; the resume adopts what it finds")
 
 
 def remove(workspace: Workspace) -> None:
