@@ -145,6 +145,7 @@ def test_a_product_without_an_hourly_price_is_no_price(monkeypatch):
         pricing.on_demand_price(client, "g5.2xlarge", "us-west-2")
 
 
+@pytest.mark.sandbox
 def test_the_sandbox_has_no_pricing_api_and_shows_the_table(aws_sandbox):
     estimate = cost.estimate(resolve(target="sandbox", profiles="gpu-time-slicing"))
     assert estimate.source == str(instance_types.PRICES_SOURCE)

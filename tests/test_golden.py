@@ -87,7 +87,8 @@ def test_nbval_reproduces_the_golden_run(variant, tmp_path):
 @pytest.mark.slow
 def test_nbval_fails_on_a_renamed_profile(tmp_path):
     """A deliberate regression - the time-slicing profile renamed in the library's profile catalog -
-    must make nbval fail on the prerequisites' quota table (and the same notebook passes without it)."""
+    must make nbval fail on the prerequisites' quota table and its cost tables (and the same notebook passes
+    without it)."""
     notebook = GOLDEN / "dummy" / "00_prerequisites.ipynb"
     if not notebook.exists():
         pytest.fail("no golden notebooks: run `make golden`")
@@ -107,4 +108,6 @@ def test_nbval_fails_on_a_renamed_profile(tmp_path):
     )
     broken = nbval([work / notebook.name], tmp_path / "broken", {"IPYTHONDIR": str(tmp_path / "ipython")})
     assert broken.returncode != 0, "nbval did not notice the renamed profile"
-    assert "gpu-timeslice" in broken.stdout and "1 failed" in broken.stdout, broken.stdout[-10000:]
+    # the quota table shows the renamed profile; the cost tables, which read the same catalog, fail with it
+    assert "gpu-timeslice" in broken.stdout and "quota_rows = quotas.rows(params)" in broken.stdout, broken.stdout[-10000:]
+    assert "cost.estimate(" in broken.stdout, broken.stdout[-10000:]

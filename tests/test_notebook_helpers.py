@@ -116,6 +116,15 @@ def test_progress_final_rendering_has_no_times():
     assert failing.failed and "✘ network  (boom)" in repr(failing)
 
 
+def test_a_wait_with_nothing_to_wait_for_ends_full():
+    progress = nb.Progress("starting MIG servers", [])
+    assert repr(progress) == "starting MIG servers: starting" and "value='0' max='1'" in progress._repr_html_()
+    with progress:
+        pass
+    assert repr(progress) == "starting MIG servers: nothing to do"
+    assert "value='1' max='1'" in progress._repr_html_()
+
+
 PARAMETERS_CELL = 'target: str = "sandbox"  # where\ndeployment: str = "jupyterhub-on-eks"  # name\nauth: str = "dummy"  # login\ninteractive: bool = False  # form'
 
 

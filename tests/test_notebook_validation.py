@@ -9,8 +9,9 @@ from eks_hub_runbook import records
 from eks_hub_runbook.errors import ParameterError
 from eks_hub_runbook.notebook import validation as v
 
-LATER = {"target": "", "deployment": "jupyterhub-on-eks", "region": "", "auth": "", "interactive": False}
-RECORD = {"target": "sandbox", "deployment": "hub-a", "region": "us-west-2", "auth": "dummy", "profiles": ["gpu-time-slicing"]}
+# The aws target: these checks need no sandbox (tests/test_product_alone.py runs them without it).
+LATER = {"target": "aws", "deployment": "jupyterhub-on-eks", "region": "", "auth": "", "interactive": False}
+RECORD = {"target": "aws", "deployment": "hub-a", "region": "us-west-2", "auth": "dummy", "profiles": ["gpu-time-slicing"]}
 
 
 @pytest.fixture(autouse=True)

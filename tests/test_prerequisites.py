@@ -78,6 +78,7 @@ def test_sandbox_services_started_if_needed(tmp_path, monkeypatch):
         sandbox.down()
 
 
+@pytest.mark.sandbox
 def test_cost_note_says_the_sandbox_is_free_and_aws_is_not():
     from eks_hub_runbook import cost
 

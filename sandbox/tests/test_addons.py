@@ -255,7 +255,7 @@ def _eks_cluster_with_addons() -> dict:
         FileSystemId=fs_id, PosixUser={"Uid": 1000, "Gid": 100},
         RootDirectory={"Path": path, "CreationInfo": {"OwnerUid": 1000, "OwnerGid": 100, "Permissions": "0755"}})["AccessPointId"]
         for name, path in (("home", "/home"), ("shared", "/shared"))}
-    return {"cluster_name": CLUSTER, "region": REGION, "efs_file_system_id": fs_id,
+    return {"cluster_name": CLUSTER, "region": REGION, "vpc_id": vpc, "efs_file_system_id": fs_id,
             "efs_home_access_point_id": points["home"], "efs_shared_access_point_id": points["shared"],
             "karpenter_node_role_name": f"{CLUSTER}-karpenter-node", "karpenter_queue_name": f"{CLUSTER}-karpenter",
             "singleuser_service_account": "jupyterhub-singleuser", "singleuser_namespace": "jupyterhub"}

@@ -132,6 +132,7 @@ class Progress:
     steps: list[str] = field(default_factory=list)
     _steps: dict[str, _Step] = field(default_factory=dict, init=False)
     _handle: Any = field(default=None, init=False)
+    _finished: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         for name in self.steps:
@@ -152,6 +153,7 @@ class Progress:
             for step in self._steps.values():
                 if step.state == "running":
                     step.state, step.ended = "done", time.monotonic()
+            self._finished = True
         for step in self._steps.values():
             if step.state != "failed":
                 step.detail = ""
@@ -180,6 +182,8 @@ class Progress:
 
     def _lines(self) -> list[str]:
         done = sum(1 for s in self._steps.values() if s.state in ("done", "skipped"))
+        if not self._steps:
+            return [f"{self.title}: {'nothing to do' if self._finished else 'starting'}"]
         lines = [f"{self.title}: {done} of {len(self._steps)} steps done"]
         for step in self._steps.values():
             detail = f"  ({step.detail})" if step.detail else ""
@@ -192,6 +196,10 @@ class Progress:
     def _repr_html_(self) -> str:
         total = max(len(self._steps), 1)
         done = sum(1 for s in self._steps.values() if s.state in ("done", "skipped"))
+        if not self._steps:  # a wait that had nothing to wait for: full once it ended
+            done = int(self._finished)
+            return (f"<div><b>{html.escape(self.title)}</b> <progress value='{done}' max='1'></progress> "
+                    f"{html.escape(self._lines()[0].split(': ', 1)[1])}</div>")
         lines = "<br>".join(html.escape(line).replace("  ", "&nbsp;&nbsp;") for line in self._lines()[1:])
         return (f"<div><b>{html.escape(self.title)}</b> <progress value='{done}' max='{total}'></progress> "
                 f"{done}/{len(self._steps)}<br><code>{lines}</code></div>")
