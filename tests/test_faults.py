@@ -31,7 +31,7 @@ import pytest
 from eks_hub_runbook import environment
 from eks_hub_runbook.records import archive
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.terraform, pytest.mark.slow]
+pytestmark = [pytest.mark.sandbox, pytest.mark.terraform, pytest.mark.slow, pytest.mark.faults]
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOYMENT = "faults"
