@@ -138,6 +138,21 @@ def test_already_exists_errors_of_the_deployment_are_orphans_to_adopt():
     assert adopt.Orphan('module.x.aws_iam_role.this["a"]', "demo-a").resource_type == "aws_iam_role"
 
 
+def test_the_deployments_log_groups_are_orphans_with_its_roles():
+    """Found by the fault matrix in CI: a resume failed on the roles and the cluster's log group at once, and
+    the log group's name (/aws/eks/<name>/cluster) did not start with the deployment's, so nothing was adopted."""
+    from eks_hub_runbook.terraform import adopt
+
+    log_group = ("creating CloudWatch Logs Log Group (/aws/eks/demo/cluster): operation error CloudWatch Logs: CreateLogGroup, "
+                 "https response error StatusCode: 400, RequestID: x, ResourceAlreadyExistsException: The specified log group "
+                 "already exists")
+    found = adopt.orphans([terraform.Diagnostic("error", TAKEN, address="aws_iam_policy.karpenter_controller"),
+                           terraform.Diagnostic("error", log_group, address="aws_cloudwatch_log_group.cluster")], "demo")
+    assert [o.name for o in found] == ["demo-karpenter-controller", "/aws/eks/demo/cluster"]
+    assert adopt.orphans([terraform.Diagnostic("error", log_group.replace("/demo/", "/other/"),
+                                               address="aws_cloudwatch_log_group.cluster")], "demo") == []
+
+
 def test_an_efs_file_system_created_before_terraform_was_killed_is_an_orphan_found_by_its_token():
     """The fault matrix's first finding: terraform SIGKILLed in the network stage left the EFS file
     system unrecorded; every resume then failed with FileSystemAlreadyExists (its creation token)."""

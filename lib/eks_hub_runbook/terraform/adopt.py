@@ -132,7 +132,9 @@ def orphans(diagnostics: list[Diagnostic], deployment: str) -> list[Orphan]:
         if not (match and diagnostic.address):
             return []
         orphan = Orphan(diagnostic.address, match["name"])
-        ours = orphan.resource_type in TAGGED_LOOKUPS or orphan.name.startswith(deployment)
+        # the deployment's names start with it; its log groups hold it as a path part (/aws/eks/<name>/cluster)
+        ours = (orphan.resource_type in TAGGED_LOOKUPS or orphan.name.startswith(deployment)
+                or f"/{deployment}/" in orphan.name)
         if orphan.resource_type not in (*IMPORT_IDS, *LOOKUPS) or not ours:
             return []
         found.append(orphan)
