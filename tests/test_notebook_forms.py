@@ -90,3 +90,13 @@ def test_a_refused_parameter_in_a_form_is_a_short_message_not_a_traceback():
     finally:
         shell.set_custom_exc((), None)
         InteractiveShell.clear_instance()
+
+
+def test_a_number_with_a_fraction_is_a_number_field_and_untouched_is_not_a_change():
+    """02's cull_timeout_minutes (60.0): a text field handed back "60.0", which the workshop record
+    listed as a parameter the presenter changed."""
+    form = nb.parameter_form(cell_globals(interactive=True, cull_timeout_minutes=60.0))
+    assert isinstance(form.widgets["cull_timeout_minutes"], w.FloatText)
+    assert "cull_timeout_minutes" not in form.given()
+    form.widgets["cull_timeout_minutes"].value = 0.5
+    assert "cull_timeout_minutes" in form.given() and nb.resolve_from(form).cull_timeout_minutes == 0.5

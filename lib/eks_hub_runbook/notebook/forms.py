@@ -164,6 +164,8 @@ class ParameterForm:
             return w.Checkbox(value=value, description=name, description_tooltip=tooltip, indent=False, style=style)
         if isinstance(value, int):
             return w.IntText(value=value, description=name, description_tooltip=tooltip, style=style, layout=layout)
+        if isinstance(value, float):  # e.g. cull_timeout_minutes: a text field would hand back "60.0", a change
+            return w.FloatText(value=value, description=name, description_tooltip=tooltip, style=style, layout=layout)
         if isinstance(value, (list, tuple)):
             return w.Text(value=", ".join(map(str, value)), description=name, description_tooltip=tooltip,
                           placeholder="comma-separated", style=style, layout=layout)
