@@ -91,20 +91,27 @@ def this_notebook() -> LabNotebook | None:
     return None
 
 
-def saved_copy(notebook: LabNotebook, since: float | None, timeout: float = 10.0) -> tuple[dict, str, bool]:
+def saved_copy(notebook: LabNotebook, since: float | None, timeout: float = 30.0) -> tuple[dict, str, bool]:
     """The notebook as the server saved it: ``(notebook, saved_at, fresh)``; ``fresh`` when saved
-    after ``since`` (the previous cell's end), waited for up to ``timeout`` seconds."""
+    after ``since`` (the previous cell's end) with that cell shown as run, waited for up to
+    ``timeout`` seconds (a busy machine's autosave can lag behind quick cells)."""
     quoted = urllib.parse.quote(notebook.path)
     deadline = time.monotonic() + timeout
     while True:
-        model = notebook.api(f"contents/{quoted}", content="0", type="notebook")
+        model = notebook.api(f"contents/{quoted}", content="1", type="notebook")
         saved = dt.datetime.fromisoformat(model["last_modified"].replace("Z", "+00:00"))
-        fresh = since is None or saved.timestamp() >= since
+        fresh = since is None or (saved.timestamp() >= since and _previous_cell_ran(model["content"]))
         if fresh or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    model = notebook.api(f"contents/{quoted}", content="1", type="notebook")
     return model["content"], saved.isoformat(timespec="seconds"), fresh
+
+
+def _previous_cell_ran(content: dict) -> bool:
+    """The code cell before the archiving one (``nb.archive(...)``) has its execution count in this copy."""
+    code = [c for c in content.get("cells", []) if c.get("cell_type") == "code"]
+    last = next((i for i in range(len(code) - 1, -1, -1) if "nb.archive(" in "".join(code[i].get("source", ""))), None)
+    return last is None or last == 0 or code[last - 1].get("execution_count") is not None
 
 
 def _run_id(notebook: LabNotebook) -> str:
