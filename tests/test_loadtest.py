@@ -6,6 +6,8 @@ workshop-sized N=20 is run by hand (``runbook loadtest --users 20 --admin-user h
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 import subprocess
@@ -15,7 +17,7 @@ import time
 
 import pytest
 
-from eks_hub_runbook import browser, loadtest
+from eks_hub_runbook import browser, loadtest, spawn_phases, targets
 from eks_hub_runbook import params as runbook_params
 from eks_hub_runbook.errors import HubError, RunbookError
 
@@ -345,6 +347,8 @@ def test_run_counts_gpu_nodes_with_a_fake_cluster(monkeypatch):
     placement = {"load-001": "gpu-a", "load-002": "gpu-a", "load-003": "gpu-b"}
     monkeypatch.setattr(loadtest, "_user_pods", lambda api, namespace, names: {
         name: _pod(placement[name]) for name in names if name in hub.running})
+    monkeypatch.setattr(loadtest, "_node_names", lambda api: set(nodes) if hub.running else {"gpu-a"})
+    monkeypatch.setattr(loadtest, "_watch_spawns", lambda api, namespace: contextlib.nullcontext())
     result, said = _fake_run(monkeypatch, hub, kube_api=object())
     assert [(u.node, u.instance_type) for u in result.users] == [("gpu-a", "g5.2xlarge"), ("gpu-a", "g5.2xlarge"),
                                                                   ("gpu-b", "g5.2xlarge")]
@@ -378,8 +382,22 @@ def kube_client(full_sandbox):
 @pytest.mark.slow
 def test_four_users_start_at_once_and_leave_nothing_behind(admin_hub, kube_client, tmp_path):
     result = loadtest.run(admin_hub, 4, PROFILE, out_dir=tmp_path, admin_user=ADMIN, kube_api=kube_client,
-                          timeout=420, stop_timeout=120)
+                          timeout=420, stop_timeout=120, emulated_delays=targets.get("sandbox").emulated_delays())
     summary = result.summary()
+    # each spawn split into its phases, as the cluster's watches saw them, in order
+    assert result.watch_errors == []
+    for user in result.users:
+        assert spawn_phases.ordered(user.marks), (user.user, user.marks)
+        assert set(user.phases) == set(spawn_phases.PHASE_NAMES) and None not in user.phases.values(), user.phases
+        assert sum(user.phases.values()) == pytest.approx(user.answered_s, abs=0.01)
+        assert user.cpu_s and user.cpu_s > 0.1, user  # a real jupyterhub-singleuser process started
+    assert [row["phase"] for row in result.phase_rows()] == list(spawn_phases.PHASE_NAMES)
+    assert all(row["users"] == 4 for row in result.phase_rows())
+    # the floor: the configured waits the run met plus the servers' CPU over the cores
+    floor = result.floor
+    assert floor.users == 4 and floor.cores == spawn_phases.cores()
+    assert floor.seconds == pytest.approx(floor.node_launch_s + floor.image_pull_s + floor.cpu_per_server_s * 4 / floor.cores)
+    assert summary["p95_over_floor"] == pytest.approx(loadtest.percentile(result.ready_times, 95) / floor.seconds, abs=0.01)
     assert result.errors == []
     assert (summary["ready"], summary["answered"]) == (4, 4)
     assert all(u.stopped for u in result.users)

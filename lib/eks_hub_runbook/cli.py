@@ -251,13 +251,17 @@ def loadtest_command(
     folder = out or archive.outputs_root() / deployment / f"loadtest-{archive.new_run_id()}"
     try:
         result = loadtest.run(url, users, profile or facts.default_profile(), out_dir=folder, admin_user=admin_user, kube_api=api,
-                              timeout=timeout, verify=not insecure, progress=typer.echo)
+                              timeout=timeout, verify=not insecure, progress=typer.echo,
+                              emulated_delays=local.emulated_delays() if hub_url is None else None)
     except RunbookError as exc:
         _fail(str(exc), code=1)
     typer.echo("")
     _print_table(result.rows())
     typer.echo("")
     _print_table(result.summary_rows())
+    if result.phase_rows():
+        typer.echo("")
+        _print_table(result.phase_rows())
     typer.echo(f"\nrecord: {folder}")
     if not result.passed:
         raise typer.Exit(1)

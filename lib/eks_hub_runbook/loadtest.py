@@ -6,8 +6,12 @@
    the users ``load-001``... are created through the hub's REST API and each gets its own
    short-lived API token; without one, each user logs in through the hub's login page
    (works when the hub lets them in, e.g. ``allow_all``);
-2. starts every user's server with the profile, all at once, and measures the time from
-   the request to "ready" (the hub's progress stream);
+2. starts every user's server with the profile, all at once (one thread per user), and
+   measures the time from the request to "ready" (the hub's progress stream); with cluster
+   access, watches of the user pods and their events split each spawn into phases (hub queue,
+   node wait, image pull, process start, server answering: :mod:`.spawn_phases`), and on a
+   local hub each server's CPU gives the run's *floor* (configured waits + CPU per server x N
+   / cores) and the figure of merit p95 / floor;
 3. checks every server answers through the proxy (``GET /user/<name>/api/status`` with
    the user's own token);
 4. counts the GPU nodes the pods landed on (Karpenter's doing) against the ideal
@@ -16,7 +20,7 @@
    process of a load user is left, and deletes the users it created.
 
 Results: :class:`LoadResult` with one row per user, a summary (p50/p95/max, ready count,
-errors, GPU nodes vs ideal, orphans), and a plot; :meth:`LoadResult.write` puts
+errors, floor, GPU nodes vs ideal, orphans), p50/p95 per phase, and a plot stacked by phase; :meth:`LoadResult.write` puts
 ``loadtest.json``, ``loadtest.csv`` and ``loadtest.png`` into a record folder.
 
 Everything is bounded: at most :data:`MAX_USERS` users, one overall deadline, and threads
@@ -26,6 +30,7 @@ prints or records them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -36,8 +41,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
+from . import spawn_phases
 from .errors import HubError, RunbookError
 from .hub import HubClient
+from .spawn_phases import Floor, percentile
 
 MAX_USERS = 100
 USER_PREFIX = "load-"
@@ -129,10 +136,19 @@ class UserResult:
     instance_type: str = ""
     stopped: bool = False
     error: str = ""
+    answered_s: float | None = None  # seconds from the request to its answer through the proxy
+    marks: dict[str, float] = field(default_factory=dict)  # seconds since the spawn request (spawn_phases.MARKS)
+    pulled_fresh: bool = False  # its image was pulled (not already on the node)
+    cpu_s: float | None = None  # CPU seconds its server process had used once all were ready (local hub)
 
     @property
     def ready(self) -> bool:
         return self.ready_s is not None
+
+    @property
+    def phases(self) -> dict[str, float | None]:
+        """Seconds per phase (spawn_phases.PHASES); empty without the cluster's marks."""
+        return spawn_phases.phase_durations(self.marks) if len(self.marks) > 1 else {}
 
 
 @dataclass
@@ -152,6 +168,8 @@ class LoadResult:
     orphan_pods: list[str] = field(default_factory=list)
     orphan_processes: list[int] = field(default_factory=list)
     orphan_check: str = ""
+    floor: Floor | None = None
+    watch_errors: list[str] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -168,9 +186,16 @@ class LoadResult:
         return (all(u.ready and u.answered and u.stopped for u in self.users) and not self.errors
                 and not self.orphan_pods and not self.orphan_processes)
 
+    def phase_rows(self) -> list[dict[str, Any]]:
+        """p50/p95/max per phase of the users whose phases were recorded (spawn_phases.phase_rows)."""
+        return spawn_phases.phase_rows([u.phases for u in self.users if u.phases])
+
     def summary(self) -> dict[str, Any]:
-        """The figures for a report: counts, p50/p95/max time to ready, GPU nodes vs ideal, orphans."""
+        """The figures for a report: counts, p50/p95/max time to ready, GPU nodes vs ideal, orphans,
+        and the floor with p95 / floor (the figure of merit) when it was measured."""
         times = self.ready_times
+        p95 = percentile(times, 95)
+        floor = self.floor.seconds if self.floor is not None else None
         return {
             "users": len(self.users),
             "profile": self.profile,
@@ -189,12 +214,22 @@ class LoadResult:
             "orphan_pods": len(self.orphan_pods),
             "orphan_processes": len(self.orphan_processes),
             "orphan_check": self.orphan_check,
+            "floor_s": _round(floor),
+            "p95_over_floor": round(p95 / floor, 2) if p95 is not None and floor else None,
+            "cpu_per_server_s": None if self.floor is None else round(self.floor.cpu_per_server_s, 2),
             "passed": self.passed,
         }
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per user: user, login_s, ready_s, answered, node, instance_type, stopped, error."""
-        return [{**asdict(u), "login_s": _round(u.login_s), "ready_s": _round(u.ready_s)} for u in self.users]
+        rows = []
+        for user in self.users:
+            row = {**asdict(user), "login_s": _round(user.login_s), "ready_s": _round(user.ready_s),
+                   "answered_s": _round(user.answered_s), "cpu_s": _round(user.cpu_s)}
+            row.pop("marks")
+            row.update({f"{name} (s)": None if value is None else round(value, 2) for name, value in user.phases.items()})
+            rows.append(row)
+        return rows
 
     def summary_rows(self) -> list[dict[str, Any]]:
         """The summary as check rows (check, value, expected, ok, note) for a notebook table.
@@ -212,6 +247,7 @@ class LoadResult:
             {"check": "errors", "value": s["errors"], "expected": 0, "ok": s["errors"] == 0},
             {"check": "time to ready p50 / p95 / max (s)", "value": f"{s['p50_s']} / {s['p95_s']} / {s['max_s']}",
              "expected": "", "ok": s["ready"] > 0},
+            {"check": "p95 / floor", "value": s["p95_over_floor"], "expected": "<= 1.25", "ok": None},
             {"check": "GPU nodes used (ideal)", "value": s["gpu_nodes"], "expected": ideal,
              "ok": None if ideal is None or s["gpu_nodes"] is None else s["gpu_nodes"] <= ideal},
             {"check": "orphans after stop (pods, processes)", "value": f"{s['orphan_pods']}, {s['orphan_processes']}",
@@ -219,33 +255,56 @@ class LoadResult:
         ]
         for row in rows:
             row["note"] = ""
-        rows[4]["note"] = (OVERPROVISION_NOTE if over else
+        rows[4]["note"] = self._floor_note()
+        rows[5]["note"] = (OVERPROVISION_NOTE if over else
                            "no cluster access: not counted" if ideal is None else f"{self.gpu_per_node} GPUs per node")
-        rows[5]["note"] = s["orphan_check"]
+        rows[6]["note"] = s["orphan_check"]
         return rows
 
+    def _floor_note(self) -> str:
+        if self.floor is None:
+            return "not measured (a remote hub: its servers' CPU is not visible here)"
+        f = self.floor
+        return (f"floor {f.seconds:.1f} s = node launch {f.node_launch_s:g} s + image pull {f.image_pull_s:g} s + "
+                f"{f.cpu_per_server_s:.2f} CPU-s per server x {f.users} / {f.cores} cores")
+
     def plot(self, path: Path | None = None):
-        """Time to ready per user (sorted) with p50/p95 lines; saved as PNG when ``path`` is given."""
+        """Each user's time to answer (sorted), stacked by phase when the phases were recorded, with
+        the p50/p95 time to ready and the floor as lines; saved as PNG when ``path`` is given."""
         import matplotlib
 
         if path is not None:
             matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
-        ordered = sorted(self.users, key=lambda u: (u.ready_s is None, u.ready_s or 0))
+        ordered = sorted(self.users, key=lambda u: (u.ready_s is None, u.answered_s or u.ready_s or 0))
         fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
-        colors = ["tab:blue" if u.ready and u.answered else "tab:red" for u in ordered]
-        ax.bar(range(len(ordered)), [u.ready_s or 0 for u in ordered], color=colors)
-        ax.set_xticks(range(len(ordered)), [u.user for u in ordered], rotation=90, fontsize=7)
-        ax.set_ylabel("time to ready (s)")
+        positions = range(len(ordered))
+        if any(u.phases for u in ordered):
+            bottom = [0.0] * len(ordered)
+            for name in spawn_phases.PHASE_NAMES:
+                heights = [(u.phases.get(name) or 0.0) for u in ordered]
+                ax.bar(positions, heights, bottom=bottom, label=name, width=0.85)
+                bottom = [b + h for b, h in zip(bottom, heights)]
+            failed = [i for i, u in enumerate(ordered) if not (u.ready and u.answered)]
+            ax.bar(failed, [max(bottom) if bottom else 1.0] * len(failed), color="tab:red", alpha=0.3, label="failed")
+            ax.set_ylabel("seconds since the spawn request")
+        else:
+            colors = ["tab:blue" if u.ready and u.answered else "tab:red" for u in ordered]
+            ax.bar(positions, [u.ready_s or 0 for u in ordered], color=colors)
+            ax.set_ylabel("time to ready (s)")
+        ax.set_xticks(list(positions), [u.user for u in ordered], rotation=90, fontsize=6 if len(ordered) > 40 else 7)
         s = self.summary()
-        for name, color in (("p50_s", "tab:green"), ("p95_s", "tab:orange")):
+        for name, color, label in (("p50_s", "tab:green", "p50 ready"), ("p95_s", "tab:orange", "p95 ready"),
+                                   ("floor_s", "black", "floor")):
             if s[name] is not None:
-                ax.axhline(s[name], color=color, linestyle="--", linewidth=1, label=f"{name[:3]} {s[name]} s")
+                ax.axhline(s[name], color=color, linestyle="--" if name != "floor_s" else ":", linewidth=1,
+                           label=f"{label} {s[name]} s")
         nodes = "" if s["gpu_nodes"] is None else f"; GPU nodes {s['gpu_nodes']} (ideal {s['gpu_nodes_ideal']})"
-        ax.set_title(f"{s['ready']}/{s['users']} servers ready with '{self.profile}'{nodes}", fontsize=10)
+        merit = "" if s["p95_over_floor"] is None else f"; p95/floor {s['p95_over_floor']}"
+        ax.set_title(f"{s['ready']}/{s['users']} servers ready with '{self.profile}'{nodes}{merit}", fontsize=10)
         if s["p50_s"] is not None:
-            ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+            ax.legend(loc="upper left", fontsize=7, framealpha=0.9, ncol=2)
         fig.tight_layout()
         if path is not None:
             fig.savefig(path)
@@ -260,7 +319,9 @@ class LoadResult:
         out.mkdir(parents=True, exist_ok=True)
         files = {"json": out / "loadtest.json", "csv": out / "loadtest.csv", "plot": out / "loadtest.png"}
         files["json"].write_text(json.dumps({"hub_url": self.hub_url, "summary": self.summary(), "users": self.rows(),
-                                             "orphan_pods": self.orphan_pods,
+                                             "phases": self.phase_rows(), "marks": {u.user: u.marks for u in self.users},
+                                             "floor": self.floor.as_dict() if self.floor else None,
+                                             "watch_errors": self.watch_errors, "orphan_pods": self.orphan_pods,
                                              "orphan_processes": self.orphan_processes}, indent=2, default=str))
         rows = self.rows()
         with files["csv"].open("w", newline="") as handle:
@@ -270,16 +331,6 @@ class LoadResult:
         self.plot(files["plot"])
         self.files = files
         return files
-
-
-def percentile(values: Sequence[float], pct: float) -> float | None:
-    """The ``pct`` percentile with linear interpolation (numpy's default); None when empty."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    rank = (len(ordered) - 1) * pct / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def _round(value: float | None) -> float | None:
@@ -302,8 +353,13 @@ def singleuser_processes(users: Sequence[str]) -> list[int]:
     Matched by the ``JUPYTERHUB_USER`` variable the hub gives each server, so other
     people's servers on the same machine are never counted.
     """
-    wanted = {f"JUPYTERHUB_USER={u}".encode() for u in users}
-    found = []
+    return sorted(pid for pids in singleuser_processes_by_user(users).values() for pid in pids)
+
+
+def singleuser_processes_by_user(users: Sequence[str]) -> dict[str, list[int]]:
+    """:func:`singleuser_processes` by user: the local server processes of each of ``users`` that has one."""
+    wanted = {f"JUPYTERHUB_USER={u}".encode(): u for u in users}
+    found: dict[str, list[int]] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -311,12 +367,14 @@ def singleuser_processes(users: Sequence[str]) -> list[int]:
             cmdline = (proc / "cmdline").read_bytes()
             if b"jupyterhub-singleuser" not in cmdline and b"jupyter" not in cmdline:
                 continue
-            environ = set((proc / "environ").read_bytes().split(b"\0"))
+            environ = (proc / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if environ & wanted:
-            found.append(int(proc.name))
-    return sorted(found)
+        for entry in environ:
+            if entry in wanted:
+                found.setdefault(wanted[entry], []).append(int(proc.name))
+                break
+    return found
 
 
 def _is_loopback(url: str) -> bool:
@@ -332,6 +390,18 @@ def _gpu_nodes(api) -> dict[str, dict]:
     from . import kube
 
     return {row["node"]: row for row in kube.nodes(api) if row["gpu_allocatable"] > 0 or row["gpu_capacity"] > 0}
+
+
+def _node_names(api) -> set[str]:
+    """Every node's name."""
+    from . import kube
+
+    return {row["node"] for row in kube.nodes(api)}
+
+
+def _watch_spawns(api, namespace: str) -> spawn_phases.SpawnWatch:
+    """The watch of the load users' pods and events that stamps their spawns' phases."""
+    return spawn_phases.SpawnWatch(api, namespace, SINGLEUSER_SELECTOR, USERNAME_LABEL)
 
 
 def _user_pods(api, namespace: str, users: Sequence[str]) -> dict[str, dict]:
@@ -375,9 +445,12 @@ class _SignedIn:
 
 @dataclass
 class _Started:
-    """What starting one user's server handed back: seconds to ready, and whether it answered."""
+    """What starting one user's server handed back: when it was requested (monotonic), seconds to
+    ready and to its answer through the proxy, and whether it answered."""
 
+    requested: float | None = None
     ready_s: float | None = None
+    answered_s: float | None = None
     answered: bool = False
     error: str = ""
     unexpected: Exception | None = None
@@ -411,7 +484,7 @@ class _LoadUser:
     def started(self, outcome: _Started) -> None:
         """Merge the start outcome: time to ready, answered, error."""
         self.row.ready_s = outcome.ready_s
-        self.row.answered = outcome.answered
+        self.row.answered, self.row.answered_s = outcome.answered, outcome.answered_s
         if outcome.error:
             self.row.error = outcome.error
 
@@ -420,6 +493,13 @@ class _LoadUser:
         self.row.stopped = outcome.stopped
         if outcome.error:
             self.row.error = (self.row.error + "; " if self.row.error else "") + outcome.error
+
+    def timed(self, outcome: _Started, marks: dict[str, float], pulled_fresh: bool) -> None:
+        """Merge the cluster's marks of the user's spawn (seconds since its request) with its own."""
+        self.row.marks = {"requested": 0.0, **marks}
+        if outcome.answered_s is not None:
+            self.row.marks["answered"] = outcome.answered_s
+        self.row.pulled_fresh = pulled_fresh
 
     def placed(self, pod: dict) -> None:
         """Record where the user's pod runs (a row of :func:`_user_pods`)."""
@@ -462,13 +542,13 @@ def _sign_in(name: str, admin: _AdminClient | None, hub_url: str, verify: bool |
 def _start_server(client: _UserClient, profile: str, deadline: float, stop_timeout: float) -> _Started:
     """Start one user's server with ``profile``, wait until ready (timed from the request), then check it answers."""
     outcome = _Started()
-    t0 = time.monotonic()
     try:
         if client.server() is not None:
             client.stop(timeout=stop_timeout)  # a leftover server from an earlier run
+        outcome.requested = time.monotonic()
         client.spawn(profile)
         client.wait_ready(timeout=max(1.0, deadline - time.monotonic()))
-        outcome.ready_s = time.monotonic() - t0
+        outcome.ready_s = time.monotonic() - outcome.requested
     except HubError as exc:
         outcome.error = f"spawn: {exc}"
         return outcome
@@ -483,6 +563,7 @@ def _check_answers(client: _UserClient, outcome: _Started) -> _Started:
     try:
         client.status()
         outcome.answered = True
+        outcome.answered_s = time.monotonic() - outcome.requested
     except HubError as exc:
         outcome.error = f"status: {exc}"
     except Exception as exc:
@@ -524,11 +605,13 @@ def _concurrently(work: Callable[[str], T], names: Sequence[str], workers: int, 
 
 
 class _GpuWatch:
-    """The GPU nodes there were before the run, and every one seen since (the peak); no-op without cluster access."""
+    """The GPU nodes there were before the run, and every one seen since (the peak), and the names of
+    all nodes before it (a pod elsewhere waited for a new node); no-op without cluster access."""
 
     def __init__(self, kube_api) -> None:
         self.kube_api = kube_api
         self.before: dict[str, dict] | None = _gpu_nodes(kube_api) if kube_api is not None else None
+        self.nodes_before: set[str] = _node_names(kube_api) if kube_api is not None else set()
         self.seen: set[str] = set(self.before or {})
 
     def sample(self) -> None:
@@ -643,6 +726,9 @@ class _LoadRun:
     stop_timeout: float
     token_life: int
     say: Progress
+    namespace: str = DEFAULT_NAMESPACE
+    delays: dict[str, float] | None = None
+    watch_errors: list[str] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]:
@@ -651,8 +737,8 @@ class _LoadRun:
 
     @property
     def workers(self) -> int:
-        """Threads per concurrent step."""
-        return min(len(self.users), 32)
+        """Threads per concurrent step: one per user, as a room of people would."""
+        return len(self.users)
 
     @property
     def login_mode(self) -> str:
@@ -684,19 +770,46 @@ class _LoadRun:
         """
         names = self.signed_in_names()
         self.say(f"starting {len(names)} servers with profile '{self.profile}'")
-        outcomes = _concurrently(
-            lambda name: _start_server(self.users[name].client, self.profile, self.deadline, self.stop_timeout),
-            names, self.workers, "spawn", while_waiting=self.gpus.sample)
+        with self._spawn_watch() as watch:
+            outcomes = _concurrently(
+                lambda name: _start_server(self.users[name].client, self.profile, self.deadline, self.stop_timeout),
+                names, self.workers, "spawn", while_waiting=self.gpus.sample)
         for name, outcome in outcomes.items():
             self.users[name].started(outcome)
+            if watch is not None and outcome.requested is not None:
+                self.users[name].timed(outcome, *watch.marks(name, outcome.requested))
+        if watch is not None:
+            self.watch_errors = watch.errors
+        if _is_loopback(self.hub_url):
+            for name, pids in singleuser_processes_by_user(names).items():
+                used = [spawn_phases.process_cpu_seconds(pid) for pid in pids]
+                self.users[name].row.cpu_s = sum(u for u in used if u is not None) or None
         # Not raised, as before: an error other than HubError leaves the row not ready or not answering.
         rows = [user.row for user in self.users.values()]
         self.say(f"{sum(r.ready for r in rows)}/{len(rows)} ready; {sum(r.answered for r in rows)} answered")
 
+    def _spawn_watch(self):
+        """The pods' and events' watch that stamps each spawn's phases (a context); None without cluster access."""
+        return contextlib.nullcontext() if self.gpus.kube_api is None else _watch_spawns(self.gpus.kube_api, self.namespace)
+
+    def floor(self, rows: Sequence[UserResult]) -> Floor | None:
+        """The floor of this run (spawn_phases.Floor): measured only where the servers' processes are
+        visible (a local hub); the configured waits count when the run met them (a pod on a node that
+        was not there before; an image pulled, not already present)."""
+        cpu = [r.cpu_s for r in rows if r.cpu_s]
+        if not cpu:
+            return None
+        delays = self.delays or {}
+        new_node = any(r.node and r.node not in self.gpus.nodes_before for r in rows)
+        pulled = any(r.pulled_fresh for r in rows)
+        return Floor(users=len(rows), cores=spawn_phases.cores(), cpu_per_server_s=percentile(cpu, 50),
+                     node_launch_s=delays.get("node launch", 0.0) if new_node else 0.0,
+                     image_pull_s=delays.get("image pull", 0.0) if pulled else 0.0)
+
     def measure(self, namespace: str, gpus_per_node: int | None) -> LoadResult:
         """The result so far; with cluster access, each user's node and the GPU node counts."""
         result = LoadResult(self.hub_url, self.profile, [user.row for user in self.users.values()],
-                            self.login_mode, 0.0)
+                            self.login_mode, 0.0, watch_errors=self.watch_errors)
         kube_api = self.gpus.kube_api
         if kube_api is None:
             return result
@@ -708,6 +821,7 @@ class _LoadRun:
                                  self.gpus.before, self.gpus.seen)
         result.gpu_nodes, result.gpu_per_node, result.gpu_nodes_ideal = count.nodes, count.per_node, count.ideal
         result.gpu_nodes_before, result.gpu_nodes_peak = count.before, count.peak
+        result.floor = self.floor(result.users)
         return result
 
     def stop_all(self) -> None:
@@ -750,6 +864,7 @@ def run(
     delete_users: bool = True,
     verify: bool | str = True,
     progress: Progress | None = None,
+    emulated_delays: dict[str, float] | None = None,
 ) -> LoadResult:
     """Start ``users`` servers with ``profile`` at once, measure, check, stop, look for orphans.
 
@@ -771,6 +886,8 @@ def run(
         delete_users: delete the users this run created (admin mode only).
         verify: TLS verification for the hub (False or a CA bundle for a self-signed hub).
         progress: called with one-line progress messages (e.g. ``print``).
+        emulated_delays: the target's configured waits (``Target.emulated_delays()``: ``node launch``,
+            ``image pull`` seconds) for the floor; None: a real cloud's, which are not configured.
 
     Raises:
         RunbookError: bad arguments; HubError: no way to sign users in (the message says how).
@@ -782,7 +899,7 @@ def run(
     job = _LoadRun(hub_url, profile, users={name: _LoadUser(UserResult(name)) for name in names}, admin=admin,
                    gpus=_GpuWatch(kube_api), verify=verify, password=password, deadline=started + timeout,
                    stop_timeout=stop_timeout, token_life=int(timeout + stop_timeout + 300),
-                   say=progress or (lambda _message: None))
+                   say=progress or (lambda _message: None), namespace=namespace, delays=emulated_delays)
     try:
         job.sign_in_all()
         job.start_all()

@@ -170,6 +170,11 @@ provider "aws" {{
 
         return url()
 
+    def emulated_delays(self) -> dict[str, float]:
+        from .kube.settings import emulated_delays
+
+        return emulated_delays()
+
     def local_kubeconfig(self) -> Path:
         from . import kubeconfig_path
 

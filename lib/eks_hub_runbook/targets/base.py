@@ -105,6 +105,11 @@ class Target:
         """Where the hub is served on this machine, when the target serves it here."""
         return None
 
+    def emulated_delays(self) -> dict[str, float] | None:
+        """The waits a stand-in cluster is configured with (``node launch``, ``image pull`` seconds):
+        the load check's floor counts them. None for a real cloud, whose waits are not configured."""
+        return None
+
     def local_kubeconfig(self) -> Path | None:
         """The admin kubeconfig of a cluster the target runs on this machine, if any."""
         return None

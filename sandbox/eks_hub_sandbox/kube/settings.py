@@ -24,6 +24,13 @@ def _float_env(name: str, default: float) -> float:
         return default
 
 
+def emulated_delays() -> dict[str, float]:
+    """The waits the emulator is configured with in this environment: ``node launch`` (Karpenter
+    bringing up a node) and ``image pull`` (a node's first pull of an image), in seconds."""
+    return {"node launch": _float_env("RUNBOOK_SANDBOX_NODE_DELAY", 5.0),
+            "image pull": _float_env("RUNBOOK_SANDBOX_PULL_DELAY", 3.0)}
+
+
 @dataclass
 class Settings:
     port: int
@@ -52,11 +59,11 @@ class Settings:
         parser.add_argument("--kubeconfig", type=Path, default=None, help="where to write the admin kubeconfig")
         parser.add_argument("--ca-file", type=Path, default=None, help="where to write the CA certificate (PEM)")
         args = parser.parse_args(argv)
+        delays = emulated_delays()
         return cls(
             port=args.port, aws_endpoint=args.aws_endpoint, state_dir=args.state_dir.resolve(),
             kubeconfig=args.kubeconfig, ca_file=args.ca_file,
-            node_delay=_float_env("RUNBOOK_SANDBOX_NODE_DELAY", 5.0),
-            pull_delay=_float_env("RUNBOOK_SANDBOX_PULL_DELAY", 3.0),
+            node_delay=delays["node launch"], pull_delay=delays["image pull"],
             aws_sync_interval=_float_env("RUNBOOK_SANDBOX_AWS_SYNC", 10.0),
             region=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-west-2",
             access_log=os.environ.get("RUNBOOK_SANDBOX_KUBE_ACCESS_LOG") == "1",
