@@ -1,4 +1,4 @@
-"""Spawn: time to a ready server from the hub API, cold (new node), warm, and 20 at once.
+"""Spawn: time to a ready server from the hub API, cold (new node) and warm (crowds: eks_hub_runbook.loadtest).
 
 Each user logs in through the hub's login page, requests its server with a profile and
 follows the hub's progress stream; every progress message is timestamped on arrival, so
@@ -10,7 +10,6 @@ server answering the hub (a real ``jupyterhub-singleuser`` process starting).
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 from dataclasses import dataclass, field
@@ -89,22 +88,6 @@ def spawn(hub_url: str, user: str, profile: str, timeout: float = 300.0, passwor
     return result
 
 
-def concurrent(hub_url: str, users: list[str], profile: str, timeout: float = 600.0) -> tuple[list[Spawn], float]:
-    """Spawn all ``users`` at once (one thread each); returns their results and the wall time."""
-    results: dict[str, Spawn] = {}
-
-    def worker(name: str) -> None:
-        results[name] = spawn(hub_url, name, profile, timeout=timeout)
-
-    threads = [threading.Thread(target=worker, args=(u,)) for u in users]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return [results[u] for u in users], time.monotonic() - started
-
-
 def stop_all(spawns: list[Spawn], timeout: float = 180.0) -> float:
     """Stop every server (concurrently); returns the wall time until all are gone."""
     def worker(item: Spawn) -> None:
@@ -121,12 +104,3 @@ def stop_all(spawns: list[Spawn], timeout: float = 180.0) -> float:
     for thread in threads:
         thread.join()
     return time.monotonic() - started
-
-
-def stats(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    ordered = sorted(values)
-    p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
-    return {"min": round(ordered[0], 2), "p50": round(statistics.median(ordered), 2), "p90": round(p90, 2),
-            "max": round(ordered[-1], 2)}

@@ -391,12 +391,14 @@ def test_four_users_start_at_once_and_leave_nothing_behind(admin_hub, kube_clien
         assert set(user.phases) == set(spawn_phases.PHASE_NAMES) and None not in user.phases.values(), user.phases
         assert sum(user.phases.values()) == pytest.approx(user.answered_s, abs=0.01)
         assert user.cpu_s and user.cpu_s > 0.1, user  # a real jupyterhub-singleuser process started
+        assert user.rss_mb and 20 < user.rss_mb < 2000, user
     assert [row["phase"] for row in result.phase_rows()] == list(spawn_phases.PHASE_NAMES)
     assert all(row["users"] == 4 for row in result.phase_rows())
     # the floor: the configured waits the run met plus the servers' CPU over the cores
     floor = result.floor
     assert floor.users == 4 and floor.cores == spawn_phases.cores()
     assert floor.seconds == pytest.approx(floor.node_launch_s + floor.image_pull_s + floor.cpu_per_server_s * 4 / floor.cores)
+    assert summary["rss_per_server_mb"] > 20
     assert summary["p95_over_floor"] == pytest.approx(loadtest.percentile(result.ready_times, 95) / floor.seconds, abs=0.01)
     assert result.errors == []
     assert (summary["ready"], summary["answered"]) == (4, 4)

@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
 from . import spawn_phases
-from .errors import HubError, RunbookError
+from .errors import HubError, ParameterError, RunbookError
 from .hub import HubClient
 from .spawn_phases import Floor, percentile
 
@@ -140,6 +140,7 @@ class UserResult:
     marks: dict[str, float] = field(default_factory=dict)  # seconds since the spawn request (spawn_phases.MARKS)
     pulled_fresh: bool = False  # its image was pulled (not already on the node)
     cpu_s: float | None = None  # CPU seconds its server process had used once all were ready (local hub)
+    rss_mb: float | None = None  # its server process's resident memory then (MiB)
 
     @property
     def ready(self) -> bool:
@@ -217,6 +218,7 @@ class LoadResult:
             "floor_s": _round(floor),
             "p95_over_floor": round(p95 / floor, 2) if p95 is not None and floor else None,
             "cpu_per_server_s": None if self.floor is None else round(self.floor.cpu_per_server_s, 2),
+            "rss_per_server_mb": _round(percentile([u.rss_mb for u in self.users if u.rss_mb], 50)),
             "passed": self.passed,
         }
 
@@ -225,7 +227,7 @@ class LoadResult:
         rows = []
         for user in self.users:
             row = {**asdict(user), "login_s": _round(user.login_s), "ready_s": _round(user.ready_s),
-                   "answered_s": _round(user.answered_s), "cpu_s": _round(user.cpu_s)}
+                   "answered_s": _round(user.answered_s), "cpu_s": _round(user.cpu_s), "rss_mb": _round(user.rss_mb)}
             row.pop("marks")
             row.update({f"{name} (s)": None if value is None else round(value, 2) for name, value in user.phases.items()})
             rows.append(row)
@@ -271,14 +273,11 @@ class LoadResult:
     def plot(self, path: Path | None = None):
         """Each user's time to answer (sorted), stacked by phase when the phases were recorded, with
         the p50/p95 time to ready and the floor as lines; saved as PNG when ``path`` is given."""
-        import matplotlib
-
-        if path is not None:
-            matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         ordered = sorted(self.users, key=lambda u: (u.ready_s is None, u.answered_s or u.ready_s or 0))
-        fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
+        fig = Figure(figsize=(8, 3.6), dpi=100)
+        ax = fig.subplots()
         positions = range(len(ordered))
         if any(u.phases for u in ordered):
             bottom = [0.0] * len(ordered)
@@ -308,7 +307,6 @@ class LoadResult:
         fig.tight_layout()
         if path is not None:
             fig.savefig(path)
-            plt.close(fig)
         return fig
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
@@ -783,7 +781,9 @@ class _LoadRun:
         if _is_loopback(self.hub_url):
             for name, pids in singleuser_processes_by_user(names).items():
                 used = [spawn_phases.process_cpu_seconds(pid) for pid in pids]
+                memory = [spawn_phases.process_rss_mb(pid) for pid in pids]
                 self.users[name].row.cpu_s = sum(u for u in used if u is not None) or None
+                self.users[name].row.rss_mb = sum(m for m in memory if m is not None) or None
         # Not raised, as before: an error other than HubError leaves the row not ready or not answering.
         rows = [user.row for user in self.users.values()]
         self.say(f"{sum(r.ready for r in rows)}/{len(rows)} ready; {sum(r.answered for r in rows)} answered")
@@ -916,3 +916,73 @@ def run(
     if out_dir is not None:
         result.write(out_dir)
     return result
+
+
+# -- 04's load check on a deployment -----------------------------------------------------------
+
+
+def signing_in(params, users: int) -> str | None:
+    """Who signs the load users in on ``params``'s hub: its first admin, or None when each may log in
+    through the login page (dummy login open to anyone). ParameterError (option ``load_users``) when
+    neither: raised by 04's validation cell, before any server starts."""
+    if not users:
+        return None
+    if not 0 <= int(users) <= MAX_USERS:
+        raise ParameterError("load_users", f"must be between 0 and {MAX_USERS} (got {users})",
+                             f"give a number of users from 1 to {MAX_USERS}, or 0 to skip the load check")
+    if params.admin_users:
+        return params.admin_users[0]
+    if params.auth == "dummy" and (params.allow_all or not params.allowed_users):
+        return None
+    raise ParameterError("load_users", f"{users} load users cannot sign in: the hub has no admin to create them",
+                         "re-run 02_deploy with -p admin_users hub-admin (or set load_users 0)")
+
+
+def check_deployment(params, users: int, profile: str, *, kube_api=None, progress=None,
+                     timeout: float = 900.0) -> LoadResult | None:
+    """04's load check: ``users`` servers with ``profile`` at once on the deployment's hub (reached as
+    the demo reaches it), signed in by its admin (:func:`signing_in`), with phases and the floor where
+    the target shows them. None when ``users`` is 0 (the option is off)."""
+    from . import targets
+    from .deploy import hub_endpoint
+    from .gpu_sharing import passwords
+
+    admin = signing_in(params, users)
+    if not users:
+        return None
+    report = progress or (lambda *_: None)
+    step = f"{users} users start {profile} at once"
+    password = passwords(params, (admin,))(admin) if admin else "loadtest"
+    with hub_endpoint(params) as (url, verify):
+        report(step, "running", "signing in")
+        result = run(url, users, profile, admin_user=admin, password=password, kube_api=kube_api, verify=verify,
+                     timeout=timeout, progress=lambda message: report(step, "running", message),
+                     emulated_delays=targets.of(params).emulated_delays())
+    report(step, "done" if result.passed else "failed", f"{result.summary()['ready']}/{users} ready")
+    return result
+
+
+def check_rows(load: LoadResult | None) -> list[dict[str, Any]]:
+    """The load check's summary as the notebooks' check rows (check, value, expected, status, note):
+    ``pass``/``fail`` where :attr:`LoadResult.passed` depends on it, ``info`` for the figures; none
+    when the check did not run."""
+    if load is None:
+        return []
+    status = {True: "pass", False: "fail", None: "info"}
+    return [{"check": row["check"], "value": row["value"], "expected": row["expected"],
+             "status": "info" if row["check"] in _INFORMATIONAL else status[row["ok"]], "note": row["note"]}
+            for row in load.summary_rows()]
+
+
+# summary rows that LoadResult.passed does not depend on: figures to read, not checks
+_INFORMATIONAL = ("time to ready p50 / p95 / max (s)", "p95 / floor", "GPU nodes used (ideal)")
+
+
+def phase_table(load: LoadResult | None) -> list[dict[str, Any]]:
+    """p50/p95/max per phase (:meth:`LoadResult.phase_rows`); none when the check did not run."""
+    return load.phase_rows() if load is not None else []
+
+
+def chart(load: LoadResult | None):
+    """The stacked chart of each user's phases (:meth:`LoadResult.plot`), or None when the check did not run."""
+    return load.plot() if load is not None else None

@@ -136,6 +136,17 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_rss_mb(pid: int) -> float | None:
+    """A live process's resident memory in MiB (``VmRSS`` of ``/proc/<pid>/status``); None when gone."""
+    try:
+        for line in open(f"/proc/{pid}/status", encoding="ascii", errors="replace"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 # -- the watch ---------------------------------------------------------------------------------------
 
 

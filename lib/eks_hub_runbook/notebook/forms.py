@@ -61,6 +61,7 @@ OPTIONS: dict[str, Option] = {
     "plan_only": Option(bool, "stop after the plan: create nothing, show what the apply would create and cost"),
     "mig": Option(bool, "also run the MIG section: two users on slices of one A100 (AWS: a p4d.24xlarge)"),
     "wait_for_cull": Option(bool, "after the demo, leave a server idle and watch the idle culler stop it"),
+    "load_users": Option(int, "after the demo, this many users start the profile at once (0: no load check)", 0, 100),
 }
 
 # Short help for the deployment parameters (widget tooltips).

@@ -46,8 +46,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "dummy": {"deployment": "golden-type1", "auth": "dummy"},
     "cognito": {"deployment": "golden-type2", "auth": "cognito"},  # the domain: the sandbox default
 }
-# Parameters given to every variant when a notebook declares them (04 shows its MIG section too).
-COMMON: dict[str, Any] = {"confirm": True, "keep_sandbox": False, "mig": True}
+# Parameters given to every variant when a notebook declares them (04 shows its MIG section and a
+# load check of 4 users too; the hub's admin creates the load users).
+COMMON: dict[str, Any] = {"confirm": True, "keep_sandbox": False, "mig": True, "admin_users": "hub-admin",
+                          "load_users": 4}
 
 IGNORE_OUTPUT, SKIP = "nbval-ignore-output", "nbval-skip"
 NBVAL_TAGS = (IGNORE_OUTPUT, SKIP, "nbval-check-output", "nbval-raises-exception", "raises-exception")
