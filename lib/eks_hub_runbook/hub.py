@@ -192,10 +192,22 @@ class HubClient:
         """The default server's model, or None when it is not running."""
         return self.user_model().get("servers", {}).get("")
 
-    def spawn(self, profile: str, **options: str) -> None:
-        """Request the default server with a profile (by slug) and profile options (e.g. image='pyspark')."""
+    def spawn(self, profile: str, *, busy_timeout: float = 300.0, **options: str) -> None:
+        """Request the default server with a profile (by slug) and profile options (e.g. image='pyspark').
+
+        A hub at its ``concurrent_spawn_limit`` answers 429 with ``Retry-After``: the request is made
+        again after that wait, as a person would, for up to ``busy_timeout`` seconds."""
         self._ensure_token()
-        self._api("POST", f"/users/{self._user()}/server", expect=(201, 202), json={"profile": profile, **options})
+        deadline = time.monotonic() + busy_timeout
+        while True:
+            response = self._api("POST", f"/users/{self._user()}/server", expect=(201, 202, 429),
+                                 json={"profile": profile, **options})
+            if response.status_code != 429:
+                return
+            wait = _retry_after(response)
+            if time.monotonic() + wait > deadline:
+                raise HubError(f"the hub stayed too busy to start a server for {busy_timeout:.0f} s: {_message(response)}")
+            time.sleep(wait)
 
     def progress(self, timeout: float = 900.0) -> Iterator[dict]:
         """Spawn progress events (``progress``, ``message``, ``ready``/``failed``) as they happen."""
@@ -277,6 +289,14 @@ class HubClient:
         if response.status_code != 200:
             raise HubError(f"could not list {path or '/'} in the server of {self.username}: HTTP {response.status_code}")
         return sorted(item["name"] for item in response.json().get("content") or [])
+
+
+def _retry_after(response: requests.Response, default: float = 2.0) -> float:
+    """Seconds a 429 asks to wait (``Retry-After``, 0.5 to 30), else ``default``."""
+    try:
+        return min(max(float(response.headers.get("Retry-After", default)), 0.5), 30.0)
+    except ValueError:
+        return default
 
 
 def _message(response: requests.Response) -> str:
