@@ -89,3 +89,36 @@ def test_audit_tree(state, tmp_path):
     (tmp_path / "t" / "a" / "dirty.log").write_text("x\ntree-secret-777777\n")
     findings = scrub.audit_tree(tmp_path / "t")
     assert len(findings) == 1 and findings[0].endswith("dirty.log: line 2")
+
+
+def test_a_scan_reads_the_secrets_once_and_finds_every_line(state, monkeypatch):
+    """A log of thousands of lines is scanned with the secrets and fingerprints read once (it read
+    them for every line: most of the HTML report's time), and still names every line with one."""
+    shared = "fingerprinted-secret-7d2e11"
+    subprocess.run([sys.executable, "-c", f"from eks_hub_runbook.records.redact import register_secret; register_secret({shared!r})"],
+                   check=True)
+    redact.register_secret("in-process-secret-91ab3c", share=False)
+    reads = []
+    original = redact._read_fingerprints
+    monkeypatch.setattr(redact, "_read_fingerprints", lambda: reads.append(1) or original())
+    lines = [f"line {i}: nothing here" for i in range(3000)]
+    lines[10] = f"token {shared} end"
+    lines[2500] = "x=in-process-secret-91ab3c"
+    lines[2999] = f"{shared}in-process-secret-91ab3c"
+    assert scrub.text_leaks("\n".join(lines)) == ["line 11", "line 2501", "line 3000"]
+    assert len(reads) == 1
+    reads.clear()
+    assert scrub.text_leaks("\n".join(lines[:10])) == []  # clean: one scan of the whole text
+    assert len(reads) == 1
+    nb = _notebook("\n".join(lines[:50]))
+    reads.clear()
+    assert scrub.notebook_leaks(nb) == ["cell 1 (In [1]) output 0"]
+    assert len(reads) == 1
+
+
+def test_a_finder_sees_the_secrets_known_when_it_was_made(state):
+    finder = redact.SecretFinder()
+    later = "registered-after-the-finder-5c9e"
+    redact.register_secret(later)
+    assert finder(f"a {later}") == []
+    assert redact.SecretFinder()(f"a {later}") == [later] == redact.find_secrets({"k": [f"a {later}"]})

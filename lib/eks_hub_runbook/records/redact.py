@@ -114,10 +114,11 @@ def known_secrets() -> frozenset[str]:
     return frozenset(_known)
 
 
-def _fingerprint_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of every substring of ``text`` matching a shared fingerprint."""
+def _fingerprint_spans(text: str, entries: tuple[dict, ...] | None = None) -> list[tuple[int, int]]:
+    """(start, end) of every substring of ``text`` matching a shared fingerprint (``entries``: as read
+    by ``_read_fingerprints``, read now when None)."""
     spans = []
-    for entry in _read_fingerprints():
+    for entry in _read_fingerprints() if entries is None else entries:
         length, prefix, digest = entry["length"], entry["prefix"], entry["sha256"]
         start = text.find(prefix)
         while start != -1:
@@ -160,18 +161,31 @@ def _strings(value: Any):
         yield json.dumps(value, default=str, ensure_ascii=False)
 
 
+class SecretFinder:
+    """:func:`find_secrets` with the known secrets and the shared fingerprints read once, for a scan
+    of many strings (a notebook's, a log's lines): the same answers, without reading the environment
+    and the fingerprint file again for each string."""
+
+    def __init__(self) -> None:
+        self.secrets = known_secrets()
+        self.fingerprints = _read_fingerprints()
+
+    def __call__(self, value: Any) -> list[str]:
+        found: list[str] = []
+        for text in _strings(value):
+            for secret in self.secrets:
+                if secret in text and secret not in found:
+                    found.append(secret)
+            if self.fingerprints:
+                for start, end in _fingerprint_spans(text, self.fingerprints):
+                    if text[start:end] not in found:
+                        found.append(text[start:end])
+        return found
+
+
 def find_secrets(value: Any) -> list[str]:
     """Known secret values found in ``value`` (text or any nested JSON-like object)."""
-    secrets = known_secrets()
-    found: list[str] = []
-    for text in _strings(value):
-        for secret in secrets:
-            if secret in text and secret not in found:
-                found.append(secret)
-        for start, end in _fingerprint_spans(text):
-            if text[start:end] not in found:
-                found.append(text[start:end])
-    return found
+    return SecretFinder()(value)
 
 
 def contains_secret(value: Any) -> bool:

@@ -68,19 +68,26 @@ def _write(path: Path, text: str) -> None:
         staged.unlink(missing_ok=True)
 
 
-def notebook_html(notebook: Path) -> str:
-    """One executed notebook as a standalone HTML page (nbconvert, lab template)."""
+def notebook_html(notebook: Path, exporter: Any = None) -> str:
+    """One executed notebook as a standalone HTML page (nbconvert, lab template). Pass the
+    ``exporter`` of :func:`html_exporter` to render several: its templates are compiled once."""
     import warnings
 
     import nbformat
-    from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="lab")
+    exporter = exporter or html_exporter()
     with warnings.catch_warnings():
         # scrapbook scraps have no HTML representation; they are listed on the index page
         warnings.filterwarnings("ignore", message=".*is not able to be represented", category=UserWarning)
         body, _ = exporter.from_notebook_node(nbformat.read(str(notebook), as_version=4))
     return body
+
+
+def html_exporter() -> Any:
+    """nbconvert's HTML exporter with the lab template, as :func:`notebook_html` uses it."""
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(template_name="lab")
 
 
 def _cells_table(entry: NotebookEntry, page: str | None) -> str:
@@ -191,15 +198,18 @@ def write_report(run: Run) -> Path:
     """Write the run's HTML report; returns the index page."""
     out = run.dir / REPORT_DIR
     pages: dict[str, str] = {}
+    exporter = None
     for entry in run.notebooks:
         if entry.output and (run.dir / entry.output).is_file():
             page = f"{entry.name}.html"
-            _write(out / page, notebook_html(run.dir / entry.output))
+            exporter = exporter or html_exporter()
+            _write(out / page, notebook_html(run.dir / entry.output, exporter))
             pages[entry.name] = page
         for previous in entry.previous_attempts:
             if previous.output and (run.dir / previous.output).is_file():
                 page = f"{entry.name}.attempt-{previous.attempt}.html"
-                _write(out / page, notebook_html(run.dir / previous.output))
+                exporter = exporter or html_exporter()
+                _write(out / page, notebook_html(run.dir / previous.output, exporter))
                 pages[f"{entry.name}@{previous.attempt}"] = page
     if run.log_path.is_file():
         pages["run.log"] = "../run.log"

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from ..errors import SecretLeakError
 from ..paths import write_file
-from .redact import find_secrets
+from .redact import SecretFinder, find_secrets
 
 
 def _walk(value: Any, where: str) -> Iterator[tuple[str, str]]:
@@ -33,6 +33,7 @@ def _walk(value: Any, where: str) -> Iterator[tuple[str, str]]:
 
 def notebook_leaks(nb: dict) -> list[str]:
     """Human-readable locations in a notebook (dict) where a known secret appears."""
+    find_secrets = SecretFinder()  # the secrets and fingerprints as they are now, read once for the scan
     leaks: list[str] = []
     for index, cell in enumerate(nb.get("cells", [])):
         label = f"cell {index}"
@@ -51,6 +52,9 @@ def notebook_leaks(nb: dict) -> list[str]:
 
 def text_leaks(text: str) -> list[str]:
     """Line numbers (1-based) of ``text`` that contain a known secret."""
+    find_secrets = SecretFinder()
+    if not find_secrets(text):  # a secret on a line is in the text: most texts are clean, scanned once
+        return []
     return [f"line {n}" for n, line in enumerate(text.splitlines(), 1) if find_secrets(line)]
 
 
