@@ -107,13 +107,33 @@ def test_apply_reports_each_stage_and_returns_its_rows(monkeypatch):
 
     monkeypatch.setattr(terraform, "deploy", fake_deploy)
     monkeypatch.setattr(deploy, "remove_strays", lambda ws: [])  # none (tests/test_sweep.py covers them)
+    started = []
+    monkeypatch.setattr(deploy, "start_plan_after_apply", started.append)
     reports = []
     rows = deploy.apply("ws", progress=lambda *r: reports.append(r))
     assert rows == [{"stage": "network", "command": "apply", "resources": 12, "attempts": 1, "seconds": 61.0},
                     {"stage": "cluster", "command": "apply", "resources": 3, "attempts": 2, "seconds": 600.0}]
     assert reports == [("network", "running", ""), ("network", "running", "aws_vpc.this: Creation complete after 2s"),
                        ("network", "done", ""), ("cluster", "running", "")]
+    assert started == ["ws"]  # the convergence check's plan starts once the apply (and the strays' sweep) is done
     assert deploy.apply("ws") == rows  # no progress callback: nothing to report to
+
+
+def test_convergence_uses_the_plan_started_after_the_apply_while_it_stands(monkeypatch, tmp_path):
+    """The plan apply started is the check's when it still stands; when it does not (inputs changed, too
+    old, failed: BackgroundPlan.result is None) or there is none, a plan is made now."""
+    from eks_hub_runbook.terraform import Plan, PlannedChange
+
+    ws = SimpleNamespace(directory=tmp_path)
+    made_now = []
+    monkeypatch.setattr(deploy, "plan", lambda w: made_now.append(w) or SimpleNamespace(changes=[]))
+    drift = Plan([PlannedChange("aws_vpc.this", "update")], None, 1.0)
+    monkeypatch.setattr(deploy, "_PLANS_AFTER_APPLY", {tmp_path: SimpleNamespace(result=lambda: drift)})
+    assert deploy.convergence_rows(ws)[0]["status"] == "fail" and made_now == []
+    assert deploy._PLANS_AFTER_APPLY == {}  # used once: a second check plans again
+    assert deploy.convergence_rows(ws)[0]["status"] == "pass" and made_now == [ws]
+    deploy._PLANS_AFTER_APPLY[tmp_path] = SimpleNamespace(result=lambda: None)
+    assert deploy.convergence_rows(ws)[0]["status"] == "pass" and made_now == [ws, ws]
 
 
 def test_output_rows_mask_secrets_and_leave_out_data_outputs():

@@ -146,9 +146,19 @@ def stage_names() -> list[str]:
     return [stage.name for stage in terraform.APPLY_STAGES]
 
 
+# The plan after the apply, started in the background as the apply ends (see apply), by working directory.
+_PLANS_AFTER_APPLY: dict[Path, Any] = {}
+
+
 def convergence_rows(ws) -> list[dict[str, str]]:
-    """A second plan right after the apply must find nothing to change (no drift)."""
-    changes = plan(ws).changes
+    """A second plan right after the apply must find nothing to change (no drift).
+
+    That plan is the full, refreshing ``terraform plan`` :func:`apply` started as it finished, which
+    has run while the notebook went on (outputs, platform); it is used when nothing it depends on
+    changed since (state, variables, configuration) and it is recent, else a plan is made now."""
+    pending = _PLANS_AFTER_APPLY.pop(Path(ws.directory), None) if hasattr(ws, "directory") else None
+    made = pending.result() if pending is not None else None
+    changes = (made if made is not None else plan(ws)).changes
     return [{"check": "plan after apply", "status": "fail" if changes else "pass",
              "detail": f"{len(changes)} change(s): " + ", ".join(c.address for c in changes[:5]) if changes
              else "no changes: re-running this notebook converges"}]
@@ -224,12 +234,24 @@ def apply(ws, progress: ProgressCallback | None = None) -> list[dict[str, Any]]:
 
     Then the strays of an earlier apply killed mid-create are deleted (:func:`.aws.sweep.strays`: a
     VPC, subnet, gateway or KMS key AWS made but the state never recorded, which the resume made
-    again); a last row says how many, when there were any."""
+    again); a last row says how many, when there were any. Last, the plan after the apply that
+    :func:`convergence_rows` checks is started in the background, so that it runs while the
+    notebook reads the outputs and installs the platform."""
     from . import terraform
 
     report = progress or (lambda *_: None)
     results = terraform.deploy(ws, log=_StageLog(report, "apply"), bar=False)
-    return [r.as_row() for r in results] + remove_strays(ws)
+    rows = [r.as_row() for r in results] + remove_strays(ws)
+    start_plan_after_apply(ws)
+    return rows
+
+
+def start_plan_after_apply(ws) -> None:
+    """Start the plan :func:`convergence_rows` checks (:class:`terraform.BackgroundPlan`), replacing
+    one started earlier for the same working directory."""
+    from . import terraform
+
+    _PLANS_AFTER_APPLY[Path(ws.directory)] = terraform.BackgroundPlan(ws)
 
 
 def remove_strays(ws) -> list[dict[str, Any]]:
@@ -255,7 +277,7 @@ def remove_strays(ws) -> list[dict[str, Any]]:
 
 
 def outputs(ws):
-    """Terraform outputs (sensitive ones masked in their ``public()`` view)."""
+    """Terraform outputs (sensitive ones masked in their ``public()`` view), read from the state."""
     from . import terraform
 
     return terraform.output(ws)

@@ -15,6 +15,7 @@ destroy is broken on Terraform >= 0.15).
 
 from .commands import (
     ApplyResult,
+    BackgroundPlan,
     Outputs,
     Plan,
     RunResult,
@@ -23,6 +24,7 @@ from .commands import (
     ensure_initialized,
     fmt_check,
     init,
+    inputs_fingerprint,
     output,
     plan,
     plan_after_apply_is_empty,
@@ -38,9 +40,9 @@ from .variables import SECRET_VARIABLES, render_variables, secret_environment
 from .workspace import Workspace, prepare, provider_mirror, remove, write_cli_config
 
 __all__ = [
-    "APPLY_STAGES", "DESTROY_STAGES", "ApplyResult", "Diagnostic", "Event", "Outputs", "Plan", "PlannedChange",
+    "APPLY_STAGES", "DESTROY_STAGES", "ApplyResult", "BackgroundPlan", "Diagnostic", "Event", "Outputs", "Plan", "PlannedChange",
     "RetryPolicy", "RunResult", "SECRET_VARIABLES", "Stage", "StageResult", "Workspace", "all_transient", "apply",
-    "deploy", "describe", "destroy", "ensure_initialized", "fmt_check", "init", "is_transient", "output",
+    "deploy", "describe", "destroy", "ensure_initialized", "fmt_check", "init", "inputs_fingerprint", "is_transient", "output",
     "parse_line", "plan", "plan_after_apply_is_empty", "prepare", "provider_mirror", "remove", "render_variables",
     "run", "secret_environment", "state_ids", "state_list", "teardown", "validate", "write_cli_config",
 ]

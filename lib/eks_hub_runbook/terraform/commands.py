@@ -9,9 +9,11 @@ re-run (or a retry) resumes where the last one stopped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from . import adopt
 from .events import Diagnostic, Event, PlannedChange, parse_line
 from .progress import LogCallback, RunProgress, print_line
 from .retry import RetryPolicy, all_transient
-from .workspace import Workspace
+from .workspace import TFVARS_FILE, Workspace, load_state
 
 TERRAFORM = "terraform"
 LOCK_TIMEOUT = "-lock-timeout=120s"
@@ -179,23 +181,43 @@ def _adopt(workspace: Workspace, found: list[adopt.Orphan], log: LogCallback | N
             log(f"adopted {orphan.address} ({orphan.name}): it existed in AWS but not in the state")
 
 
+# What Terraform says when the working directory needs ``terraform init`` again (the module's
+# provider requirements or the lock file changed since the last init).
+_NEEDS_INIT = ("terraform init", "Inconsistent dependency lock file", "Required plugins are not installed",
+               "Module not installed")
+
+
+def needs_init(result: RunResult) -> bool:
+    """True if a failed run failed only because the working directory must be initialized again."""
+    errors = result.errors
+    return bool(errors) and all(any(marker in e for marker in _NEEDS_INIT) for e in errors)
+
+
 def _run_retrying(workspace: Workspace, args: Sequence[str], title: str, log: LogCallback | None, bar: bool,
                   retry: RetryPolicy, adopt_orphans: bool = False) -> tuple[RunResult, int]:
-    for attempt in range(1, retry.attempts + 1):
+    attempt, initialized = 1, args[0] == "init"
+    while True:
         result = run(workspace, args, title if attempt == 1 else f"{title} (attempt {attempt})", log=log, bar=bar)
         if result.returncode == 0:
             return result, attempt
+        if not initialized and needs_init(result):
+            # ensure_initialized only looks for the provider and the lock file: a module whose provider
+            # requirements changed since needs init again (once; this run is not counted as an attempt).
+            initialized = True
+            init(workspace, log=log, retry=retry)
+            continue
         found = adopt.orphans(result.diagnostics, workspace.deployment) if adopt_orphans else []
         if found and attempt < retry.attempts:
             _adopt(workspace, found, log)
+            attempt += 1
             continue
-        if attempt == retry.attempts or not all_transient(result.errors):
+        if attempt >= retry.attempts or not all_transient(result.errors):
             _raise_for(result, title, workspace, attempt)
         delay = retry.delay(attempt)
         if log:
             log(f"transient failure ({result.errors[0][:200]}); retrying in {delay:.0f}s")
         time.sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+        attempt += 1
 
 
 # ---- commands --------------------------------------------------------------------------------
@@ -241,16 +263,17 @@ def _targets(targets: Iterable[str]) -> list[str]:
 
 
 def plan(workspace: Workspace, destroy: bool = False, targets: Iterable[str] = (), log: LogCallback | None = print_line,
-         save: bool = False, retry: RetryPolicy = RetryPolicy()) -> Plan:
+         save: bool = False, retry: RetryPolicy = RetryPolicy(), title: str = "") -> Plan:
     """``terraform plan``: the changes an apply (or destroy) would make, as rows (address, action)."""
     ensure_initialized(workspace, log=log)
     plan_file = workspace.directory / ("destroy.tfplan" if destroy else "apply.tfplan")
-    args = ["plan", "-input=false", "-no-color", "-json", LOCK_TIMEOUT, *_targets(targets)]
+    args = ["plan", "-input=false", "-no-color", "-json", LOCK_TIMEOUT, f"-parallelism={_parallelism(workspace)}",
+            *_targets(targets)]
     if destroy:
         args.append("-destroy")
     if save:
         args.append(f"-out={plan_file.name}")
-    result, _ = _run_retrying(workspace, args, "plan (destroy)" if destroy else "plan", log, False, retry)
+    result, _ = _run_retrying(workspace, args, title or ("plan (destroy)" if destroy else "plan"), log, False, retry)
     changes = [PlannedChange(e.address, e.action) for e in result.events
                if e.kind == "planned_change" and e.action not in ("noop", "read")]
     return Plan(changes=changes, plan_file=plan_file if save else None, elapsed=result.elapsed)
@@ -276,12 +299,30 @@ def destroy(workspace: Workspace, targets: Iterable[str] = (), log: LogCallback 
     return ApplyResult("destroy", result.done, attempts, result.elapsed)
 
 
+def _local_state(workspace: Workspace) -> dict | None:
+    """The workspace's state document read from its file, when Terraform keeps it there (the default
+    local backend, format 4): what ``terraform output`` and ``state pull`` would read, without a
+    terraform process. None when the CLI must be asked (another backend, another format, a state
+    file a killed run left unreadable)."""
+    if (workspace.directory / ".terraform" / "terraform.tfstate").exists():
+        return None  # a backend is configured: the state is wherever it says
+    document = load_state(workspace.state_file)
+    return document if document is not None and document.get("version") == 4 else None
+
+
 def output(workspace: Workspace) -> Outputs:
-    """``terraform output -json`` as :class:`Outputs` (empty before the first apply)."""
-    process = _capture(workspace, "output", "-json", "-no-color")
-    if process.returncode != 0:
-        raise TerraformError(f"terraform output failed: {process.stderr.strip() or process.stdout.strip()}")
-    document = json.loads(process.stdout or "{}")
+    """The root module's outputs as :class:`Outputs` (empty before the first apply): read from the
+    local state file (what ``terraform output -json`` reads), else from ``terraform output -json``."""
+    if not workspace.state_file.exists() and not (workspace.directory / ".terraform" / "terraform.tfstate").exists():
+        return Outputs({}, sensitive=())
+    local = _local_state(workspace)
+    if local is not None:
+        document = local.get("outputs") or {}
+    else:
+        process = _capture(workspace, "output", "-json", "-no-color")
+        if process.returncode != 0:
+            raise TerraformError(f"terraform output failed: {process.stderr.strip() or process.stdout.strip()}")
+        document = json.loads(process.stdout or "{}")
     return Outputs({k: v.get("value") for k, v in document.items()},
                    sensitive=[k for k, v in document.items() if v.get("sensitive")])
 
@@ -301,11 +342,14 @@ def state_ids(workspace: Workspace) -> set[str]:
     first apply): what Terraform knows it created, for telling strays apart (:func:`..aws.sweep.strays`)."""
     if not workspace.state_file.exists():
         return set()
-    process = _capture(workspace, "state", "pull")
-    if process.returncode != 0:
-        raise TerraformError(f"terraform state pull failed: {process.stderr.strip()}")
+    document = _local_state(workspace)
+    if document is None:
+        process = _capture(workspace, "state", "pull")
+        if process.returncode != 0:
+            raise TerraformError(f"terraform state pull failed: {process.stderr.strip()}")
+        document = json.loads(process.stdout or "{}")
     ids = set()
-    for resource in json.loads(process.stdout or "{}").get("resources", []):
+    for resource in document.get("resources", []):
         if resource.get("mode") != "managed":
             continue
         for instance in resource.get("instances") or []:
@@ -317,6 +361,58 @@ def state_ids(workspace: Workspace) -> set[str]:
 def plan_after_apply_is_empty(workspace: Workspace, log: LogCallback | None = None) -> bool:
     """True if a fresh plan finds nothing to change (no drift after an apply)."""
     return not plan(workspace, log=log).has_changes
+
+
+def inputs_fingerprint(workspace: Workspace) -> str:
+    """A digest of everything a plan of the workspace depends on locally: the state file, the variables
+    and the configuration (``*.tf``, links followed). Equal digests: a plan made then is a plan of now
+    as far as this machine goes (what exists in AWS is the plan's refresh's business)."""
+    digest = hashlib.sha256()
+    for path in [workspace.state_file, workspace.directory / TFVARS_FILE, *sorted(workspace.directory.glob("*.tf"))]:
+        digest.update(path.name.encode() + b"\0")
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"(missing)")
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+class BackgroundPlan:
+    """``terraform plan`` (refreshing, nothing saved) started now in a thread of this process, so that it
+    overlaps what the caller does next (02_deploy: its convergence check runs while the platform
+    installs). :meth:`result` waits for it and returns its :class:`Plan`, or None when it cannot stand
+    for a plan made at that moment: it failed, the state, variables or configuration changed since it
+    started (:func:`inputs_fingerprint`), or it started more than ``max_age`` seconds before. The
+    caller then plans again in the foreground (which also reports a failure properly)."""
+
+    def __init__(self, workspace: Workspace, title: str = "plan (after apply)", retry: RetryPolicy = RetryPolicy()):
+        self.workspace = workspace
+        self.started = time.monotonic()
+        self.fingerprint = inputs_fingerprint(workspace)
+        self._plan: Plan | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(title, retry), name=f"terraform {title}", daemon=True)
+        self._thread.start()
+
+    def _run(self, title: str, retry: RetryPolicy) -> None:
+        try:
+            self._plan = plan(self.workspace, log=None, retry=retry, title=title)
+        except BaseException as exc:  # noqa: BLE001 - kept for result(), which falls back to a new plan
+            self._error = exc
+
+    def done(self) -> bool:
+        """True once the plan has finished (or failed)."""
+        return not self._thread.is_alive()
+
+    def result(self, max_age: float = 900.0) -> Plan | None:
+        """The plan, once finished, if it still stands for a plan made now (see the class); else None."""
+        self._thread.join()
+        if self._error is not None or self._plan is None:
+            return None
+        if time.monotonic() - self.started > max_age or inputs_fingerprint(self.workspace) != self.fingerprint:
+            return None
+        return self._plan
 
 
 def _parallelism(workspace: Workspace) -> int:

@@ -68,8 +68,11 @@ class StageResult:
 
 def deploy(workspace: Workspace, log: LogCallback | None = print_line, bar: bool = True,
            retry: RetryPolicy = RetryPolicy(), stages: tuple[Stage, ...] = APPLY_STAGES) -> list[StageResult]:
-    """Apply the root module stage by stage. Returns one row per stage."""
-    commands.init(workspace, log=log)
+    """Apply the root module stage by stage. Returns one row per stage.
+
+    ``init`` runs only when the workspace lacks its provider or lock file (02's plan has just made
+    sure of both); a module changed since then is initialized again when terraform asks for it."""
+    commands.ensure_initialized(workspace, log=log)
     results = []
     for stage in stages:
         started = time.monotonic()
