@@ -40,6 +40,30 @@ SESSION_STATE_DIR: Path | None = None
 _OWN_STATE_DIR = False
 
 
+# The longest test files, longest first (from `--durations=0` in CI: each takes minutes). xdist's
+# loadfile scheduling hands files out in collection order, so a long file collected late becomes the
+# run's tail while the other worker idles; started first, they overlap with everything else.
+LONGEST_FIRST = (
+    "tests/test_fresh_clone.py",  # ~850 s under CI's load
+    "tests/test_golden.py",  # ~650 s
+    "tests/test_reliability.py",  # ~620 s
+    "tests/test_faults.py",  # ~450 s
+    "tests/test_workshop.py",  # ~360 s
+    "tests/test_terraform_sandbox.py",  # ~320 s
+    "tests/test_records_secrets_sandbox.py",
+    "tests/test_product_alone.py",
+    "tests/test_terraform_module.py",
+    "tests/test_runbook_bad_inputs.py",
+    "tests/test_browser.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Collect the longest files first (:data:`LONGEST_FIRST`), the rest in their usual order."""
+    rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 def pytest_unconfigure(config):
     """Stop whatever still runs from the session's state folder, then remove the folder."""
     import shutil
