@@ -138,7 +138,7 @@ class UserResult:
     error: str = ""
     answered_s: float | None = None  # seconds from the request to its answer through the proxy
     marks: dict[str, float] = field(default_factory=dict)  # seconds since the spawn request (spawn_phases.MARKS)
-    pulled_fresh: bool = False  # its image was pulled (not already on the node)
+    fresh_pulls: int = 0  # images pulled for its pod, one after the other (not already on the node)
     cpu_s: float | None = None  # CPU seconds its server process had used once all were ready (local hub)
     rss_mb: float | None = None  # its server process's resident memory then (MiB)
 
@@ -492,12 +492,12 @@ class _LoadUser:
         if outcome.error:
             self.row.error = (self.row.error + "; " if self.row.error else "") + outcome.error
 
-    def timed(self, outcome: _Started, marks: dict[str, float], pulled_fresh: bool) -> None:
+    def timed(self, outcome: _Started, marks: dict[str, float], fresh_pulls: int) -> None:
         """Merge the cluster's marks of the user's spawn (seconds since its request) with its own."""
         self.row.marks = {"requested": 0.0, **marks}
         if outcome.answered_s is not None:
             self.row.marks["answered"] = outcome.answered_s
-        self.row.pulled_fresh = pulled_fresh
+        self.row.fresh_pulls = fresh_pulls
 
     def placed(self, pod: dict) -> None:
         """Record where the user's pod runs (a row of :func:`_user_pods`)."""
@@ -795,16 +795,17 @@ class _LoadRun:
     def floor(self, rows: Sequence[UserResult]) -> Floor | None:
         """The floor of this run (spawn_phases.Floor): measured only where the servers' processes are
         visible (a local hub); the configured waits count when the run met them (a pod on a node that
-        was not there before; an image pulled, not already present)."""
+        was not there before; each image a pod pulled, not already present: an init container's and
+        then the server's are pulled one after the other)."""
         cpu = [r.cpu_s for r in rows if r.cpu_s]
         if not cpu:
             return None
         delays = self.delays or {}
         new_node = any(r.node and r.node not in self.gpus.nodes_before for r in rows)
-        pulled = any(r.pulled_fresh for r in rows)
+        pulls = max((r.fresh_pulls for r in rows), default=0)  # pulls one after the other: the longest chain
         return Floor(users=len(rows), cores=spawn_phases.cores(), cpu_per_server_s=percentile(cpu, 50),
                      node_launch_s=delays.get("node launch", 0.0) if new_node else 0.0,
-                     image_pull_s=delays.get("image pull", 0.0) if pulled else 0.0)
+                     image_pull_s=delays.get("image pull", 0.0) * pulls)
 
     def measure(self, namespace: str, gpus_per_node: int | None) -> LoadResult:
         """The result so far; with cluster access, each user's node and the GPU node counts."""

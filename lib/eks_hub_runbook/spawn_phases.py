@@ -7,7 +7,9 @@ clock, stamped as each fact arrives:
 
 - ``created``: the user's pod exists (the hub queued the spawn, KubeSpawner built and created it);
 - ``scheduled``: the pod is bound to a node (a new node's launch is waited for here);
-- ``pulled``: the kubelet has the image (``Pulled``: pulled, or already present on the node);
+- ``pulled``: the kubelet has the image of the pod's (first) container (its ``Pulled`` event: pulled,
+  or already present on the node); an init container's image is pulled, and the init container
+  run, before it (z2jh's ``block-cloud-metadata``), so they count in this phase;
 - ``started``: the container's process runs (``Started``, or the container state ``running``);
 - ``answered``: the server answered through the proxy with the user's own token.
 
@@ -154,7 +156,7 @@ def process_rss_mb(pid: int) -> float | None:
 class _PodMarks:
     user: str = ""
     stamps: dict[str, float] = field(default_factory=dict)
-    pulled_fresh: bool = False  # the image was pulled (not already present on the node)
+    fresh_pulls: int = 0  # images pulled for it, one after the other (not already present on the node)
 
 
 class SpawnWatch:
@@ -195,15 +197,15 @@ class SpawnWatch:
         for thread in self._threads:
             thread.join(timeout=self.poll_seconds + 5)
 
-    def marks(self, user: str, requested: float) -> tuple[dict[str, float], bool]:
-        """The user's cluster marks in seconds since ``requested`` (a monotonic time), and whether its
-        image was pulled (not already on the node). The newest pod of the user counts."""
+    def marks(self, user: str, requested: float) -> tuple[dict[str, float], int]:
+        """The user's cluster marks in seconds since ``requested`` (a monotonic time), and how many
+        images were pulled for its pod (not already on the node). The newest pod of the user counts."""
         with self._lock:
             mine = [p for p in self._pods.values() if p.user == user and p.stamps.get("created", -1) >= requested]
             if not mine:
-                return {}, False
+                return {}, 0
             pod = max(mine, key=lambda p: p.stamps["created"])
-            return {name: stamp - requested for name, stamp in pod.stamps.items()}, pod.pulled_fresh
+            return {name: stamp - requested for name, stamp in pod.stamps.items()}, pod.fresh_pulls
 
     # -- the watches
     def _list_version(self, path: str, **query) -> str:
@@ -262,8 +264,11 @@ class SpawnWatch:
         mark = _EVENT_MARKS.get(event.get("reason", ""))
         if involved.get("kind") != "Pod" or mark is None:
             return
-        pod = self._stamp(involved.get("name", ""), mark)
+        name = involved.get("name", "")
         if mark == "pulled" and _ALREADY_PRESENT not in (event.get("message") or ""):
             with self._lock:
-                pod.pulled_fresh = True
+                self._pods.setdefault(name, _PodMarks()).fresh_pulls += 1
+        if mark == "pulled" and involved.get("fieldPath", "").startswith("spec.initContainers"):
+            return  # the init container's image: the main container's Pulled marks the phase's end
+        self._stamp(name, mark)
 

@@ -17,7 +17,9 @@ The idle culler runs as in the chart: ``cull.enabled`` makes the hub start the r
 :func:`.hubconfig.idle_culler`); only its ``--url`` names the pod's address, where the hub
 listens here, instead of localhost.
 
-Not translated (no sandbox equivalent): network policies, image pullers, ``hub.extraConfig`` code.
+``hub.extraConfig`` snippets run as in the chart (:func:`run_extra_config`).
+
+Not translated (no sandbox equivalent): network policies, image pullers.
 """
 
 from __future__ import annotations
@@ -181,3 +183,15 @@ def configure(c, config_file: str) -> None:
     pvc = (values["hub"].get("db") or {}).get("type", "sqlite-pvc") == "sqlite-pvc"
     c.JupyterHub.db_url = "sqlite:///jupyterhub.sqlite" if pvc else "sqlite://"  # in /srv/jupyterhub, the claim
     c.KubeSpawner.k8s_api_request_timeout = 10
+    run_extra_config(c, values)
+
+
+def run_extra_config(c, values: Mapping[str, Any]) -> list[str]:
+    """Run ``hub.extraConfig``'s snippets as the chart's ``jupyterhub_config.py`` does: each one in
+    key order, with ``c`` and ``get_config(dotted_key, default)`` (a value of the values); the keys run."""
+    snippets = sorted((hubconfig._get(values, "hub.extraConfig") or {}).items())
+    for key, code in snippets:
+        exec(compile(code, f"<hub.extraConfig.{key}>", "exec"),
+             {"c": c, "get_config": lambda dotted, default=None: hubconfig._get(values, dotted, default),
+              "__name__": "jupyterhub_config"})
+    return [key for key, _ in snippets]

@@ -121,3 +121,32 @@ def test_network_policies_follow_enabled_and_the_egress_allow_rules():
     policies = {p["metadata"]["name"]: p["spec"] for p in hub_chart.network_policies(values_)}
     assert set(policies) == {"proxy", "singleuser"}
     assert {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]} in policies["singleuser"]["egress"]
+
+
+def test_extra_config_runs_in_key_order_with_c_and_get_config():
+    from traitlets.config import Config
+
+    from eks_hub_sandbox import hub as sandbox_hub
+
+    c = Config()
+    extra = {"b-second": "c.JupyterHub.template_vars['order'].append('b')",
+             "a-first": "c.JupyterHub.template_vars = {'order': [get_config('hub.baseUrl'), get_config('hub.nope', 'd')]}"}
+    assert sandbox_hub.run_extra_config(c, {"hub": {"extraConfig": extra, "baseUrl": "/"}}) == ["a-first", "b-second"]
+    assert c.JupyterHub.template_vars == {"order": ["/", "d", "b"]}
+    assert sandbox_hub.run_extra_config(Config(), {"hub": {}}) == []
+
+
+def test_the_platform_has_the_hub_poll_a_starting_server_at_most_a_second_apart(deployment_params, terraform_outputs):
+    import subprocess
+    import sys
+
+    rendered = hubconfig.effective_values(values.jupyterhub_values(deployment_params["dummy"], terraform_outputs))
+    snippet = rendered["hub"]["extraConfig"]["00-prompt-readiness"]
+    check = ("import inspect, sys\nexec(sys.stdin.read())\nfrom jupyterhub.utils import exponential_backoff\n"
+             "from kubespawner import spawner\n"
+             "print(inspect.signature(exponential_backoff).parameters['max_wait'].default,"
+             " inspect.signature(spawner.exponential_backoff).parameters['max_wait'].default)")
+    before = subprocess.run([sys.executable, "-c", check], input="", capture_output=True, text=True, check=True)
+    after = subprocess.run([sys.executable, "-c", check], input=snippet, capture_output=True, text=True, check=True)
+    assert before.stdout.split() == ["5", "5"]  # JupyterHub's own: up to 5 s between checks
+    assert after.stdout.split() == ["1.0", "1.0"]  # KubeSpawner's pod check and the hub's HTTP check

@@ -250,3 +250,18 @@ def test_walkthrough_commands(core, pool, kubectl):
     for text in ("Allocatable:", "node.kubernetes.io/instance-type=m5", "karpenter.sh/nodepool=pods",
                  f"{NS}", "web", "Non-terminated Pods"):
         assert text in described, text
+
+
+def test_pods_on_karpenter_nodes_run_below_the_core_nodes_cpu_priority(core, pool, core_node, kubectl):
+    """Nodes share this machine's cores: user workloads (Karpenter's nodes) yield to the core node's pods."""
+    command = ["python", "-c", "import os, time; print('niceness', os.nice(0), flush=True); time.sleep(300)"]
+    core.create_namespaced_pod(NS, _pod("on-pool", pool, command))
+    on_core = _pod("on-core", pool, command)
+    on_core["spec"]["nodeSelector"] = {"kubernetes.io/hostname": core_node(core.api_client)}
+    core.create_namespaced_pod(NS, on_core)
+    for name in ("on-pool", "on-core"):
+        _wait(lambda name=name: "niceness" in kubectl("logs", name, "-n", NS, check=False).stdout, what=f"{name} logs")
+    assert "niceness 10" in kubectl("logs", "on-pool", "-n", NS).stdout
+    assert "niceness 0" in kubectl("logs", "on-core", "-n", NS).stdout
+    for name in ("on-pool", "on-core"):
+        core.delete_namespaced_pod(name, NS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import logging
 import os
 import signal
@@ -25,19 +26,25 @@ except (OSError, AttributeError):  # not Linux
     _PRCTL = None
 
 
-def child_setup() -> None:
-    """Runs in the child between fork and exec: die with the emulator."""
+def child_setup(niceness: int = 0) -> None:
+    """Runs in the child between fork and exec: die with the emulator; lower its CPU priority by
+    ``niceness``."""
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if niceness:
+        os.nice(niceness)
 
 
-async def spawn(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> asyncio.subprocess.Process:
-    """Start a container process writing stdout and stderr to ``log_path``."""
+async def spawn(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path,
+                niceness: int = 0) -> asyncio.subprocess.Process:
+    """Start a container process writing stdout and stderr to ``log_path``, ``niceness`` below the
+    emulator's CPU priority."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as output:
         return await asyncio.create_subprocess_exec(
             *argv, env=env, cwd=str(cwd), stdin=asyncio.subprocess.DEVNULL, stdout=output,
-            stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=child_setup)
+            stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            preexec_fn=functools.partial(child_setup, niceness) if niceness else child_setup)
 
 
 def _signal_group(pid: int, sig: int) -> None:

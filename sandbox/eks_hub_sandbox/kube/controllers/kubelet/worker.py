@@ -27,6 +27,12 @@ PODS = ("", "pods")
 PLACEHOLDER = [sys.executable, "-c", "import signal; signal.sigwait({signal.SIGTERM, signal.SIGINT})"]
 BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
 PROBE_INTERVAL = 0.2
+# Nodes are machines of their own on EKS: the user servers on Karpenter's nodes never take CPU from
+# the hub and the proxy on the core node, nor from the control plane. Here every node shares this
+# machine's cores, so the processes of pods on Karpenter's nodes run at a lower CPU priority (nice);
+# among themselves they share as pods on one node do.
+KARPENTER_NODE_LABEL = "karpenter.sh/nodepool"
+WORKLOAD_NICENESS = 10
 
 
 class PodWorker:
@@ -35,6 +41,7 @@ class PodWorker:
         self.cluster = kubelet.cluster
         self.pod = pod
         self.node_name = node["metadata"]["name"]
+        self.niceness = WORKLOAD_NICENESS if KARPENTER_NODE_LABEL in (node["metadata"].get("labels") or {}) else 0
         self.host_ip = next((a["address"] for a in (node.get("status") or {}).get("addresses") or []
                              if a.get("type") == "InternalIP"), "10.1.0.1")
         self.uid = pod["metadata"]["uid"]
@@ -285,9 +292,9 @@ class PodWorker:
         if plan is not None:
             env = {**env, isolation.PLAN_VARIABLE: plan.to_json()}
             process = await processes.spawn(isolation.launch_argv(argv, self.kubelet.mounts.pid), env, Path("/"),
-                                            log_path)
+                                            log_path, self.niceness)
         else:
-            process = await processes.spawn(argv, env, workdir, log_path)
+            process = await processes.spawn(argv, env, workdir, log_path, self.niceness)
         self.processes[name] = process
         self.event("Started", f"Started container {name}", name, section=section)
         return process
