@@ -272,3 +272,18 @@ def test_pod_address_blocks_differ_per_emulator_and_skip_listening_addresses(mon
     assert address == f"127.{first.block}.0.11"
     first.release(address)
     assert first.allocate() == f"127.{first.block}.0.12"  # round-robin: no immediate reuse
+
+
+def test_a_listening_socket_is_seen_in_the_socket_table_and_a_closed_port_is_not():
+    import socket
+
+    from eks_hub_sandbox.kube.controllers.kubelet import network
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.77", 0))
+        port = server.getsockname()[1]
+        assert not network.listening("127.0.0.77", port, max_age=0)  # bound, not listening yet
+        server.listen()
+        assert network.listening("127.0.0.77", port, max_age=0)
+        assert not network.listening("127.0.0.78", port, max_age=0)
+    assert not network.listening("127.0.0.77", port, max_age=0)

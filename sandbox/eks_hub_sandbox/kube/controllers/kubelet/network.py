@@ -10,23 +10,50 @@ same addresses; an address that already has a listening socket is skipped as wel
 from __future__ import annotations
 
 import ipaddress
+import time
 import zlib
 from pathlib import Path
 
 
+def _listening_sockets() -> set[tuple[str, int]]:
+    """(IPv4 address, port) of every listening TCP socket (from /proc/net/tcp)."""
+    sockets = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path("/proc/net", table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == "0A":
+                hex_ip, hex_port = fields[1].split(":")
+                if table == "tcp":
+                    address = ".".join(str(int(hex_ip[i:i + 2], 16)) for i in (6, 4, 2, 0))
+                elif set(hex_ip) == {"0"}:
+                    address = "0.0.0.0"  # [::], dual stack: every address
+                else:
+                    continue
+                sockets.add((address, int(hex_port, 16)))
+    return sockets
+
+
 def _listening_addresses() -> set[str]:
-    """IPv4 addresses with a listening TCP socket (from /proc/net/tcp)."""
-    addresses = set()
-    try:
-        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    except OSError:
-        return addresses
-    for line in lines:
-        fields = line.split()
-        if len(fields) > 3 and fields[3] == "0A":
-            hex_ip = fields[1].split(":")[0]
-            addresses.add(".".join(str(int(hex_ip[i:i + 2], 16)) for i in (6, 4, 2, 0)))
-    return addresses
+    """IPv4 addresses with a listening TCP socket."""
+    return {address for address, _ in _listening_sockets()}
+
+
+_snapshot: tuple[float, set[tuple[str, int]]] = (0.0, set())
+
+
+def listening(address: str, port: int, max_age: float = 0.1) -> bool:
+    """Whether something listens on ``address:port`` (or on every address at ``port``): one read of
+    /proc/net/tcp serves every check within ``max_age`` seconds, where a connect per check would
+    cost each waiting container a socket (a crowd of servers starting: hundreds a second)."""
+    global _snapshot
+    now = time.monotonic()
+    if now - _snapshot[0] > max_age:
+        _snapshot = (now, _listening_sockets())
+    return (address, port) in _snapshot[1] or ("0.0.0.0", port) in _snapshot[1]
 
 
 class PodAddressPool:

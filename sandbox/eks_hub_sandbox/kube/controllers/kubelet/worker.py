@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ...objects import now, random_hex, set_condition
 from ... import gpus
-from . import isolation, processes
+from . import isolation, network, processes
 from .commands import Command, ContainerConfigError, container_env, process_env, resolve, service_env
 from .images import image_id
 from .volumes import VolumeNotReady, build_rootfs, efs_file_systems, prepare_volumes
@@ -420,14 +420,15 @@ class PodWorker:
 
 
 async def _check(host: str, port: int, path: str | None) -> bool:
-    """A TCP connect, or an HTTP GET expecting 2xx/3xx when ``path`` is given."""
+    """Something listens at ``host:port`` (a TCP probe, read from the machine's socket table), or an
+    HTTP GET answers 2xx/3xx when ``path`` is given."""
+    if path is None:
+        return network.listening(host, port)
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
     except (OSError, asyncio.TimeoutError):
         return False
     try:
-        if path is None:
-            return True
         writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
         await writer.drain()
         line = await asyncio.wait_for(reader.readline(), 2.0)
