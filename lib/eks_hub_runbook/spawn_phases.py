@@ -170,13 +170,14 @@ class SpawnWatch:
     """
 
     def __init__(self, api, namespace: str, label_selector: str, user_label: str,
-                 clock: Callable[[], float] = time.monotonic, poll_seconds: int = 2) -> None:
+                 clock: Callable[[], float] = time.monotonic, poll_seconds: int = 30) -> None:
         self.api, self.namespace, self.selector, self.user_label = api, namespace, label_selector, user_label
         self.clock, self.poll_seconds = clock, poll_seconds
         self._pods: dict[str, _PodMarks] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._streams: set = set()  # the responses being read, closed at exit to end the reads at once
         self.errors: list[str] = []
 
     # -- lifecycle
@@ -194,8 +195,12 @@ class SpawnWatch:
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
+        with self._lock:
+            streams = list(self._streams)
+        for response in streams:
+            response.close()
         for thread in self._threads:
-            thread.join(timeout=self.poll_seconds + 5)
+            thread.join(timeout=10)
 
     def marks(self, user: str, requested: float) -> tuple[dict[str, float], int]:
         """The user's cluster marks in seconds since ``requested`` (a monotonic time), and how many
@@ -224,7 +229,10 @@ class SpawnWatch:
                           ("timeoutSeconds", str(self.poll_seconds)), *query.items()]
                 response = self.api.call_api(path, "GET", query_params=params, header_params={"Accept": "application/json"},
                                              auth_settings=["BearerToken"], _preload_content=False,
-                                             _return_http_data_only=True, _request_timeout=self.poll_seconds + 10)
+                                             _return_http_data_only=True,
+                                             _request_timeout=(10, self.poll_seconds + 30))  # a busy API server is waited for
+                with self._lock:
+                    self._streams.add(response)
                 try:
                     for line in iter_resp_lines(response):
                         event = json.loads(line)
@@ -235,6 +243,8 @@ class SpawnWatch:
                         elif event.get("type") == "ERROR":  # e.g. 410 Gone: start from now
                             version = self._list_version(path, **query)
                 finally:
+                    with self._lock:
+                        self._streams.discard(response)
                     response.release_conn()
             except Exception as exc:  # noqa: BLE001 - a watch that fails is reported, the run goes on
                 if not self._stop.is_set():

@@ -257,3 +257,17 @@ def test_a_retried_create_with_the_same_client_token_gets_the_same_answer(client
     with pytest.raises(eks.exceptions.ResourceInUseException):
         eks.create_addon(clusterName=cluster, addonName="coredns", clientRequestToken="another-token")
     eks.delete_addon(clusterName=cluster, addonName="coredns")
+
+
+def test_a_log_group_takes_a_kms_key_after_creation_and_gives_it_up(private_aws_sandbox):
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    logs, kms = (session.client(name, endpoint_url=private_aws_sandbox) for name in ("logs", "kms"))
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    name = f"/adopted/{uuid.uuid4().hex[:8]}"
+    logs.create_log_group(logGroupName=name)
+    logs.associate_kms_key(logGroupName=name, kmsKeyId=key)
+    assert logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]["kmsKeyId"] == key
+    logs.disassociate_kms_key(logGroupName=name)
+    assert "kmsKeyId" not in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]
+    with pytest.raises(logs.exceptions.ResourceNotFoundException):
+        logs.associate_kms_key(logGroupName="/no/such/group", kmsKeyId=key)

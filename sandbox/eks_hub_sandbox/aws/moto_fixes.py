@@ -61,6 +61,24 @@ def _route_tables_and_vpc_cidrs_change_one_at_a_time() -> None:
         setattr(owner, name, locked)
 
 
+def _log_groups_take_a_kms_key_after_creation() -> None:
+    """CloudWatch Logs' AssociateKmsKey / DisassociateKmsKey (a log group's key set or removed after
+    it was created): moto has neither, so the AWS provider, updating ``kms_key_id`` of a log group
+    (one a resume adopted, its key made again), retried "not implemented" until it timed out."""
+    from moto.logs.exceptions import ResourceNotFoundException
+    from moto.logs.responses import LogsResponse
+
+    def set_key(self: Any, key: str | None) -> str:
+        group = self.logs_backend.groups.get(self._get_param("logGroupName"))
+        if group is None:
+            raise ResourceNotFoundException("The specified log group does not exist.")
+        group.kms_key_id = key
+        return ""
+
+    LogsResponse.associate_kms_key = lambda self: set_key(self, self._get_param("kmsKeyId"))  # type: ignore[attr-defined]
+    LogsResponse.disassociate_kms_key = lambda self: set_key(self, None)  # type: ignore[attr-defined]
+
+
 def apply() -> None:
     """Install every fix (once per process)."""
     global _APPLIED
@@ -68,4 +86,5 @@ def apply() -> None:
         return
     _keep_launch_template_tags_off_its_data()
     _route_tables_and_vpc_cidrs_change_one_at_a_time()
+    _log_groups_take_a_kms_key_after_creation()
     _APPLIED = True
