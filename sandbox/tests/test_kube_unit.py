@@ -287,3 +287,18 @@ def test_a_listening_socket_is_seen_in_the_socket_table_and_a_closed_port_is_not
         assert network.listening("127.0.0.77", port, max_age=0)
         assert not network.listening("127.0.0.78", port, max_age=0)
     assert not network.listening("127.0.0.77", port, max_age=0)
+
+
+def test_the_kernels_listening_sockets_agree_with_proc_net_tcp():
+    import socket
+
+    from eks_hub_sandbox.kube.controllers.kubelet import network
+
+    with socket.socket() as v4, socket.socket(socket.AF_INET6) as v6:
+        v4.bind(("127.0.0.79", 0))
+        v4.listen()
+        v6.bind(("::", 0))
+        v6.listen()
+        mine = {("127.0.0.79", v4.getsockname()[1]), ("0.0.0.0", v6.getsockname()[1])}
+        assert mine <= network._listening_from_netlink()
+        assert mine <= network._listening_from_proc()  # other tests' sockets may come and go meanwhile

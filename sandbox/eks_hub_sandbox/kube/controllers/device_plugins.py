@@ -30,6 +30,8 @@ Neuron (trn1, inf2): ``aws.amazon.com/neuron`` and ``neurondevice`` = devices,
 
 from __future__ import annotations
 
+import copy
+import functools
 import logging
 
 import yaml
@@ -64,7 +66,13 @@ def _is_plugin_configmap(cm: dict) -> bool:
 
 
 def parse_config(text: str) -> dict:
-    """One device-plugin config document (YAML or JSON); {} when unreadable."""
+    """One device-plugin config document (YAML or JSON); {} when unreadable. Parsed once per text
+    (every GPU container's allocation reads it); each caller gets its own copy."""
+    return copy.deepcopy(_parsed(text))
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(text: str) -> dict:
     try:
         document = yaml.safe_load(text) or {}
     except yaml.YAMLError:
