@@ -138,6 +138,7 @@ class UserResult:
     error: str = ""
     answered_s: float | None = None  # seconds from the request to its answer through the proxy
     marks: dict[str, float] = field(default_factory=dict)  # seconds since the spawn request (spawn_phases.MARKS)
+    events: list = field(default_factory=list)  # its pod's events as they came: (seconds, reason, container)
     fresh_pulls: int = 0  # images pulled for its pod, one after the other (not already on the node)
     cpu_s: float | None = None  # CPU seconds its server process had used once all were ready (local hub)
     rss_mb: float | None = None  # its server process's resident memory then (MiB)
@@ -229,6 +230,7 @@ class LoadResult:
             row = {**asdict(user), "login_s": _round(user.login_s), "ready_s": _round(user.ready_s),
                    "answered_s": _round(user.answered_s), "cpu_s": _round(user.cpu_s), "rss_mb": _round(user.rss_mb)}
             row.pop("marks")
+            row.pop("events")
             row.update({f"{name} (s)": None if value is None else round(value, 2) for name, value in user.phases.items()})
             rows.append(row)
         return rows
@@ -318,6 +320,7 @@ class LoadResult:
         files = {"json": out / "loadtest.json", "csv": out / "loadtest.csv", "plot": out / "loadtest.png"}
         files["json"].write_text(json.dumps({"hub_url": self.hub_url, "summary": self.summary(), "users": self.rows(),
                                              "phases": self.phase_rows(), "marks": {u.user: u.marks for u in self.users},
+                                             "events": {u.user: u.events for u in self.users},
                                              "floor": self.floor.as_dict() if self.floor else None,
                                              "watch_errors": self.watch_errors, "orphan_pods": self.orphan_pods,
                                              "orphan_processes": self.orphan_processes}, indent=2, default=str))
@@ -776,6 +779,7 @@ class _LoadRun:
             self.users[name].started(outcome)
             if watch is not None and outcome.requested is not None:
                 self.users[name].timed(outcome, *watch.marks(name, outcome.requested))
+                self.users[name].row.events = watch.events(name, outcome.requested)
         if watch is not None:
             self.watch_errors = watch.errors
         if _is_loopback(self.hub_url):

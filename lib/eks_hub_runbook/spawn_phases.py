@@ -157,6 +157,7 @@ class _PodMarks:
     user: str = ""
     stamps: dict[str, float] = field(default_factory=dict)
     fresh_pulls: int = 0  # images pulled for it, one after the other (not already present on the node)
+    events: list[tuple[float, str, str]] = field(default_factory=list)  # (when, reason, container) as they came
 
 
 class SpawnWatch:
@@ -201,6 +202,13 @@ class SpawnWatch:
             response.close()
         for thread in self._threads:
             thread.join(timeout=10)
+
+    def events(self, user: str, requested: float) -> list[tuple[float, str, str]]:
+        """The user's pod's events as they came: (seconds since ``requested``, reason, container field)."""
+        with self._lock:
+            mine = [p for p in self._pods.values() if p.user == user and p.stamps.get("created", -1) >= requested]
+            pod = max(mine, key=lambda p: p.stamps["created"]) if mine else None
+            return [(round(when - requested, 3), reason, where) for when, reason, where in (pod.events if pod else [])]
 
     def marks(self, user: str, requested: float) -> tuple[dict[str, float], int]:
         """The user's cluster marks in seconds since ``requested`` (a monotonic time), and how many
@@ -271,10 +279,15 @@ class SpawnWatch:
 
     def _event(self, event: dict) -> None:
         involved = event.get("involvedObject") or {}
-        mark = _EVENT_MARKS.get(event.get("reason", ""))
-        if involved.get("kind") != "Pod" or mark is None:
+        if involved.get("kind") != "Pod":
             return
         name = involved.get("name", "")
+        with self._lock:
+            self._pods.setdefault(name, _PodMarks()).events.append(
+                (self.clock(), event.get("reason", ""), involved.get("fieldPath", "")))
+        mark = _EVENT_MARKS.get(event.get("reason", ""))
+        if mark is None:
+            return
         if mark == "pulled" and _ALREADY_PRESENT not in (event.get("message") or ""):
             with self._lock:
                 self._pods.setdefault(name, _PodMarks()).fresh_pulls += 1

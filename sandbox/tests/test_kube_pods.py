@@ -261,7 +261,7 @@ def test_pods_on_karpenter_nodes_run_below_the_core_nodes_cpu_priority(core, poo
     core.create_namespaced_pod(NS, on_core)
     for name in ("on-pool", "on-core"):
         _wait(lambda name=name: "niceness" in kubectl("logs", name, "-n", NS, check=False).stdout, what=f"{name} logs")
-    assert "niceness 10" in kubectl("logs", "on-pool", "-n", NS).stdout
+    assert "niceness 19" in kubectl("logs", "on-pool", "-n", NS).stdout
     assert "niceness 0" in kubectl("logs", "on-core", "-n", NS).stdout
     for name in ("on-pool", "on-core"):
         core.delete_namespaced_pod(name, NS)

@@ -32,7 +32,7 @@ PROBE_INTERVAL = 0.2
 # machine's cores, so the processes of pods on Karpenter's nodes run at a lower CPU priority (nice);
 # among themselves they share as pods on one node do.
 KARPENTER_NODE_LABEL = "karpenter.sh/nodepool"
-WORKLOAD_NICENESS = 10
+WORKLOAD_NICENESS = 19
 
 
 class PodWorker:
