@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import traceback
 from pathlib import Path
 from typing import Any, Callable
@@ -115,7 +114,7 @@ class Bare:
 
         sandbox_hub.stop()
         oidc.stop()
-        shutil.rmtree(sandbox_hub.hub_dir(), ignore_errors=True)  # its database knows phase A's users
+        sandbox_hub.delete_database()  # it knows phase A's users
         records.forget(self.params.deployment)
         terraform.remove(self.workspace)
 

@@ -139,6 +139,23 @@ def wait_ready(hub_url: str, timeout: float = 60.0) -> None:
                        f"see `kubectl logs -n {NAMESPACE} deploy/hub`")
 
 
+def delete_database() -> bool:
+    """Delete the hub's database claim (``hub-db-dir``) after :func:`stop`: the next start begins with
+    an empty database. False when there was none (or no cluster)."""
+    from kubernetes import client as k8s
+    from kubernetes.client.exceptions import ApiException
+
+    if not kubeconfig_path().exists() or not services.status("kube").running:
+        return False
+    try:
+        k8s.CoreV1Api(api_client(kubeconfig_path())).delete_namespaced_persistent_volume_claim("hub-db-dir", NAMESPACE)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        return False
+    return True
+
+
 def stop(timeout: float = 60.0) -> bool:
     """Remove the hub and proxy Deployments and wait for their pods to go (user servers are
     pods of their own: they stay, as on EKS; the database claim stays too). Returns True if

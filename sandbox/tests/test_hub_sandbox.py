@@ -250,3 +250,17 @@ def test_stopping_servers_leaves_no_processes(users, core_api):
     for name in users:
         assert user_processes(name) == [], f"processes of {name} are still running"
 
+
+
+def test_a_stopped_hub_forgets_its_users_once_its_database_claim_is_deleted(users, core_api, platform_outputs):
+    sandbox_hub.stop()
+    assert sandbox_hub.delete_database() is True
+    assert sandbox_hub.delete_database() is False  # nothing left to delete
+    claims = {c.metadata.name for c in core_api.list_namespaced_persistent_volume_claim("jupyterhub").items}
+    assert "hub-db-dir" not in claims
+    install.install(runbook_params.resolve(), platform_outputs)  # a new claim, an empty database
+    for name in list(users):
+        fresh = HubClient(sandbox_hub.url())
+        assert fresh.login(name, "any password") == name
+        assert fresh.server() is None  # the old database's servers and tokens are gone
+        users[name] = fresh
