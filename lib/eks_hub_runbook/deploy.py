@@ -379,7 +379,7 @@ def load_balancer_hostname(params: DeploymentParameters, timeout: float = 0.0) -
                 raise PlatformError(f"cannot read service {hub_namespace()}/{PROXY_SERVICE}: HTTP {exc.status}") from None
         if time.monotonic() >= deadline:
             return ""
-        time.sleep(5)
+        time.sleep(1)
 
 
 def cname_record(domain: str, target: str) -> str:
@@ -418,8 +418,11 @@ def hub_url(params: DeploymentParameters) -> str:
     return targets.of(params).hub_url(params)
 
 
-def access(params: DeploymentParameters, route53_zone_id: str = "", wait_seconds: float = 0.0) -> Access:
-    """How to reach the hub; optionally creates the CNAME in Route 53 (types 2/3)."""
+def access(params: DeploymentParameters, route53_zone_id: str = "", wait_seconds: float = 300.0) -> Access:
+    """How to reach the hub; optionally creates the CNAME in Route 53 (types 2/3). With a domain it
+    waits (up to ``wait_seconds``) for the load balancer's DNS name, which the AWS Load Balancer
+    Controller sets on ``proxy-public`` within a minute or so of the platform's install: the CNAME
+    needs it, and a cell right after the install would otherwise show it "not provisioned yet"."""
     result = Access(params, hub_url(params))
     if params.uses_domain:
         result.load_balancer = load_balancer_hostname(params, timeout=wait_seconds)
