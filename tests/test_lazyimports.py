@@ -5,6 +5,7 @@ imports jsonschema) is loaded only when a check uses it, and then gives the same
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -17,8 +18,11 @@ from eks_hub_runbook import kernel, lazyimports
 IRIS = ["http://example.com/ä?q=1#f", "not an iri", "urn:isbn:0451450523", "http://[::1]:80/", "", "//x"]
 
 
-def _python(code: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
+def _python(code: str, eager: bool = True) -> dict:
+    """Run ``code`` in a fresh interpreter; ``eager`` turns the venv's startup hook off (as without it)."""
+    env = {**os.environ, lazyimports.EAGER_IMPORTS: "1" if eager else ""}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300,
+                          env=env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -124,6 +128,37 @@ def test_a_failing_real_import_keeps_the_stand_in(package, tmp_path):
     with pytest.raises(ImportError, match="broken on purpose"):
         sys.modules[package].twice(1)
     assert lazyimports.is_deferred(package)
+
+
+HOOKED = """
+    import json, site, sys
+    site.addsitedir({folder!r})  # processes the folder's .pth files, as at start-up for site-packages
+    import papermill.cli, nbformat
+    print(json.dumps({{"lark": "lark" in sys.modules, "library": "eks_hub_runbook" in sys.modules}}))
+"""
+
+
+def test_the_startup_hook_defers_it_for_papermill_which_never_imports_the_library(tmp_path):
+    hook = lazyimports.install_startup_hook(tmp_path)
+    assert hook.name == lazyimports.STARTUP_HOOK and hook.read_text().startswith("import ")
+    assert _python(HOOKED.format(folder=str(tmp_path)), eager=False) == {"lark": False, "library": True}
+    assert _python(HOOKED.format(folder=str(tmp_path)), eager=True) == {"lark": True, "library": False}
+
+
+def test_the_startup_hook_is_silent_once_the_package_is_gone(tmp_path):
+    (tmp_path / "gone.pth").write_text(lazyimports.startup_hook_line("no_such_package_xyz"))
+    code = f"import site, sys, json; site.addsitedir({str(tmp_path)!r}); print(json.dumps('no_such_package_xyz' in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, lazyimports.EAGER_IMPORTS: ""})
+    assert done.returncode == 0 and done.stdout.strip() == "false" and done.stderr == ""
+
+
+def test_setup_installs_the_startup_hook_in_this_environment():
+    import sysconfig
+    from pathlib import Path
+
+    hook = Path(sysconfig.get_paths()["purelib"]) / lazyimports.STARTUP_HOOK
+    assert hook.read_text() == lazyimports.startup_hook_line(), "make setup (python -m eks_hub_runbook.kernel) writes it"
 
 
 def test_the_runner_does_not_import_pandas_and_the_notebook_names_still_resolve():

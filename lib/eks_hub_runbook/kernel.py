@@ -7,7 +7,9 @@ to (papermill does, nbval does not), so this extension records the source of eve
 at ``pre_run_cell``, whatever the client.
 
 ``make setup`` registers the kernel (``python -m eks_hub_runbook.kernel``): the
-``python3`` kernelspec of the virtual environment, with ``--ext`` loading this module.
+``python3`` kernelspec of the virtual environment, with ``--ext`` loading this module. The same
+command installs :mod:`.lazyimports`' startup hook, so the user's own ``papermill`` command
+starts without building parsers nothing uses.
 Without it (another kernel), :func:`executed_cells` is None and ``In`` is used instead.
 It lives at the package's top (not in ``notebook/``) so loading it imports nothing else.
 """
@@ -72,4 +74,7 @@ def install(prefix: str = sys.prefix) -> Path:
 
 
 if __name__ == "__main__":
+    from .lazyimports import install_startup_hook
+
     print(f"installed kernel {KERNEL_NAME!r} in {install()}")
+    print(f"installed startup hook {install_startup_hook()} (deferred imports for papermill and nbconvert)")

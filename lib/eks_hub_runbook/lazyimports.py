@@ -12,6 +12,12 @@ the first time anything uses it: jsonschema registers its ``iri`` checkers as be
 check that runs gets the real parser. Importing :mod:`eks_hub_runbook` calls it, so the
 runner, the kernel (its extension imports this package before the first cell) and plain
 Python all get it.
+
+Processes that never import this package (the user's own ``papermill`` command, ``jupyter
+nbconvert``) get it from a startup hook: ``python -m eks_hub_runbook.kernel`` (run by ``make
+setup``, with the kernel) writes a ``.pth`` file into the environment's site-packages whose one line
+imports this package at interpreter start, as ``site`` allows ``.pth`` files to. Setting
+``RUNBOOK_EAGER_IMPORTS=1`` turns the hook off for a process.
 """
 
 from __future__ import annotations
@@ -19,11 +25,15 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import sysconfig
 import threading
 import types
+from pathlib import Path
 from typing import Any
 
 RFC3987_SYNTAX = "rfc3987_syntax"
+STARTUP_HOOK = "eks_hub_runbook_deferred_imports.pth"  # sorts after the editable install's own .pth
+EAGER_IMPORTS = "RUNBOOK_EAGER_IMPORTS"  # set (non-empty) to turn the startup hook off
 
 _lock = threading.RLock()
 
@@ -108,3 +118,18 @@ def defer(name: str, functions: tuple[str, ...] = ()) -> bool:
 def defer_rfc3987_syntax() -> bool:
     """Defer ``rfc3987_syntax`` (see the module's docstring); True when the stand-in was installed."""
     return defer(RFC3987_SYNTAX, functions=("is_valid_syntax",))
+
+
+def startup_hook_line(package: str = "eks_hub_runbook") -> str:
+    """The ``.pth`` line: imports ``package`` (which defers) unless ``RUNBOOK_EAGER_IMPORTS`` is set
+    or the package is not installed (an uninstall leaving the file behind stays silent)."""
+    return (f"import os, importlib.util; os.environ.get({EAGER_IMPORTS!r}) or "
+            f"importlib.util.find_spec({package!r}) is None or __import__({package!r})\n")
+
+
+def install_startup_hook(site_packages: str | Path | None = None) -> Path:
+    """Write the startup hook into ``site_packages`` (default: this interpreter's) and return its path."""
+    folder = Path(site_packages or sysconfig.get_paths()["purelib"])
+    hook = folder / STARTUP_HOOK
+    hook.write_text(startup_hook_line())
+    return hook
