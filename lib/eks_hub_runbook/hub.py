@@ -12,6 +12,7 @@ printed, logged or part of a returned value or an exception message.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from typing import Any
 from urllib.parse import urljoin, urlparse
 
 import requests
+import requests.adapters
+from urllib3.util.retry import Retry
 
 from .errors import HubError
 
@@ -56,6 +59,44 @@ class _Forms(HTMLParser):
             self.links.append(attr["href"])
 
 
+# configurable-http-proxy (Node) closes a kept-alive connection after 5 s idle; a request sent as it
+# does so gets no answer (RemoteDisconnected / reset). Browsers send it again; so does this client,
+# for the methods that are safe to repeat, and for any request whose connection was never made.
+IDLE_CLOSE_RETRIES = Retry(total=3, connect=3, read=2, status=0, other=0, backoff_factor=0.1,
+                           allowed_methods=Retry.DEFAULT_ALLOWED_METHODS, raise_on_status=False,
+                           respect_retry_after_header=False)
+
+
+class _QueryFreeRetryLog(logging.Filter):
+    """urllib3 logs each retry with the request's URL; a query may hold a one-time OAuth code."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Retrying") and record.args:
+            record.args = tuple(a.split("?", 1)[0] if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_QueryFreeRetryLog())
+
+
+def _reason(exc: BaseException) -> str:
+    """``ConnectionError (RemoteDisconnected)``-style: the request's error and the innermost one under
+    it (an OS error by its message). URLs, which may carry one-time codes, are left out."""
+    inner, seen = exc, set()
+    while id(inner) not in seen:
+        seen.add(id(inner))
+        nested = getattr(inner, "reason", None) if isinstance(getattr(inner, "reason", None), BaseException) else None
+        nested = nested or next((a for a in getattr(inner, "args", ()) if isinstance(a, BaseException)), None)
+        nested = nested or inner.__cause__ or inner.__context__
+        if nested is None:
+            break
+        inner = nested
+    if inner is exc:
+        return type(exc).__name__
+    detail = inner.strerror if isinstance(inner, OSError) and inner.strerror else type(inner).__name__
+    return f"{type(exc).__name__} ({detail})"
+
+
 def _parse(html: str) -> _Forms:
     parser = _Forms()
     parser.feed(html)
@@ -71,6 +112,9 @@ class HubClient:
         self.username: str | None = None
         self._session = requests.Session()
         self._session.verify = verify
+        adapter = requests.adapters.HTTPAdapter(max_retries=IDLE_CLOSE_RETRIES)
+        for scheme in ("http://", "https://"):
+            self._session.mount(scheme, adapter)
         self._token: str | None = None
 
     def __repr__(self) -> str:
@@ -94,7 +138,7 @@ class HubClient:
         try:
             return self._session.request(method, url, headers=headers, **kwargs)
         except requests.RequestException as exc:
-            raise HubError(f"cannot reach the hub at {self.url}: {type(exc).__name__}") from None
+            raise HubError(f"cannot reach the hub at {self.url}: {_reason(exc)}") from None
 
     def _api(self, method: str, path: str, expect: tuple[int, ...] = (200,), **kwargs: Any) -> requests.Response:
         response = self._request(method, f"/hub/api{path}", **kwargs)
