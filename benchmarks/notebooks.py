@@ -318,7 +318,8 @@ def probe(way: str, argv: list[str], breakdown_file: Path) -> int:
         code, error = 1, f"{type(exc).__name__}: {exc}"[:500]
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     Path(breakdown_file).write_text(json.dumps({
-        "library_in_process": "eks_hub_runbook" in sys.modules,  # papermill's CLI alone never imports it
+        # papermill's CLI never imports it itself; the venv's startup hook (lazyimports) does, at start
+        "library_in_process": "eks_hub_runbook" in sys.modules,
         "way": way, "started_at": started, "ended_at": time.time(), "cpu_self_s": time.process_time() - cpu_started,
         "cpu_children_s": children.ru_utime + children.ru_stime, "seconds": timers.seconds, "calls": timers.calls,
         "spans": timers.spans, "error": error}, indent=1))

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from benchmarks import notebooks
 from benchmarks.harness import REPO_ROOT
@@ -38,6 +40,15 @@ def test_timers_time_functions_coroutines_and_blocks():
     assert len(timers.spans["work"]) == 2 and all(end >= start for start, end in timers.spans["work"])
 
 
+def _startup_hook_installed() -> bool:
+    import sysconfig
+
+    from eks_hub_runbook import lazyimports
+
+    hook = Path(sysconfig.get_paths()["purelib"]) / lazyimports.STARTUP_HOOK
+    return hook.exists() and not os.environ.get(lazyimports.EAGER_IMPORTS)
+
+
 def test_papermill_probe_splits_a_real_run(tmp_path):
     probe_file, output = tmp_path / "probe.json", tmp_path / "out.ipynb"
     spawned = time.time()
@@ -47,7 +58,8 @@ def test_papermill_probe_splits_a_real_run(tmp_path):
     exited = time.time()
     assert done.returncode == 0, done.stderr[-2000:]
     data = json.loads(probe_file.read_text())
-    assert data["library_in_process"] is False  # as papermill's own CLI: eks_hub_runbook is the kernel's only
+    # as papermill's own CLI: the library is in the process only through the venv's startup hook
+    assert data["library_in_process"] is _startup_hook_installed()
     assert data["calls"]["kernel spawn"] == 1 and data["calls"]["kernel ready"] == 1
     assert data["calls"]["kernel shutdown"] == 1 and data["calls"]["read"] == 1
     assert data["calls"]["saves"] >= 2 * 3  # at least each code cell's start and end
