@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from benchmarks import notebooks
 from benchmarks.harness import REPO_ROOT
@@ -41,12 +40,9 @@ def test_timers_time_functions_coroutines_and_blocks():
 
 
 def _startup_hook_installed() -> bool:
-    import sysconfig
-
     from eks_hub_runbook import lazyimports
 
-    hook = Path(sysconfig.get_paths()["purelib"]) / lazyimports.STARTUP_HOOK
-    return hook.exists() and not os.environ.get(lazyimports.EAGER_IMPORTS)
+    return lazyimports.startup_hook_path().exists() and not os.environ.get(lazyimports.EAGER_IMPORTS)
 
 
 def test_papermill_probe_splits_a_real_run(tmp_path):

@@ -154,11 +154,8 @@ def test_the_startup_hook_is_silent_once_the_package_is_gone(tmp_path):
 
 
 def test_setup_installs_the_startup_hook_in_this_environment():
-    import sysconfig
-    from pathlib import Path
-
-    hook = Path(sysconfig.get_paths()["purelib"]) / lazyimports.STARTUP_HOOK
-    assert hook.read_text() == lazyimports.startup_hook_line(), "make setup (python -m eks_hub_runbook.kernel) writes it"
+    hook = lazyimports.startup_hook_path()
+    assert hook.name == lazyimports.STARTUP_HOOK and hook.read_text() == lazyimports.startup_hook_line(), "make setup (python -m eks_hub_runbook.kernel) writes it"
 
 
 def test_the_runner_does_not_import_pandas_and_the_notebook_names_still_resolve():

@@ -127,9 +127,13 @@ def startup_hook_line(package: str = "eks_hub_runbook") -> str:
             f"importlib.util.find_spec({package!r}) is None or __import__({package!r})\n")
 
 
+def startup_hook_path(site_packages: str | Path | None = None) -> Path:
+    """Where the startup hook lives in ``site_packages`` (default: this interpreter's)."""
+    return Path(site_packages or sysconfig.get_paths()["purelib"]) / STARTUP_HOOK
+
+
 def install_startup_hook(site_packages: str | Path | None = None) -> Path:
     """Write the startup hook into ``site_packages`` (default: this interpreter's) and return its path."""
-    folder = Path(site_packages or sysconfig.get_paths()["purelib"])
-    hook = folder / STARTUP_HOOK
+    hook = startup_hook_path(site_packages)
     hook.write_text(startup_hook_line())
     return hook
