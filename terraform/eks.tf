@@ -88,6 +88,13 @@ resource "aws_eks_cluster" "this" {
     aws_iam_role_policy.cluster_kms,
     aws_cloudwatch_log_group.cluster,
   ]
+
+  lifecycle {
+    # Read back from AWS, bootstrap_self_managed_addons is always false (DescribeCluster does not
+    # return it), so a cluster the resume adopts after a killed apply would be planned for
+    # replacement (hashicorp/terraform-provider-aws#39058). It only matters at creation.
+    ignore_changes = [bootstrap_self_managed_addons]
+  }
 }
 
 resource "aws_eks_access_entry" "admin" {

@@ -199,6 +199,63 @@ def test_what_terraform_killed_mid_create_left_in_eks_and_ec2_is_adopted(address
         assert adopt.orphans([terraform.Diagnostic("error", busy, address=address)], "demo") == []
 
 
+def _terraform_failing_with(tmp_path, failures: list[tuple[str, str]]):
+    """A stand-in terraform whose n-th run fails with the n-th (address, error), and which then succeeds."""
+    import json
+    import sys
+
+    counter, script = tmp_path / "calls", tmp_path / "terraform"
+    script.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import json, pathlib
+        counter = pathlib.Path({str(counter)!r})
+        n = int(counter.read_text()) if counter.exists() else 0
+        counter.write_text(str(n + 1))
+        failures = json.loads({json.dumps(json.dumps(failures))})
+        if n < len(failures):
+            address, summary = failures[n]
+            print(json.dumps({{"type": "diagnostic", "@message": "x", "diagnostic": {{
+                "severity": "error", "summary": summary, "detail": "", "address": address}}}}))
+            raise SystemExit(1)
+        print(json.dumps({{"type": "apply_complete", "@message": "ok", "hook": {{
+            "resource": {{"addr": "aws_vpc.this"}}, "action": "create", "elapsed_seconds": 1}}}}))
+        """))
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return script, counter
+
+
+CLUSTER_TAKEN = ("aws_eks_cluster.this", "creating EKS Cluster (demo): operation error EKS: CreateCluster, https "
+                 "response error StatusCode: 409, ResourceInUseException: Cluster already exists with name: demo")
+NODE_GROUP_TAKEN = ("aws_eks_node_group.core", "creating EKS Node Group (demo:core): operation error EKS: CreateNodegroup, "
+                    "https response error StatusCode: 409, ResourceInUseException: NodeGroup already exists with name core")
+ADDON_TAKEN = ('aws_eks_addon.this["vpc-cni"]', "creating EKS Add-On (demo:vpc-cni): operation error EKS: CreateAddon, "
+               "https response error StatusCode: 409, ResourceInUseException: Addon already exists: vpc-cni")
+
+
+def test_adopting_a_chain_of_orphans_spends_no_retries(tmp_path, workspace, monkeypatch):
+    """CI's fault matrix: terraform killed while the state was written left the cluster, its node group
+    and its add-ons unrecorded. Each apply stops at the first of the chain, so the resume adopted one
+    level per run, and with adoptions counted as retries it gave up at the add-ons after 3 runs."""
+    script, counter = _terraform_failing_with(tmp_path, [CLUSTER_TAKEN, NODE_GROUP_TAKEN, ADDON_TAKEN])
+    monkeypatch.setattr(commands, "TERRAFORM", str(script))
+    adopted: list[str] = []
+    monkeypatch.setattr(commands, "_adopt", lambda ws, found, log: adopted.extend(o.address for o in found))
+    result, runs = commands._run_retrying(workspace, ["apply"], "apply", None, False, RetryPolicy(1, 0.01, 1),
+                                          adopt_orphans=True)
+    assert result.returncode == 0 and runs == 4 and counter.read_text() == "4"
+    assert adopted == [CLUSTER_TAKEN[0], NODE_GROUP_TAKEN[0], ADDON_TAKEN[0]]
+
+
+def test_an_orphan_is_adopted_once_then_its_error_is_raised(tmp_path, workspace, monkeypatch):
+    script, counter = _terraform_failing_with(tmp_path, [CLUSTER_TAKEN, CLUSTER_TAKEN, CLUSTER_TAKEN])
+    monkeypatch.setattr(commands, "TERRAFORM", str(script))
+    adopted: list[str] = []
+    monkeypatch.setattr(commands, "_adopt", lambda ws, found, log: adopted.extend(o.address for o in found))
+    with pytest.raises(TerraformError, match="Cluster already exists"):
+        commands._run_retrying(workspace, ["apply"], "apply", None, False, RetryPolicy(3, 0.01, 1), adopt_orphans=True)
+    assert adopted == [CLUSTER_TAKEN[0]] and counter.read_text() == "2"
+
+
 @pytest.mark.parametrize("diagnostics", [
     [terraform.Diagnostic("error", TAKEN, address="aws_iam_policy.karpenter_controller"),
      terraform.Diagnostic("error", "creating EKS Cluster (demo): InvalidParameterException", address="aws_eks_cluster.this")],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
 import time
 
 import boto3
@@ -150,6 +151,22 @@ def test_type_1_dummy_apply_resumes_plans_clean_and_destroys_everything(private_
     _check_common(private_aws_sandbox, outputs, name)
     assert outputs["certificate_arn"] == "" and outputs["cognito_user_pool_id"] == ""
     assert leftovers.scan(name, "sandbox", "us-west-2", services=["cognito-idp"]) == []
+
+    # A terraform SIGKILLed while writing its state loses what that run created (the resume restores
+    # the backup): here the cluster, its node group and its add-ons. The resume adopts them, one level
+    # per run, without replacing the cluster (bootstrap_self_managed_addons reads back false).
+    created_at = _client(private_aws_sandbox, "eks").describe_cluster(name=name)["cluster"]["createdAt"]
+    cluster_stage = terraform.APPLY_STAGES[1]
+    unrecorded = [a for a in terraform.state_list(workspace) if a.split("[")[0] in cluster_stage.targets]
+    assert len(unrecorded) == 8, unrecorded
+    subprocess.run(["terraform", f"-chdir={workspace.directory}", "state", "rm", *unrecorded], env=workspace.env(),
+                   check=True, capture_output=True)
+    started, lines = time.monotonic(), []
+    terraform.deploy(workspace, log=lines.append, bar=False, retry=FAST_RETRY, stages=(cluster_stage,))
+    durations["apply adopting the cluster stage"] = time.monotonic() - started
+    assert sorted(line.split(" (")[0] for line in lines if line.startswith("adopted ")) == sorted(
+        f"adopted {address}" for address in unrecorded), lines[-20:]
+    assert _client(private_aws_sandbox, "eks").describe_cluster(name=name)["cluster"]["createdAt"] == created_at
 
     started = time.monotonic()
     assert terraform.plan_after_apply_is_empty(workspace)

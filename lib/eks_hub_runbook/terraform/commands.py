@@ -195,29 +195,38 @@ def needs_init(result: RunResult) -> bool:
 
 def _run_retrying(workspace: Workspace, args: Sequence[str], title: str, log: LogCallback | None, bar: bool,
                   retry: RetryPolicy, adopt_orphans: bool = False) -> tuple[RunResult, int]:
-    attempt, initialized = 1, args[0] == "init"
+    """Run until it succeeds; returns the last result and how many runs it took.
+
+    A transient failure is retried up to ``retry.attempts`` runs. Adopting orphans is progress, not
+    a retry, and spends none of them: an apply stops at the first orphan of a chain (the cluster
+    before its node group, the node group before its add-ons), so a killed apply can leave one
+    round of adoption per level. Each address is adopted at most once, so the rounds are bounded."""
+    runs, retried, adopted, initialized = 1, 1, set[str](), args[0] == "init"
     while True:
-        result = run(workspace, args, title if attempt == 1 else f"{title} (attempt {attempt})", log=log, bar=bar)
+        result = run(workspace, args, title if runs == 1 else f"{title} (attempt {runs})", log=log, bar=bar)
         if result.returncode == 0:
-            return result, attempt
+            return result, runs
         if not initialized and needs_init(result):
             # ensure_initialized only looks for the provider and the lock file: a module whose provider
             # requirements changed since needs init again (once; this run is not counted as an attempt).
             initialized = True
             init(workspace, log=log, retry=retry)
             continue
-        found = adopt.orphans(result.diagnostics, workspace.deployment) if adopt_orphans else []
-        if found and attempt < retry.attempts:
+        found = [o for o in adopt.orphans(result.diagnostics, workspace.deployment)
+                 if o.address not in adopted] if adopt_orphans else []
+        if found:
             _adopt(workspace, found, log)
-            attempt += 1
+            adopted.update(o.address for o in found)
+            runs += 1
             continue
-        if attempt >= retry.attempts or not all_transient(result.errors):
-            _raise_for(result, title, workspace, attempt)
-        delay = retry.delay(attempt)
+        if retried >= retry.attempts or not all_transient(result.errors):
+            _raise_for(result, title, workspace, runs)
+        delay = retry.delay(retried)
         if log:
             log(f"transient failure ({result.errors[0][:200]}); retrying in {delay:.0f}s")
         time.sleep(delay)
-        attempt += 1
+        retried += 1
+        runs += 1
 
 
 # ---- commands --------------------------------------------------------------------------------
