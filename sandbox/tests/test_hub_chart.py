@@ -150,3 +150,22 @@ def test_the_platform_has_the_hub_poll_a_starting_server_at_most_a_second_apart(
     after = subprocess.run([sys.executable, "-c", check], input=snippet, capture_output=True, text=True, check=True)
     assert before.stdout.split() == ["5", "5"]  # JupyterHub's own: up to 5 s between checks
     assert after.stdout.split() == ["1.0", "1.0"]  # KubeSpawner's pod check and the hub's HTTP check
+
+
+def test_the_hub_runs_the_packages_of_the_charts_hub_image():
+    """The sandbox's hub is this virtualenv's JupyterHub: the packages it runs on are the versions
+    z2jh 4.4.0's hub image pins. pycurl among them: with it JupyterHub's own HTTP requests (route
+    adds to the proxy, polls of starting servers) queue in curl without timing out, where tornado's
+    client fails a request queued 3 s (100 spawns at once lost route adds so)."""
+    from importlib import metadata
+
+    from eks_hub_runbook import third_party
+
+    pins = dict(line.split("==", 1) for line in third_party.file(third_party.Z2JH, "requirements.txt").read_text()
+                .splitlines() if "==" in line and not line.startswith("#"))
+    for package in ("jupyterhub", "jupyterhub-kubespawner", "jupyterhub-idle-culler", "oauthenticator", "pycurl",
+                    "tornado", "sqlalchemy"):
+        assert metadata.version(package) == pins[package].split()[0], package
+    from tornado.curl_httpclient import CurlAsyncHTTPClient  # what JupyterHub.init_pycurl configures
+
+    assert CurlAsyncHTTPClient
