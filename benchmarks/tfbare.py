@@ -81,8 +81,11 @@ def run(workspace, stage: str, args: list[str], log_dir: Path) -> StageRun:
     command = "destroy" if "-destroy" in args else args[0]
     result = StageRun(stage, command, seconds, process.returncode, started_wall, started_wall + seconds, events_file)
     if process.returncode != 0:
+        errors = [f"{d.get('address') or ''} {d.get('summary', '')}: {d.get('detail', '')}".strip()
+                  for e in tfevents.read_events(events_file) if e.get("type") == "diagnostic"
+                  for d in [e.get("diagnostic") or {}] if d.get("severity") == "error"]
         raise RuntimeError(f"bare terraform {' '.join(args[:2])} ({stage}) failed with code {process.returncode}; "
-                           f"see {events_file}")
+                           f"see {events_file}" + "".join(f"\n  {error[:500]}" for error in errors[:5]))
     return result
 
 

@@ -9,6 +9,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from benchmarks import report, suite, tfevents
 from benchmarks.harness import REPO_ROOT, Item
 
@@ -81,3 +83,20 @@ def test_summary_names_items_that_were_not_measured():
     assert rows[0]["ratio"] == "1.20x" and rows[0]["ours"] == "12.0 s (02)"
     assert rows[1]["note"].startswith("NOT MEASURED")
     assert "| 6 |" in report.markdown_table(rows, report.COLUMNS)
+
+
+def test_a_failed_bare_stage_says_what_terraform_said(tmp_path):
+    """make bench stopped at "bare apply failed ... see <file>", a file the private state folder's
+    removal then took: the error names terraform's own diagnostics."""
+    from types import SimpleNamespace
+
+    from benchmarks import tfbare
+
+    fake = tmp_path / "terraform"
+    fake.write_text("#!/bin/sh\necho '{\"@timestamp\":\"2026-12-07T15:50:00.000000Z\",\"type\":\"diagnostic\","
+                    "\"diagnostic\":{\"severity\":\"error\",\"summary\":\"creating EKS Add-On (x:coredns)\","
+                    "\"detail\":\"StatusCode: 503\",\"address\":\"aws_eks_addon.this\"}}'\nexit 1\n")
+    fake.chmod(0o755)
+    workspace = SimpleNamespace(directory=tmp_path, env=lambda: {"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    with pytest.raises(RuntimeError, match=r"aws_eks_addon.this creating EKS Add-On \(x:coredns\): StatusCode: 503"):
+        tfbare.run(workspace, "everything", ["apply", "-input=false"], tmp_path / "logs")

@@ -22,6 +22,7 @@ from .cluster import Cluster
 from .controllers import build_controllers
 from .runtime import Runtime
 from .settings import Settings
+from .stalls import StallWatch
 from .storage import VolumeStore
 
 log = logging.getLogger("eks_hub_sandbox.kube")
@@ -65,6 +66,8 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None, stop: as
             pass
     for controller in controllers:
         controller.start()
+    stalls = StallWatch()
+    stalls.start()
     # before the port opens: whoever waits for the port (``runbook sandbox up``) then finds them
     _write_identity(settings, ca_pem, token)
     await site.start()
@@ -75,6 +78,7 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None, stop: as
         await stop.wait()
     finally:
         log.info("shutting down")
+        stalls.stop()
         api.closing.set()
         cluster.store.close_all_watchers()
         for controller in reversed(controllers):

@@ -47,7 +47,7 @@ class ContainerContext:
     env: dict[str, str]
     cwd: Path
     pod_ip: str | None
-    process: asyncio.subprocess.Process
+    process: processes.ContainerProcess
     plan: "isolation.Plan | None" = None  # set when the container runs in namespaces of its own
 
 

@@ -48,7 +48,7 @@ class PodWorker:
         self.namespace, self.name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         self.pod_dir = kubelet.pods_dir / f"{self.namespace}_{self.name}_{self.uid}"
         self.pod_ip: str | None = None
-        self.processes: dict[str, asyncio.subprocess.Process] = {}
+        self.processes: dict[str, processes.ContainerProcess] = {}
         self.statuses: dict[str, dict] = {}
         self.init_statuses: dict[str, dict] = {}
         self.phase = "Pending"
@@ -276,7 +276,7 @@ class PodWorker:
         return views
 
     async def _start(self, container: dict, command: Command, env: dict, workdir: Path, log_path: Path,
-                     section: str) -> asyncio.subprocess.Process:
+                     section: str) -> processes.ContainerProcess:
         name = container["name"]
         argv = command.argv
         log_path.parent.mkdir(parents=True, exist_ok=True)
