@@ -100,3 +100,82 @@ def test_paths_under_mounts_become_local_and_a_file_subpath_is_a_file(tmp_path: 
     assert rootfs.localize("--db=/srv/jupyterhub/x.sqlite") == f"--db={rootfs.root}/srv/jupyterhub/x.sqlite"
     assert rootfs.localize("/etc/passwd") == "/etc/passwd"  # not under a mount: the machine's own
     assert rootfs.localize("http://0.0.0.0:8000") == "http://0.0.0.0:8000"
+
+
+def test_routes_name_each_service_ports_ready_pods():
+    from eks_hub_sandbox.kube.controllers.service_proxy import routes_of
+
+    svc = _service("hub", [{"port": 80, "targetPort": "http"}, {"port": 81, "targetPort": 9000}])
+    pods = [_pod("a", {"app": "hub"}), _pod("b", {"app": "hub"}, ip="127.9.0.11"), _pod("c", {"app": "hub"}, ready=False)]
+    assert routes_of(svc, pods) == {("ns", "hub", 0): (("127.9.0.10", 8081), ("127.9.0.11", 8081)),
+                                    ("ns", "hub", 1): (("127.9.0.10", 9000), ("127.9.0.11", 9000))}
+    assert routes_of(_service("hub", [{"port": 80, "targetPort": "nope"}]), pods) == {("ns", "hub", 0): ()}
+
+
+def test_kube_proxy_wakes_for_a_pod_only_when_its_endpoint_changes(tmp_path):
+    from types import SimpleNamespace
+
+    from eks_hub_sandbox.kube.controllers.service_proxy import PODS, SERVICES, ServiceProxy
+    from eks_hub_sandbox.kube.store import Change, Store
+
+    proxy = ServiceProxy(SimpleNamespace(cluster=SimpleNamespace(store=Store()), settings=SimpleNamespace(state_dir=tmp_path)))
+    try:
+        ready, pending = _pod("a", {"app": "hub"}), _pod("a", {"app": "hub"}, ready=False)
+        relabeled, annotated = _pod("a", {"app": "proxy"}), _pod("a", {"app": "hub"})
+        annotated["metadata"]["annotations"] = {"x": "y"}
+        assert proxy.interested(PODS, Change(2, "MODIFIED", ready, pending))  # became ready
+        assert proxy.interested(PODS, Change(3, "MODIFIED", relabeled, ready))
+        assert proxy.interested(PODS, Change(4, "DELETED", ready, ready))
+        assert not proxy.interested(PODS, Change(5, "MODIFIED", annotated, ready))
+        assert not proxy.interested(PODS, Change(6, "ADDED", pending, None))
+        assert proxy.interested(SERVICES, Change(7, "ADDED", _service("hub", []), None))
+    finally:
+        proxy._pipes.stop()
+
+
+def test_connections_flow_while_the_emulators_loop_is_blocked(tmp_path):
+    """kube-proxy's pipes run on a loop of their own: a connection made while the emulator's loop is
+    held (here by joining the client's thread on it) still reaches the pod and gets its answer."""
+    import asyncio
+    import socket
+    import socketserver
+    import threading
+    from types import SimpleNamespace
+
+    from eks_hub_sandbox.kube.controllers.service_proxy import PODS, SERVICES, ServiceProxy
+    from eks_hub_sandbox.kube.store import Store
+
+    class Echo(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.sendall(self.request.recv(64))
+
+    pod_ip = "127.9.0.10"
+    with socketserver.ThreadingTCPServer((pod_ip, 0), Echo) as echo:
+        threading.Thread(target=echo.serve_forever, daemon=True).start()
+        address = service_address("172.20.3.4", str(tmp_path))
+        with socket.socket() as probe:  # a free port on the Service's stand-in address
+            probe.bind((address, 0))
+            port = probe.getsockname()[1]
+        store = Store()
+        store.put(SERVICES, _service("hub", [{"port": port, "targetPort": echo.server_address[1]}]))
+        store.put(PODS, _pod("a", {"app": "hub"}, ip=pod_ip))
+        answer: list[bytes] = []
+
+        def client() -> None:
+            with socket.create_connection((address, port), timeout=10) as connection:
+                connection.sendall(b"ping")
+                answer.append(connection.recv(4))
+
+        async def main() -> None:
+            proxy = ServiceProxy(SimpleNamespace(cluster=SimpleNamespace(store=store), settings=SimpleNamespace(state_dir=tmp_path)))
+            await proxy.reconcile()
+            try:
+                thread = threading.Thread(target=client)
+                thread.start()
+                thread.join(timeout=15)  # blocks this (the emulator's) loop until the client is done
+            finally:
+                await proxy.stop()
+
+        asyncio.run(main())
+        echo.shutdown()
+    assert answer == [b"ping"]
