@@ -34,6 +34,24 @@ def test_a_mark_that_arrived_late_counts_as_reached_with_the_one_before():
     assert not spawn_phases.ordered(late)
 
 
+def test_a_fact_from_the_other_watch_that_came_late_is_dated_no_later_than_what_it_precedes():
+    """CI: the pods watch showed load-001 running before the events watch brought its Pulled event."""
+    now = [0.0]
+    watch = spawn_phases.SpawnWatch(None, "ns", "app=user", "user", clock=lambda: now[0])
+    pending = {"metadata": {"name": "p", "labels": {"user": "u"}}, "spec": {}, "status": {}}
+    scheduled = {**pending, "spec": {"nodeName": "n"}}
+    running = {**scheduled, "status": {"containerStatuses": [{"state": {"running": {}}}]}}
+    for at, pod in ((1.0, pending), (2.0, scheduled), (4.05, running)):
+        now[0] = at
+        watch._pod(pod)
+    now[0] = 4.07  # the Pulled event, through the events watch, after the pod was seen running
+    watch._event({"involvedObject": {"kind": "Pod", "name": "p", "fieldPath": "spec.containers{c}"}, "reason": "Pulled",
+                  "message": "Successfully pulled image"})
+    marks, fresh = watch.marks("u", 0.0)
+    assert marks == {"created": 1.0, "scheduled": 2.0, "started": 4.05, "pulled": 4.05} and fresh == 1
+    assert spawn_phases.ordered({**marks, "requested": 0.0, "answered": 5.0})
+
+
 def test_a_missing_mark_leaves_its_phases_unknown():
     partial = {k: v for k, v in MARKS.items() if k != "pulled"}
     durations = phase_durations(partial)

@@ -1,7 +1,8 @@
 """Where a spawn's time goes: per user, the phases between asking the hub and the server answering.
 
 Each user's spawn is split by *marks*, seconds since its spawn request on this machine's monotonic
-clock, stamped as each fact arrives:
+clock, stamped as each fact arrives (a fact that arrives after a later one it must precede, through
+the other watch, is dated no later than that one):
 
     requested -> created -> scheduled -> pulled -> started -> answered
 
@@ -265,7 +266,10 @@ class SpawnWatch:
             pod = self._pods.setdefault(pod_name, _PodMarks())
             if user:
                 pod.user = user
-            pod.stamps.setdefault(mark, now)
+            # The two watches deliver in their own order: a pod seen running before its Pulled event
+            # came. A fact that must precede one already stamped is dated no later than that one.
+            later = [pod.stamps[m] for m in MARKS[MARKS.index(mark) + 1:] if m in pod.stamps]
+            pod.stamps.setdefault(mark, min([now, *later]))
             return pod
 
     def _pod(self, pod: dict) -> None:
