@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from eks_hub_runbook.terraform.events import parse_line
+
 from . import tfevents
 
 # The runner's flags (eks_hub_runbook.terraform.commands): sandbox parallelism 20, lock timeout 120 s.
@@ -81,9 +83,8 @@ def run(workspace, stage: str, args: list[str], log_dir: Path) -> StageRun:
     command = "destroy" if "-destroy" in args else args[0]
     result = StageRun(stage, command, seconds, process.returncode, started_wall, started_wall + seconds, events_file)
     if process.returncode != 0:
-        errors = [f"{d.get('address') or ''} {d.get('summary', '')}: {d.get('detail', '')}".strip()
-                  for e in tfevents.read_events(events_file) if e.get("type") == "diagnostic"
-                  for d in [e.get("diagnostic") or {}] if d.get("severity") == "error"]
+        events = map(parse_line, events_file.read_text(errors="replace").splitlines())
+        errors = [e.diagnostic.text() for e in events if e.diagnostic and e.diagnostic.severity == "error"]
         raise RuntimeError(f"bare terraform {' '.join(args[:2])} ({stage}) failed with code {process.returncode}; "
                            f"see {events_file}" + "".join(f"\n  {error[:500]}" for error in errors[:5]))
     return result

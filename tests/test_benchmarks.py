@@ -98,5 +98,5 @@ def test_a_failed_bare_stage_says_what_terraform_said(tmp_path):
                     "\"detail\":\"StatusCode: 503\",\"address\":\"aws_eks_addon.this\"}}'\nexit 1\n")
     fake.chmod(0o755)
     workspace = SimpleNamespace(directory=tmp_path, env=lambda: {"PATH": f"{tmp_path}:/usr/bin:/bin"})
-    with pytest.raises(RuntimeError, match=r"aws_eks_addon.this creating EKS Add-On \(x:coredns\): StatusCode: 503"):
+    with pytest.raises(RuntimeError, match=r"error \(aws_eks_addon.this\): creating EKS Add-On \(x:coredns\): StatusCode: 503"):
         tfbare.run(workspace, "everything", ["apply", "-input=false"], tmp_path / "logs")

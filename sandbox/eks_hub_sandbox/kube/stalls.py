@@ -1,7 +1,7 @@
 """The emulator's event loop, watched from a thread.
 
-Everything the emulator does (API requests, watches, controllers, kube-proxy's pipes) runs on
-one event loop, so one slow step delays them all. A heartbeat on the loop and a thread that
+Nearly everything the emulator does (API requests, watches, controllers) runs on one event
+loop, so one slow step delays them all (kube-proxy's pipes have a loop of their own). A heartbeat on the loop and a thread that
 checks it find each stall of ``threshold`` seconds or more; while it lasts, the thread samples
 the loop thread's stack, and when it ends one warning names how long it was and where the
 loop was (the innermost frames, most frequent first), as JupyterHub warns "Event loop was

@@ -11,7 +11,7 @@ rejects it.
 
 On a node kube-proxy only programs the kernel, which forwards the packets; here the listeners
 and their pipes run on a thread and event loop of their own, reading a snapshot of each Service
-port's ready endpoints that the controller replaces on every change. So connections keep
+port's ready endpoints that the controller replaces whenever an endpoint changes. So connections keep
 flowing while the emulator's loop is busy (a crowd of pods starting, watches fanning out).
 
 A Service annotated ``sandbox.eks-hub-runbook/host-port: "<port>"`` is also reachable on
@@ -152,13 +152,17 @@ class ServiceProxy(Controller):
     async def reconcile(self) -> None:
         wanted: dict[tuple[str, int], tuple[str, str, str, int]] = {}
         routes: dict[tuple[str, str, int], tuple[tuple[str, int], ...]] = {}
+        pods: dict[str, list[dict]] = {}  # by namespace, listed once per reconcile
         for svc in self.cluster.store.list(SERVICES):
             meta = svc["metadata"]
             if meta.get("deletionTimestamp"):
                 continue
             listeners = listeners_of(svc, self.seed)
             if listeners:
-                routes.update(routes_of(svc, self.cluster.store.list(PODS, meta["namespace"])))
+                namespace = meta["namespace"]
+                if namespace not in pods:
+                    pods[namespace] = self.cluster.store.list(PODS, namespace)
+                routes.update(routes_of(svc, pods[namespace]))
             for address, index in listeners.items():
                 wanted[address] = (meta["uid"], meta["namespace"], meta["name"], index)
         self._routes = routes
@@ -204,14 +208,8 @@ class ServiceProxy(Controller):
                         stream.close()
 
     async def stop(self) -> None:
-        servers = [server for _, server in self._servers.values()]
+        for _, server in self._servers.values():
+            self._pipes.loop.call_soon_threadsafe(server.close)
         self._servers.clear()
-
-        async def close_all() -> None:
-            for server in servers:
-                server.close()
-
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._pipes.run(close_all()), 5)
-        self._pipes.stop()
+        self._pipes.stop()  # after the closes: the pipe loop runs its callbacks in order
         await super().stop()
